@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, route
+#   make test   install what the tests need and run them
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A CPU build of torch; override (e.g. TORCH_SPEC="torch") on machines with a GPU.
+TORCH_SPEC ?= torch==2.13.0
+export MLFLOW_DISABLE_TELEMETRY := true
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/router-ml demo-data --out data/demo
+	$(BIN)/router-ml train --outcomes data/demo/outcomes.csv --catalog data/demo/catalog.yaml \
+		--out models/demo --overwrite --register router-ml-demo --json reports/demo-train.json
+	$(BIN)/router-ml evaluate --router models:/router-ml-demo/latest --outcomes data/demo/holdout.csv \
+		--catalog data/demo/catalog.yaml
+	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table
+	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table --quality-target 0.5
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-demo:
+	rm -rf models/demo reports data/demo/outcomes.csv data/demo/holdout.csv data/demo/catalog.yaml

@@ -1,0 +1,182 @@
+"""The packaged router: a directory with fixed file names, written atomically.
+
+    manifest.json   format version, router version, embedder spec, models and prices,
+                    strategy, quality schedule, data hash, metrics, library versions,
+                    and the sha256 of every other file
+    head.joblib     the fitted head (a scikit-learn estimator)
+
+A joblib file runs code when it is loaded, so `read_artifact` checks the format
+version and every sha256 *before* unpickling: a tampered or truncated head is refused
+with `ArtifactIntegrityError` and never executed. This guards against accidents and
+tampering after packaging; it is not a signature, so only load routers you trust.
+
+Writing goes to a hidden temporary sibling directory that is renamed into place, so a
+crash leaves either no artifact or a complete one, never a half-written one. An
+existing directory is replaced only with `overwrite=True`, and then by a rename swap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+HEAD_FILE = "head.joblib"
+REQUIRED_KEYS = (
+    "format_version",
+    "router_version",
+    "embedder",
+    "models",
+    "cost_model",
+    "strategy",
+    "policy",
+    "training_data",
+    "metrics",
+    "libraries",
+    "files",
+)
+_TRACKED_LIBRARIES = ("router-ml", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch", "transformers")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (imports nothing heavy)."""
+    versions = {}
+    for name in _TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool = False) -> Path:
+    """Write head and manifest to `out_dir` atomically; return the final path."""
+    import joblib
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ArtifactExistsError(f"{out_dir}: already exists; choose another --out or pass --overwrite")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        joblib.dump(head, tmp / HEAD_FILE)
+        manifest = {**manifest, "format_version": FORMAT_VERSION, "libraries": library_versions()}
+        manifest["files"] = {HEAD_FILE: sha256_file(tmp / HEAD_FILE)}
+        missing = [k for k in REQUIRED_KEYS if k not in manifest]
+        if missing:
+            raise ArtifactFormatError(f"manifest is missing {missing}")
+        with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with open(tmp / HEAD_FILE, "rb") as fh:
+            os.fsync(fh.fileno())
+        if out_dir.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            backup.rmdir()
+            out_dir.rename(backup)
+            tmp.rename(out_dir)
+            shutil.rmtree(backup)
+        else:
+            tmp.rename(out_dir)
+        _fsync_dir(out_dir.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of an artifact directory, with its format version and keys checked."""
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
+    if not path.is_dir():
+        raise ArtifactFormatError(f"{path}: not a router directory (expected {MANIFEST_FILE} and {HEAD_FILE} inside)")
+    if not manifest_path.is_file():
+        raise ArtifactFormatError(f"{path}: no {MANIFEST_FILE}; is this a router written by `router-ml train`?")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactFormatError(f"{manifest_path}: not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactFormatError(f"{manifest_path}: expected a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactFormatError(
+            f"{manifest_path}: format_version is {version!r}, this router-ml reads version {FORMAT_VERSION}; "
+            "retrain the router or install the router-ml version that wrote it"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ArtifactFormatError(f"{manifest_path}: missing keys {missing}")
+    return manifest
+
+
+def verify_files(path: str | Path, manifest: dict) -> None:
+    """Check every file listed in the manifest against its sha256."""
+    path = Path(path)
+    if HEAD_FILE not in manifest["files"]:
+        raise ArtifactIntegrityError(f"{path / MANIFEST_FILE}: 'files' does not list {HEAD_FILE}")
+    for name, expected in manifest["files"].items():
+        file = path / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ArtifactIntegrityError(f"{path / MANIFEST_FILE}: file name {name!r} points outside the artifact")
+        if not file.is_file():
+            raise ArtifactIntegrityError(f"{file}: listed in the manifest but missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"{file}: sha256 is {actual[:16]}..., the manifest says {str(expected)[:16]}...; "
+                "the file was changed after packaging and will not be loaded"
+            )
+
+
+def read_artifact(path: str | Path) -> tuple[dict, object]:
+    """Manifest and head of a verified artifact (hashes checked before unpickling)."""
+    import joblib
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_files(path, manifest)
+    return manifest, joblib.load(path / HEAD_FILE)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file via a temporary sibling and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,234 @@
+"""`router-ml`: the command line. The top layer: it calls the library and the pipeline,
+and nothing imports it.
+
+Bad arguments and bad input exit with status 2 and one line on stderr that names the
+problem; heavy modules are imported inside each command so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from router_ml.errors import RouterError
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    raise click.UsageError(message)
+
+
+def _parse_pairs(values: tuple[str, ...], option: str, convert=str) -> dict:
+    pairs = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key or not raw:
+            _fail(f"{option}: expected KEY=VALUE, found {value!r}")
+        try:
+            pairs[key] = convert(raw)
+        except ValueError:
+            _fail(f"{option}: {value!r}: the value is not a {convert.__name__}")
+    return pairs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="router-ml")
+def cli() -> None:
+    """Train, evaluate and use a router that picks the cheapest LLM that will do the job."""
+
+
+@cli.command("import")
+@click.argument("format", type=click.Choice(["routellm", "llmrouter", "routerbench"]))
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Outcomes file to write (.csv, .jsonl or .parquet).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="llmrouter: its price file (default_llm.json).")
+@click.option("--tasks", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="llmrouter: query_data JSONL with task_name, joined on the question.")
+@click.option("--contaminated", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="routellm: drop prompts listed in contaminated_prompts.jsonl.")
+@click.option("--call-cost", multiple=True, metavar="MODEL=USD", help="routellm: a flat cost per call for a model (repeat per model); writes a cost column.")
+@click.option("--catalog-out", type=click.Path(path_type=Path), help="Also write a model catalog (llmrouter: from its prices).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog_out, overwrite):
+    """Convert a public routing data set in FORMAT at SRC to the outcomes contract."""
+    from training import importers
+
+    costs = _parse_pairs(call_cost, "--call-cost", float)
+    result = importers.run_import(format, src, out, prices=prices, tasks=tasks, contaminated=contaminated,
+                                  call_costs=costs, catalog_out=catalog_out, overwrite=overwrite, log=_echo_err)
+    click.echo(json.dumps(result))
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@cli.command()
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Outcomes log (.csv, .jsonl, .parquet).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to write the router to.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Model catalog with prices (.yaml or .toml).")
+@click.option("--test-outcomes", type=click.Path(path_type=Path), help="Evaluate on this file instead of a split of --outcomes.")
+@click.option("--embedder", default="minilm", show_default=True, help="sentence-transformers model name or path.")
+@click.option("--embedder-kind", default="sentence-transformers", show_default=True, type=click.Choice(["sentence-transformers", "hashing"]))
+@click.option("--truncation", default="tail", show_default=True, type=click.Choice(["head", "tail", "head_tail"]))
+@click.option("--strategy", default="auto", show_default=True, type=click.Choice(["auto", "per_model", "cheapest_successful", "knn", "blend"]))
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--test-size", default=0.2, show_default=True, type=float)
+@click.option("--folds", default=5, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--models", help="Comma-separated subset of models to route between.")
+@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "mean"]))
+@click.option("--map", "column_map", multiple=True, metavar="SOURCE=TARGET", help="Rename an outcomes column to the contract's name.")
+@click.option("--router-version", help="Version string stored in the router (default: name-time-datahash).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--register", metavar="NAME", help="Register the router in the MLflow model registry under NAME.")
+@click.option("--experiment", default="router-ml", show_default=True)
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
+def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, strategy, success_threshold,
+          test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
+          no_mlflow, overwrite, json_out):
+    """Train a router from an outcomes log and package it in --out."""
+    from training.evaluation import format_report
+    from training.pipeline import TrainConfig
+    from training.pipeline import train as run_train
+
+    if register and no_mlflow:
+        _fail("--register needs MLflow; drop --no-mlflow")
+    config = TrainConfig(
+        outcomes=str(outcomes), out=str(out), catalog=str(catalog) if catalog else None,
+        test_outcomes=str(test_outcomes) if test_outcomes else None, embedder=embedder, embedder_kind=embedder_kind,
+        truncation=truncation, success_threshold=success_threshold, test_size=test_size, seed=seed,
+        strategy=strategy, folds=folds, models=[m.strip() for m in models.split(",")] if models else None,
+        duplicates=duplicates, column_map=_parse_pairs(column_map, "--map"), router_version=router_version,
+        cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
+        experiment=experiment, mlflow=not no_mlflow,
+    )
+    result = run_train(config, log=_echo_err, progress=sys.stderr.isatty())
+    if result.report is not None:
+        click.echo(format_report(result.report))
+        if json_out:
+            _write_json(json_out, result.report)
+
+
+def _write_json(path: Path, obj) -> None:
+    from router_ml.artifact import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@cli.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.argument("prompt", required=False)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSONL of {\"prompt\": ...} to route.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path), help="JSONL to write the decisions to (with --input).")
+@click.option("--quality-target", type=float, help="0 = cheapest, 1 = highest quality; default: the router's.")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True,
+              help="json: one decision object per line; table: a short readable summary.")
+def route(router_path, prompt, input_path, output_path, quality_target, fmt):
+    """Route PROMPT (or every line of --input) and print the decision as JSON."""
+    if (prompt is None) == (input_path is None):
+        _fail("give either a PROMPT or --input FILE.jsonl")
+    if output_path and not input_path:
+        _fail("--output goes with --input")
+    from router_ml.router import load_router
+
+    router = load_router(router_path)
+    prompts = [prompt] if prompt is not None else _read_prompts_jsonl(input_path)
+    decisions = router.route_batch(prompts, quality_target)
+    if fmt == "table":
+        lines = f"router {router.version}, quality_target {decisions[0].quality_target:g}\n" + "".join(
+            f"{d.model:>18s}  p={d.confidence:.2f}  ~${d.estimated_cost:.2g}  {' '.join(p.split())[:70]}\n"
+            for p, d in zip(prompts, decisions)
+        )
+    else:
+        lines = "".join(json.dumps(d.to_dict()) + "\n" for d in decisions)
+    if output_path:
+        from router_ml.artifact import atomic_write_text
+
+        atomic_write_text(output_path, lines)
+        _echo_err(f"wrote {len(decisions)} decisions to {output_path}")
+    else:
+        click.echo(lines, nl=False)
+
+
+def _read_prompts_jsonl(path: Path) -> list[str]:
+    prompts = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _fail(f"{path}: line {number}: not valid JSON ({exc.msg})")
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+                _fail(f"{path}: line {number}: expected an object with a string 'prompt'")
+            prompts.append(record["prompt"])
+    if not prompts:
+        _fail(f"{path}: no prompts found")
+    return prompts
+
+
+@cli.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes to evaluate on.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full report as JSON.")
+def evaluate(router_path, outcomes, catalog, success_threshold, json_out):
+    """Evaluate a router on held-out outcomes against always-cheapest, always-best and the oracle."""
+    from router_ml.catalog import load_catalog
+    from router_ml.router import load_router
+    from training.evaluation import evaluate_router, format_report
+    from training.outcomes import read_outcomes, to_routing_data
+
+    router = load_router(router_path)
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes))
+    report = evaluate_router(router, data, source=str(outcomes))
+    click.echo(format_report(report))
+    if json_out:
+        _write_json(json_out, report)
+
+
+@cli.command("demo-data")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for outcomes.csv and catalog.yaml.")
+@click.option("--prompts", default=2400, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo_data(out, prompts, seed):
+    """Write the synthetic demo outcomes log and its catalog (deterministic)."""
+    from training.demo_data import write_demo
+
+    paths = write_demo(out, n_prompts=prompts, seed=seed)
+    click.echo(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors, exit 2 for bad arguments or bad input."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    prefix = f"router-ml {command}".strip()
+    try:
+        cli.main(args=args, prog_name="router-ml", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo(f"{prefix}: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"{prefix}: error: {' '.join(exc.format_message().split())}", err=True)
+        return EXIT_BAD_INPUT
+    except RouterError as exc:
+        click.echo(f"{prefix}: error: {' '.join(str(exc).split())}", err=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The predictor: a loaded router that turns prompts into `Decision`s.
+
+    router = load_router("models/demo")            # or "models:/NAME/3", "models:/NAME@champion"
+    router.route("Prove that ...")                  # -> Decision
+    router.route_batch(prompts, quality_target=0.8) # -> list[Decision], one batched embedding
+
+The router embeds prompts (with a bounded in-process cache, so a sweep of
+`quality_target` over the same prompts embeds each once), asks the head for each
+model's probability of success, estimates each model's cost from the prompt's length
+and the packaged prices, and lets the policy choose.
+
+Deliberately left out: rules, cascades, fallbacks and the audit trail, which wrap a
+Router rather than live in it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from router_ml.artifact import MANIFEST_FILE, read_artifact
+from router_ml.catalog import CostModel
+from router_ml.embedding import CachedEmbedder, Embedder, make_embedder
+from router_ml.errors import ArtifactError, ArtifactFormatError, EmbedderMismatchError, PromptError, PromptTooLongError
+from router_ml.policy import Decision, QualitySchedule, check_quality_target, choose
+
+DEFAULT_MAX_PROMPT_CHARS = 500_000
+DEFAULT_EMBEDDING_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What the router knows about a batch of prompts before the policy chooses."""
+
+    routing: np.ndarray  # what the policy trades against cost (see heads.RoutingHead)
+    proba: np.ndarray  # calibrated P(success) per model: the reported confidences
+    costs: np.ndarray  # estimated USD cost per model
+
+
+class Router:
+    """A packaged router, ready to route. Build it with `load_router`."""
+
+    def __init__(
+        self,
+        manifest: dict,
+        head,
+        embedder: Embedder,
+        *,
+        embedding_cache_size: int = DEFAULT_EMBEDDING_CACHE,
+        max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+        path: str | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.head = head
+        self.path = path
+        self.version: str = manifest["router_version"]
+        self.models: list[str] = list(manifest["models"])
+        self.cost_model = CostModel.from_dict(manifest["cost_model"])
+        if self.cost_model.models != self.models:
+            raise ArtifactFormatError(
+                f"manifest: cost_model lists {self.cost_model.models}, expected the models {self.models} in that order"
+            )
+        policy = manifest["policy"]
+        self.schedule = QualitySchedule.from_dict(policy["schedule"])
+        self.cost_scale = float(policy["cost_scale"])
+        self.default_quality_target = float(policy["default_quality_target"])
+        self.max_prompt_chars = max_prompt_chars
+        self.embedder = CachedEmbedder(embedder, maxsize=embedding_cache_size)
+
+    def __repr__(self) -> str:
+        return f"Router(version={self.version!r}, models={self.models}, embedder={self.embedder.id!r})"
+
+    def _check_prompts(self, prompts) -> list[str]:
+        if isinstance(prompts, str):
+            raise PromptError("route_batch: expected a list of prompts, found a single string; use route() for one")
+        prompts = list(prompts)
+        for i, prompt in enumerate(prompts):
+            where = f"prompts[{i}]" if len(prompts) > 1 else "prompt"
+            if not isinstance(prompt, str):
+                raise PromptError(f"{where}: expected a string, found {type(prompt).__name__}")
+            if not prompt.strip():
+                raise PromptError(f"{where}: expected a non-empty prompt, found {prompt[:20]!r}")
+            if len(prompt) > self.max_prompt_chars:
+                raise PromptTooLongError(
+                    f"{where}: {len(prompt):,} characters is over the limit of {self.max_prompt_chars:,}; "
+                    "pass max_prompt_chars= to load_router to raise it"
+                )
+        return prompts
+
+    def _quality_target(self, quality_target) -> float:
+        return self.default_quality_target if quality_target is None else check_quality_target(quality_target)
+
+    def predict_scores(self, prompts: list[str]) -> Scores:
+        """Routing scores, calibrated success probabilities and estimated costs, (n, n_models) each."""
+        prompts = self._check_prompts(prompts)
+        routing, proba = self.head.predict(self.embedder.encode(prompts))
+        costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
+        return Scores(routing, proba, costs)
+
+    def choose_indices(self, scores: Scores, quality_target: float | None = None) -> np.ndarray:
+        """Chosen model index per prompt of `predict_scores` output, at a quality target."""
+        target = self._quality_target(quality_target)
+        return choose(scores.routing, scores.costs, self.schedule.lam_for(target), self.cost_scale)
+
+    def route(self, prompt: str, quality_target: float | None = None) -> Decision:
+        """Route one prompt; `quality_target` None uses the router's default."""
+        return self.route_batch([prompt], quality_target)[0]
+
+    def route_batch(self, prompts: list[str], quality_target: float | None = None) -> list[Decision]:
+        """Route many prompts with one batched embedding; same decisions as `route` one by one."""
+        target = self._quality_target(quality_target)
+        if len(prompts) == 0:
+            return []
+        scores = self.predict_scores(prompts)
+        chosen = self.choose_indices(scores, target)
+        lam = self.schedule.lam_for(target)
+        return [
+            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam)
+            for i in range(len(chosen))
+        ]
+
+    def _decision(self, routing, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float) -> Decision:
+        models = self.models
+        best = int(np.argmax(routing - 1e-9 * costs))
+        if math.isinf(lam):
+            reason = f"quality_target {target:g}: the cheapest model"
+        elif chosen == best:
+            reason = f"quality_target {target:g}: the likeliest to succeed (p={proba[chosen]:.2f})"
+        else:
+            reason = (
+                f"quality_target {target:g}: p={proba[chosen]:.2f} at ~${costs[chosen]:.2g}; "
+                f"{models[best]} is likelier (p={proba[best]:.2f}) but costs ~${costs[best]:.2g}"
+            )
+        return Decision(
+            model=models[chosen],
+            confidence=float(proba[chosen]),
+            scores={m: float(p) for m, p in zip(models, proba)},
+            reason=reason,
+            router_version=self.version,
+            quality_target=target,
+            estimated_cost=float(costs[chosen]),
+            costs={m: float(c) for m, c in zip(models, costs)},
+        )
+
+
+def _download_mlflow_model(uri: str) -> Path:
+    """Local directory of the router inside an MLflow model (models:/ or runs:/ URI)."""
+    from router_ml.mlflow_support import import_mlflow
+
+    mlflow = import_mlflow()
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except Exception as exc:
+        raise ArtifactError(f"{uri}: cannot fetch from the MLflow registry at {mlflow.get_tracking_uri()}: {exc}") from exc
+    manifests = sorted(local.rglob(MANIFEST_FILE))
+    if not manifests:
+        raise ArtifactError(f"{uri}: the MLflow model holds no {MANIFEST_FILE}; was it logged by router-ml?")
+    return manifests[0].parent
+
+
+def load_router(
+    path_or_uri: str | os.PathLike,
+    *,
+    embedder_model: str | None = None,
+    device: str | None = None,
+    embedding_cache_size: int = DEFAULT_EMBEDDING_CACHE,
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+) -> Router:
+    """Load a router from an artifact directory or an MLflow `models:/`/`runs:/` URI.
+
+    `embedder_model` points at another copy of the embedding model (a local path, for
+    a machine without the hub); its files must still be the ones the router was trained
+    with. Raises ArtifactFormatError, ArtifactIntegrityError or EmbedderMismatchError.
+    """
+    source = str(path_or_uri)
+    path = _download_mlflow_model(source) if source.startswith(("models:/", "runs:/")) else Path(source)
+    manifest, head = read_artifact(path)
+    trained_with = manifest["libraries"].get("scikit-learn")
+    installed = metadata.version("scikit-learn")
+    if trained_with and trained_with != installed:
+        warnings.warn(
+            f"{path}: trained with scikit-learn {trained_with}, running {installed}; decisions may differ",
+            stacklevel=2,
+        )
+    overrides = {k: v for k, v in (("model", embedder_model), ("device", device)) if v is not None}
+    embedder = make_embedder(manifest["embedder"], **overrides)
+    if embedder.id != manifest["embedder"]["id"]:
+        raise EmbedderMismatchError(
+            f"{path}: router trained with embedder {manifest['embedder']['id']!r}, loaded {embedder.id!r}"
+        )
+    return Router(
+        manifest,
+        head,
+        embedder,
+        embedding_cache_size=embedding_cache_size,
+        max_prompt_chars=max_prompt_chars,
+        path=str(path),
+    )

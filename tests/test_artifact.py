@@ -1,0 +1,114 @@
+import json
+import shutil
+
+import pytest
+
+from router_ml import load_router
+from router_ml.artifact import HEAD_FILE, MANIFEST_FILE, atomic_write_text, read_manifest, write_artifact
+from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError, EmbedderMismatchError
+
+
+def copy(src, tmp_path, name="copy"):
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_manifest(path, change):
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    change(manifest)
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def test_manifest_records_what_the_issue_asks_for(trained_router_dir):
+    manifest = read_manifest(trained_router_dir)
+    assert manifest["format_version"] == 1
+    assert manifest["router_version"] == "test-router-1"
+    assert manifest["embedder"]["id"].startswith("hashing") and manifest["embedder"]["dim"] == 256
+    assert [m["name"] for m in manifest["cost_model"]["models"]] == manifest["models"]
+    assert manifest["strategy"]["name"] in ("per_model", "cheapest_successful", "blend")
+    assert isinstance(manifest["strategy"]["route_on_calibrated"], bool)
+    assert len(manifest["strategy"]["candidates"]) == 2 * 9  # each candidate, raw and calibrated routing
+    assert manifest["policy"]["schedule"]["targets"][0] == 0.0
+    assert 0 <= manifest["policy"]["default_quality_target"] <= 1
+    assert len(manifest["training_data"]["sha256"]) == 64
+    assert "test" in manifest["metrics"] and "validation" in manifest["metrics"]
+    assert manifest["libraries"]["scikit-learn"]
+    assert set(manifest["files"]) == {HEAD_FILE}
+
+
+def test_tampered_head_is_refused_before_unpickling(trained_router_dir, tmp_path):
+    path = copy(trained_router_dir, tmp_path)
+    with open(path / HEAD_FILE, "ab") as fh:
+        fh.write(b"\x00")
+    with pytest.raises(ArtifactIntegrityError, match="head.joblib: sha256 is"):
+        load_router(path)
+
+
+def test_missing_head_is_refused(trained_router_dir, tmp_path):
+    path = copy(trained_router_dir, tmp_path)
+    (path / HEAD_FILE).unlink()
+    with pytest.raises(ArtifactIntegrityError, match="missing"):
+        load_router(path)
+
+
+def test_wrong_format_version_is_refused(trained_router_dir, tmp_path):
+    path = copy(trained_router_dir, tmp_path)
+    edit_manifest(path, lambda m: m.update(format_version=99))
+    with pytest.raises(ArtifactFormatError, match="format_version is 99"):
+        load_router(path)
+
+
+def test_not_a_router_directory(tmp_path):
+    with pytest.raises(ArtifactFormatError, match="no manifest.json"):
+        load_router(tmp_path)
+    (tmp_path / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ArtifactFormatError, match="not valid JSON"):
+        load_router(tmp_path)
+
+
+def test_embedder_mismatch_is_refused(trained_router_dir, tmp_path):
+    path = copy(trained_router_dir, tmp_path)
+    edit_manifest(path, lambda m: m["embedder"].update(id="hashing:v0/256"))
+    with pytest.raises(EmbedderMismatchError, match="trained with embedder"):
+        load_router(path)
+    other = copy(trained_router_dir, tmp_path, "other")
+    edit_manifest(other, lambda m: m["embedder"].update(fingerprint="0" * 64, kind="sentence-transformers",
+                                                          model="minilm", truncation="tail", dim=384))
+    with pytest.raises(EmbedderMismatchError, match="fingerprint"):
+        load_router(other)
+
+
+def test_write_never_overwrites_unless_asked(tmp_path):
+    out = tmp_path / "router"
+    out.mkdir()
+    (out / "keep.txt").write_text("user's file")
+    with pytest.raises(ArtifactExistsError, match="--overwrite"):
+        write_artifact(out, {}, object())
+    assert (out / "keep.txt").read_text() == "user's file"
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "router"
+    with pytest.raises(ArtifactFormatError, match="missing"):
+        write_artifact(out, {"router_version": "x"}, {"head": 1})  # manifest lacks required keys
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_atomically(trained_router_dir, tmp_path):
+    from router_ml.artifact import read_artifact
+
+    manifest, head = read_artifact(trained_router_dir)
+    out = copy(trained_router_dir, tmp_path)
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "libraries", "format_version")}
+    write_artifact(out, {**manifest, "router_version": "v2"}, head, overwrite=True)
+    assert read_manifest(out)["router_version"] == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+
+
+def test_atomic_write_text(tmp_path):
+    target = tmp_path / "sub" / "report.json"
+    atomic_write_text(target, "{}\n")
+    assert target.read_text() == "{}\n"
+    assert [p.name for p in target.parent.iterdir()] == ["report.json"]

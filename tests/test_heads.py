@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from router_ml.heads import HEADS, CheapestSuccessfulHead, KNNHead, PerModelSuccessHead, PlattCalibration, RoutingHead
+
+
+def synthetic(n=400, seed=0):
+    """Two clusters: on cluster 0 the cheap model succeeds; on cluster 1 only the dear one."""
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, 2, n)
+    X = rng.normal(0, 0.3, (n, 8)) + cluster[:, None] * 1.5
+    Y = np.column_stack([(cluster == 0) & (rng.random(n) < 0.9), rng.random(n) < 0.85]).astype(float)
+    costs = np.tile([1.0, 10.0], (n, 1))
+    return X, Y, costs, cluster
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_every_head_learns_where_the_cheap_model_fails(name):
+    X, Y, costs, cluster = synthetic()
+    head = HEADS[name]().fit(X[:300], Y[:300], costs=costs[:300])
+    proba = head.predict_proba(X[300:])
+    assert proba.shape == (100, 2) and np.all((proba >= 0) & (proba <= 1))
+    test_cluster = cluster[300:]
+    assert proba[test_cluster == 0, 0].mean() > 0.7
+    assert proba[test_cluster == 1, 0].mean() < 0.3
+    assert clone(head).get_params() == head.get_params()
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_heads_refuse_to_predict_unfitted(name):
+    with pytest.raises(NotFittedError):
+        HEADS[name]().predict_proba(np.zeros((1, 8)))
+
+
+def test_per_model_head_trains_on_partial_logs():
+    X, Y, costs, _ = synthetic()
+    Y = Y.copy()
+    Y[::2, 1] = np.nan  # the dear model was tried on half the prompts only
+    proba = PerModelSuccessHead().fit(X, Y).predict_proba(X)
+    assert np.isfinite(proba).all()
+
+
+def test_label_head_measures_a_pricier_but_weaker_model():
+    # Three models by price: a (cheap), b (mid, strong), c (dearest, weak).
+    rng = np.random.default_rng(1)
+    n = 600
+    X = rng.normal(size=(n, 4))
+    a = (X[:, 0] > 0.5).astype(float)
+    b = (rng.random(n) < 0.9).astype(float)
+    c = (rng.random(n) < 0.3).astype(float)
+    Y = np.column_stack([a, b, c])
+    head = CheapestSuccessfulHead().fit(X, Y, costs=np.tile([1.0, 2.0, 3.0], (n, 1)))
+    proba = head.predict_proba(X)
+    # The dearest model's success probability is its measured rate, not "best because priciest".
+    assert proba[:, 2].mean() == pytest.approx(c.mean(), abs=0.08)
+    assert proba[:, 1].mean() > proba[:, 2].mean() + 0.4
+
+
+def test_label_head_none_class_lowers_every_model():
+    rng = np.random.default_rng(2)
+    n = 500
+    X = rng.normal(size=(n, 4))
+    hopeless = X[:, 0] > 0.8
+    Y = np.where(hopeless[:, None], 0.0, (rng.random((n, 2)) < [0.6, 0.9]).astype(float))
+    head = CheapestSuccessfulHead().fit(X, Y, costs=np.tile([1.0, 5.0], (n, 1)))
+    proba = head.predict_proba(X)
+    assert proba[hopeless].max(axis=1).mean() < 0.3
+    assert proba[~hopeless, 1].mean() > 0.7
+
+
+def test_label_head_needs_costs_and_uncensored_prompts():
+    X, Y, costs, _ = synthetic()
+    with pytest.raises(ValueError, match="needs costs"):
+        CheapestSuccessfulHead().fit(X, Y)
+    Y = Y.copy()
+    Y[:, 0] = np.nan
+    with pytest.raises(ValueError, match="censored"):
+        CheapestSuccessfulHead().fit(X, Y, costs=costs)
+
+
+def test_targets_must_be_binary_or_nan():
+    with pytest.raises(ValueError, match="1.0 \\(success\\)"):
+        PerModelSuccessHead().fit(np.zeros((3, 2)), np.array([[0.5, 1], [0, 1], [1, 0]]))
+
+
+def test_platt_calibration_fixes_timid_probabilities():
+    rng = np.random.default_rng(3)
+    truth = rng.random(5000)
+    y = (rng.random(5000) < truth).astype(float)
+    timid = 0.5 + 0.2 * (truth - 0.5)  # right order, squeezed toward 0.5
+    calibration = PlattCalibration().fit(timid[:, None], y[:, None])
+    fixed = calibration.transform(timid[:, None])[:, 0]
+    assert np.abs(fixed - truth).mean() < 0.05 < np.abs(timid - truth).mean()
+    assert np.all(np.diff(fixed[np.argsort(timid)]) >= 0)  # order kept
+
+
+@pytest.mark.parametrize("route_on_calibrated", [False, True])
+def test_routing_head_reports_calibrated_and_routes_on_the_chosen_basis(route_on_calibrated):
+    X, Y, costs, _ = synthetic()
+    knn = KNNHead().fit(X, Y)
+    calibration = PlattCalibration().fit(knn.predict_proba(X), Y)
+    wrapped = RoutingHead(knn, calibration, route_on_calibrated)
+    routing, proba = wrapped.predict(X)
+    np.testing.assert_allclose(proba, calibration.transform(knn.predict_proba(X)))
+    np.testing.assert_allclose(routing, proba if route_on_calibrated else knn.predict_proba(X))

@@ -1,0 +1,113 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import router_ml
+from router_ml import Decision, PromptError, PromptTooLongError, load_router
+from router_ml.errors import ConfigError
+
+PROMPTS = [
+    "What is 12 + 7? Give the exact answer.",
+    "Implement a lock-free multi-producer queue in Rust. It must be thread-safe.",
+    "Translate into French: \"Where is the train station?\"",
+    "Name the 14th-century cartographer who first described the Catalan atlas, and cite a primary source.",
+]
+
+
+@pytest.fixture(scope="module")
+def router(trained_router_dir):
+    return load_router(trained_router_dir)
+
+
+def test_decision_fields(router):
+    d = router.route(PROMPTS[0])
+    assert isinstance(d, Decision)
+    assert d.model in router.models
+    assert 0.0 <= d.confidence <= 1.0
+    assert set(d.scores) == set(router.models) and d.confidence == d.scores[d.model]
+    assert d.router_version == "test-router-1"
+    assert d.quality_target == router.default_quality_target
+    assert d.reason and d.estimated_cost == d.costs[d.model] > 0
+
+
+def test_save_load_gives_identical_decisions(router, trained_router_dir):
+    again = load_router(trained_router_dir)
+    for target in (0.0, 0.3, None, 1.0):
+        assert [d.to_dict() for d in router.route_batch(PROMPTS, target)] == [
+            d.to_dict() for d in again.route_batch(PROMPTS, target)
+        ]
+
+
+def test_batch_matches_single_routes(router):
+    batch = router.route_batch(PROMPTS, 0.6)
+    assert [d.to_dict() for d in batch] == [router.route(p, 0.6).to_dict() for p in PROMPTS]
+
+
+def test_knob_ends_and_monotone_cost(router):
+    cheapest = router.route_batch(PROMPTS, 0.0)
+    assert all(d.model == min(d.costs, key=d.costs.get) for d in cheapest)
+    best = router.route_batch(PROMPTS, 1.0)
+    assert all(d.confidence == pytest.approx(max(d.scores.values())) for d in best)
+    costs = [np.mean([d.estimated_cost for d in router.route_batch(PROMPTS, t)]) for t in np.linspace(0, 1, 11)]
+    assert all(a <= b + 1e-15 for a, b in zip(costs, costs[1:]))
+
+
+def test_sweeping_the_knob_embeds_each_prompt_once(trained_router_dir):
+    router = load_router(trained_router_dir)
+    calls = []
+    inner = router.embedder.embedder
+    original = inner.encode
+    inner.encode = lambda texts, progress=False: calls.append(len(texts)) or original(texts)
+    for target in np.linspace(0, 1, 21):
+        router.route_batch(PROMPTS + PROMPTS[:1], target)
+    assert calls == [len(PROMPTS)]
+
+
+def test_embedding_cache_is_bounded(trained_router_dir):
+    router = load_router(trained_router_dir, embedding_cache_size=2)
+    router.route_batch(PROMPTS)
+    assert len(router.embedder._cache) == 2
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n", None, 42])
+def test_bad_prompts_are_named_errors(router, prompt):
+    with pytest.raises(PromptError, match="prompt"):
+        router.route(prompt)
+
+
+def test_one_megabyte_prompt_is_refused_with_the_limit(router):
+    with pytest.raises(PromptTooLongError, match="1,048,576 characters is over the limit of 500,000"):
+        router.route("x" * (1 << 20))
+
+
+def test_long_prompt_under_the_limit_routes(trained_router_dir):
+    router = load_router(trained_router_dir, max_prompt_chars=2_000_000)
+    d = router.route("word " * 200_000 + "What is 2 + 2?")
+    assert d.model in router.models
+
+
+def test_batch_errors_name_the_index(router):
+    with pytest.raises(PromptError, match=r"prompts\[1\]"):
+        router.route_batch(["fine", ""])
+    with pytest.raises(PromptError, match="single string"):
+        router.route_batch("not a list")
+    assert router.route_batch([]) == []
+
+
+@pytest.mark.parametrize("target", [-0.5, 2, "max"])
+def test_bad_quality_target(router, target):
+    with pytest.raises(ConfigError, match="quality_target"):
+        router.route(PROMPTS[0], target)
+
+
+def test_import_does_not_load_torch_or_mlflow():
+    code = (
+        "import sys, router_ml; "
+        "heavy = [m for m in ('torch', 'mlflow', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert router_ml.load_router is load_router

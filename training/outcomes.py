@@ -1,0 +1,366 @@
+"""Step 1 of the pipeline: read an outcomes log and check it against the contract.
+
+The contract (data/README.md): one row per (prompt, model) attempt with `prompt`,
+`model`, and `score` in [0, 1] and/or `success`; optional `prompt_id`, `cost`,
+`input_tokens`, `output_tokens`, `latency_ms`, `timestamp`, `task`. The file format
+follows the extension: `.csv`, `.jsonl`/`.ndjson`, `.parquet` (each optionally `.gz`
+for the text formats).
+
+Every problem raises `OutcomesError` naming the file, the row (counted from 1,
+header excluded, in file order) and the field, with the value found. The raw file is
+only read, never changed.
+
+`to_routing_data` then pivots the validated rows into the prompt x model matrices the
+rest of the pipeline works on, pricing every call: the logged `cost` if the column is
+present, else logged tokens times catalog prices, else an estimate from the prompt's
+length and the catalog's typical output length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from router_ml.catalog import Catalog, CostModel, estimate_tokens
+from router_ml.errors import CatalogError, OutcomesError
+
+REQUIRED = ("prompt", "model")
+OPTIONAL = ("prompt_id", "score", "success", "cost", "input_tokens", "output_tokens", "latency_ms", "timestamp", "task")
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0"}
+DUPLICATE_POLICIES = ("error", "mean")
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    for suffix, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(suffix) or name.endswith(suffix + ".gz"):
+            return fmt
+    raise OutcomesError(f"{path}: expected a .csv, .jsonl, .ndjson or .parquet file, found '{path.suffix or path.name}'")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Parse a CSV, JSON Lines or Parquet file into a DataFrame, or say why not."""
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise OutcomesError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise OutcomesError(f"{path}: the file is empty; expected a header and at least one row")
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(
+                path, dtype={"prompt": str, "model": str, "prompt_id": str, "task": str}, keep_default_na=False,
+                na_values={"score": [""], "cost": [""], "input_tokens": [""], "output_tokens": [""], "latency_ms": [""]},
+            )
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise OutcomesError(f"{path}: cannot be read as {fmt.upper()}: {type(exc).__name__}: {exc}") from exc
+    if len(frame) == 0:
+        raise OutcomesError(f"{path}: no rows; expected one row per (prompt, model) attempt")
+    return frame
+
+
+def _bad_rows(frame: pd.DataFrame, mask: pd.Series, field: str, expected: str, source: str) -> None:
+    """Raise naming the first offending rows when `mask` is true anywhere."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return
+    rows = np.flatnonzero(mask)
+    def show(value):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+
+    shown = ", ".join(f"row {r + 1} ({show(frame[field].iloc[r])})" for r in rows[:3])
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    raise OutcomesError(f"{source}: field '{field}': expected {expected}; found {shown}{more}")
+
+
+def _as_bool(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Booleans parsed from bools, 0/1 or true/false-like strings; and a mask of bad cells."""
+    def parse(value):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)) and not (isinstance(value, float) and math.isnan(value)):
+            return {1: True, 0: False}.get(value)
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return True if lowered in _TRUE else False if lowered in _FALSE else None
+        return None
+
+    parsed = series.map(parse)
+    return parsed, parsed.isna().to_numpy()
+
+
+def _as_number(frame: pd.DataFrame, field: str) -> tuple[np.ndarray, np.ndarray]:
+    numbers = pd.to_numeric(frame[field].map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+    return numbers.to_numpy(dtype=float), numbers.isna().to_numpy()
+
+
+def prompt_hash(prompt: str) -> str:
+    """Stable id for a prompt without one: the first 16 hex digits of its sha256."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
+def validate_outcomes(
+    frame: pd.DataFrame,
+    source: str = "<outcomes>",
+    *,
+    success_threshold: float = 0.5,
+    duplicates: str = "error",
+) -> pd.DataFrame:
+    """Check a raw outcomes table and return it in canonical form.
+
+    Canonical columns: prompt_id, prompt, model, score, success, cost (NaN when not
+    logged), input_tokens, output_tokens (NaN when not logged), task (None when not
+    given), row (1-based source row).
+    """
+    if not 0.0 <= success_threshold <= 1.0:
+        raise OutcomesError(f"success_threshold: expected a number in [0, 1], found {success_threshold!r}")
+    if duplicates not in DUPLICATE_POLICIES:
+        raise OutcomesError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {duplicates!r}")
+    columns = list(frame.columns)
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing or not ({"score", "success"} & set(columns)):
+        need = missing + ([] if {"score", "success"} & set(columns) else ["score or success"])
+        raise OutcomesError(
+            f"{source}: missing required columns {need}; expected prompt, model and score (0..1) or success "
+            f"(true/false); found {columns}. Rename columns to the contract in data/README.md "
+            "(router-ml train --map SOURCE=TARGET)"
+        )
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
+
+    for field in ("prompt", "model"):
+        values = frame[field]
+        bad = ~values.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy()
+        _bad_rows(frame, bad, field, "a non-empty string", source)
+        out[field] = values.to_numpy(dtype=object)
+    out["model"] = out["model"].str.strip()
+
+    if "score" in columns:
+        score, missing_score = _as_number(frame, "score")
+        _bad_rows(frame, missing_score & ("success" not in columns), "score", "a number in [0, 1]", source)
+        known = ~missing_score
+        _bad_rows(frame, known & ~np.isfinite(np.where(known, score, 0.0)), "score", "a finite number in [0, 1]", source)
+        _bad_rows(frame, known & ((score < 0) | (score > 1)), "score", "a number in [0, 1]", source)
+    if "success" in columns:
+        success, bad_success = _as_bool(frame["success"])
+        if "score" in columns:  # a row may give either; it must give at least one
+            bad_success &= missing_score
+            _bad_rows(frame, bad_success, "success", "true/false (or a score in [0, 1]) on every row", source)
+            success = success.where(~success.isna(), pd.Series(score >= success_threshold))
+        else:
+            _bad_rows(frame, bad_success, "success", "true/false, yes/no or 1/0", source)
+        out["success"] = success.to_numpy(dtype=bool)
+        out["score"] = np.where(~missing_score, score, out["success"].astype(float)) if "score" in columns else out["success"].astype(float)
+    else:
+        out["score"] = score
+        out["success"] = score >= success_threshold
+
+    if "cost" in columns:
+        cost, missing_cost = _as_number(frame, "cost")
+        _bad_rows(frame, missing_cost | ~np.isfinite(np.nan_to_num(cost, nan=np.inf)), "cost",
+                  "a finite cost in USD >= 0 on every row (drop the column to price calls from the catalog)", source)
+        _bad_rows(frame, cost < 0, "cost", "a cost in USD >= 0", source)
+        out["cost"] = cost
+    else:
+        out["cost"] = np.nan
+
+    for field in ("input_tokens", "output_tokens"):
+        if field in columns:
+            tokens, missing_tokens = _as_number(frame, field)
+            filled = np.nan_to_num(tokens, nan=0.0)
+            bad = ~missing_tokens & ((filled < 0) | (filled != np.round(filled)) | ~np.isfinite(filled))
+            _bad_rows(frame, bad, field, "a whole number of tokens >= 0 (or empty)", source)
+            out[field] = tokens
+        else:
+            out[field] = np.nan
+
+    if "prompt_id" in columns:
+        ids = frame["prompt_id"]
+        bad = ~ids.map(lambda v: (isinstance(v, str) and bool(v.strip())) or isinstance(v, (int, np.integer))).to_numpy()
+        _bad_rows(frame, bad, "prompt_id", "a non-empty id (or leave the column out to hash the prompt)", source)
+        out["prompt_id"] = ids.astype(str).to_numpy(dtype=object)
+        texts_per_id = out.groupby("prompt_id")["prompt"].nunique()
+        clash = texts_per_id[texts_per_id > 1]
+        if len(clash):
+            pid = clash.index[0]
+            rows = out.loc[out["prompt_id"] == pid, "row"].tolist()[:3]
+            raise OutcomesError(f"{source}: field 'prompt_id': {pid!r} is used for different prompt texts (rows {rows})")
+    else:
+        out["prompt_id"] = [prompt_hash(p) for p in out["prompt"]]
+
+    if "task" in columns:
+        out["task"] = frame["task"].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v))
+    else:
+        out["task"] = None
+
+    dup = out.duplicated(["prompt_id", "model"], keep=False)
+    if dup.any():
+        if duplicates == "error":
+            first = out.loc[dup].iloc[0]
+            rows = out.loc[dup & (out["prompt_id"] == first["prompt_id"]) & (out["model"] == first["model"]), "row"].tolist()
+            raise OutcomesError(
+                f"{source}: {int(dup.sum())} rows repeat a (prompt, model) pair, e.g. rows {rows[:3]} for model "
+                f"{first['model']!r}; remove the repeats or pass --duplicates mean to average them"
+            )
+        out = _average_duplicates(out, success_threshold)
+    return out
+
+
+def _average_duplicates(out: pd.DataFrame, success_threshold: float) -> pd.DataFrame:
+    """Merge repeated (prompt, model) attempts: mean score and cost, success by the mean score."""
+    grouped = out.groupby(["prompt_id", "model"], sort=False)
+    merged = grouped.agg(
+        row=("row", "min"), prompt=("prompt", "first"), score=("score", "mean"), cost=("cost", "mean"),
+        input_tokens=("input_tokens", "mean"), output_tokens=("output_tokens", "mean"), task=("task", "first"),
+        success_rate=("success", "mean"),
+    ).reset_index()
+    merged["success"] = merged["success_rate"] >= 0.5
+    return merged.drop(columns="success_rate").sort_values("row").reset_index(drop=True)
+
+
+def read_outcomes(
+    path: str | Path,
+    *,
+    success_threshold: float = 0.5,
+    duplicates: str = "error",
+    column_map: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Read and validate an outcomes file (see module docstring)."""
+    frame = read_table(path)
+    if column_map:
+        absent = [src for src in column_map if src not in frame.columns]
+        if absent:
+            raise OutcomesError(f"{path}: --map names columns {absent} that are not in the file; found {list(frame.columns)}")
+        frame = frame.rename(columns=column_map)
+    return validate_outcomes(frame, str(path), success_threshold=success_threshold, duplicates=duplicates)
+
+
+def data_hash(outcomes: pd.DataFrame) -> str:
+    """sha256 of the validated content, independent of file format and row order."""
+    cols = ["prompt_id", "prompt", "model", "score", "success", "cost"]
+    canonical = outcomes[cols].sort_values(["prompt_id", "model"]).to_csv(index=False, float_format="%.10g")
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class RoutingData:
+    """Outcomes as prompt x model matrices. Models are ordered from cheapest to dearest."""
+
+    prompt_ids: list[str]
+    prompts: list[str]
+    tasks: list[str | None]
+    models: list[str]
+    scores: np.ndarray  # (n, m) in [0, 1], NaN where the model was not tried
+    success: np.ndarray  # (n, m) 1.0 / 0.0, NaN where not tried
+    costs: np.ndarray  # (n, m) USD, logged or priced; estimated where not tried
+    cost_model: CostModel
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+    def subset(self, rows) -> "RoutingData":
+        rows = np.asarray(rows)
+        pick = lambda seq: [seq[i] for i in rows]  # noqa: E731
+        return RoutingData(
+            pick(self.prompt_ids), pick(self.prompts), pick(self.tasks), list(self.models),
+            self.scores[rows], self.success[rows], self.costs[rows], self.cost_model,
+        )
+
+    @property
+    def complete(self) -> np.ndarray:
+        """Rows where every model was tried (what quality-vs-cost sweeps are measured on)."""
+        return ~np.isnan(self.scores).any(axis=1)
+
+
+def check_models(outcomes: pd.DataFrame, catalog: Catalog | None, source: str) -> list[str]:
+    """Models to route between; mismatches with the catalog are errors or warnings."""
+    seen = list(dict.fromkeys(outcomes["model"]))
+    if catalog is None:
+        return seen
+    unknown = [m for m in seen if m not in catalog.models]
+    if unknown:
+        raise CatalogError(
+            f"{source}: models {unknown} are not in the catalog {catalog.source} (it lists {list(catalog.models)}); "
+            "add them with their prices, or train on a subset with --models"
+        )
+    unused = [m for m in catalog.models if m not in seen]
+    if unused:
+        warnings.warn(f"catalog {catalog.source}: models {unused} have no outcomes and will not be routed to", stacklevel=2)
+    return seen
+
+
+def to_routing_data(outcomes: pd.DataFrame, catalog: Catalog | None = None, source: str = "<outcomes>") -> RoutingData:
+    """Pivot validated outcomes into matrices and price every (prompt, model) pair."""
+    models = check_models(outcomes, catalog, source)
+    has_logged_cost = outcomes["cost"].notna().all()
+    if not has_logged_cost:
+        if catalog is None:
+            raise CatalogError(
+                f"{source}: no cost information: the outcomes have no 'cost' column and no catalog was given. "
+                "Add a cost column (USD per call), or pass --catalog FILE with input_price and output_price "
+                "(USD per million tokens) for every model; see data/README.md"
+            )
+    first = outcomes.drop_duplicates("prompt_id")
+    prompt_ids = first["prompt_id"].tolist()
+    index = {pid: i for i, pid in enumerate(prompt_ids)}
+    col = {m: j for j, m in enumerate(models)}
+    n, m = len(prompt_ids), len(models)
+    rows = outcomes["prompt_id"].map(index).to_numpy()
+    cols = outcomes["model"].map(col).to_numpy()
+    scores = np.full((n, m), np.nan)
+    success = np.full((n, m), np.nan)
+    costs = np.full((n, m), np.nan)
+    scores[rows, cols] = outcomes["score"].to_numpy(dtype=float)
+    success[rows, cols] = outcomes["success"].to_numpy(dtype=float)
+    prompts = first["prompt"].tolist()
+    lengths = np.array([len(p) for p in prompts])
+
+    chars_per_token = catalog.chars_per_token if catalog else 4.0
+    if has_logged_cost:
+        costs[rows, cols] = outcomes["cost"].to_numpy(dtype=float)
+    else:
+        in_tokens = outcomes["input_tokens"].to_numpy(dtype=float)
+        in_tokens = np.where(np.isnan(in_tokens), estimate_tokens(lengths[rows], chars_per_token), in_tokens)
+        out_tokens = outcomes["output_tokens"].to_numpy(dtype=float)
+        typical = np.array([catalog.output_tokens(models[c]) for c in cols], dtype=float)
+        out_tokens = np.where(np.isnan(out_tokens), typical, out_tokens)
+        in_price = np.array([catalog.models[models[c]].input_price for c in cols])
+        out_price = np.array([catalog.models[models[c]].output_price for c in cols])
+        costs[rows, cols] = (in_tokens * in_price + out_tokens * out_price) / 1e6
+
+    mean_cost = [float(np.nanmean(costs[:, j])) for j in range(m)]
+    cost_model = CostModel(
+        models=models,
+        input_price=[catalog.models[x].input_price if catalog else None for x in models],
+        output_price=[catalog.models[x].output_price if catalog else None for x in models],
+        output_tokens=[catalog.output_tokens(x) if catalog else 0 for x in models],
+        mean_call_cost=mean_cost,
+        chars_per_token=chars_per_token,
+    )
+    # Price untried pairs as the router would at serving time, so labels can order them.
+    estimate = cost_model.estimate(lengths)
+    costs = np.where(np.isnan(costs), estimate, costs)
+
+    order = np.argsort(np.nanmean(costs, axis=0), kind="stable")
+    models = [models[j] for j in order]
+    cost_model = CostModel(
+        models=models,
+        input_price=[cost_model.input_price[j] for j in order],
+        output_price=[cost_model.output_price[j] for j in order],
+        output_tokens=[cost_model.output_tokens[j] for j in order],
+        mean_call_cost=[cost_model.mean_call_cost[j] for j in order],
+        chars_per_token=chars_per_token,
+    )
+    tasks = first["task"].tolist()
+    return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model)

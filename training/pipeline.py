@@ -1,0 +1,261 @@
+"""The training pipeline, one way from an outcomes log to a packaged, evaluated router.
+
+    1. read and validate the outcomes (training.outcomes)
+    2. label each prompt with its cheapest successful model (router_ml.labeling)
+    3. embed the prompts, through the disk cache (training.embed_cache)
+    4. choose and fit the head by the routing metric (training.selection)
+    5. evaluate on held-out prompts (training.evaluation)
+    6. write the artifact atomically (router_ml.artifact)
+    7. log the run to MLflow, optionally registering a version (training.tracking)
+
+`TrainConfig` holds every setting; its `to_dict()` is what MLflow logs as parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from router_ml.artifact import write_artifact
+from router_ml.catalog import load_catalog
+from router_ml.embedding import DEFAULT_MODEL, DEFAULT_TRUNCATION, EMBEDDERS, TRUNCATIONS, HashingEmbedder, SentenceTransformerEmbedder
+from router_ml.errors import ConfigError
+from router_ml.heads import HEADS, RoutingHead
+from router_ml.labeling import CENSORED, cheapest_successful_labels
+from router_ml.router import Router
+from training.embed_cache import DiskCachedEmbedder
+from training.evaluation import evaluate_router
+from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_outcomes, to_routing_data
+from training.selection import DEFAULT_CANDIDATES, Candidate, select_head
+
+STRATEGIES = ("auto", *HEADS)
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; validated on creation."""
+
+    outcomes: str
+    out: str
+    catalog: str | None = None
+    test_outcomes: str | None = None
+    embedder: str = DEFAULT_MODEL
+    embedder_kind: str = "sentence-transformers"
+    truncation: str = DEFAULT_TRUNCATION
+    success_threshold: float = 0.5
+    test_size: float = 0.2
+    seed: int = 0
+    strategy: str = "auto"
+    folds: int = 5
+    models: list[str] | None = None
+    duplicates: str = "error"
+    column_map: dict[str, str] = field(default_factory=dict)
+    router_version: str | None = None
+    cache_dir: str | None = None
+    overwrite: bool = False
+    register: str | None = None
+    experiment: str = "router-ml"
+    mlflow: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.success_threshold <= 1.0:
+            raise ConfigError(f"success_threshold: expected a number in [0, 1], found {self.success_threshold!r}")
+        if not 0.0 <= self.test_size < 1.0:
+            raise ConfigError(f"test_size: expected a fraction in [0, 1), found {self.test_size!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: expected one of {STRATEGIES}, found {self.strategy!r}")
+        if self.embedder_kind not in EMBEDDERS:
+            raise ConfigError(f"embedder_kind: expected one of {sorted(EMBEDDERS)}, found {self.embedder_kind!r}")
+        if self.truncation not in TRUNCATIONS:
+            raise ConfigError(f"truncation: expected one of {TRUNCATIONS}, found {self.truncation!r}")
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ConfigError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {self.duplicates!r}")
+        if self.folds < 2:
+            raise ConfigError(f"folds: expected at least 2, found {self.folds}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    manifest: dict
+    report: dict | None
+    selection_table: list[dict]
+    run_id: str | None = None
+    model_version: str | None = None
+
+
+def make_training_embedder(config: TrainConfig):
+    if config.embedder_kind == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(model=config.embedder, truncation=config.truncation)
+
+
+def split_prompts(data: RoutingData, test_size: float, seed: int) -> tuple[RoutingData, RoutingData | None]:
+    """Seeded split by prompt (all of a prompt's outcomes land on one side)."""
+    if test_size == 0:
+        return data, None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    n_test = int(round(len(data) * test_size))
+    if n_test == 0 or n_test == len(data):
+        raise ConfigError(f"test_size {test_size} leaves no prompts on one side of {len(data)}; change --test-size")
+    return data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test]))
+
+
+def label_summary(data: RoutingData) -> dict[str, int]:
+    labels = cheapest_successful_labels(data.success, data.costs)
+    counts = {m: int((labels == j).sum()) for j, m in enumerate(data.models)}
+    counts["none"] = int((labels == len(data.models)).sum())
+    counts["censored"] = int((labels == CENSORED).sum())
+    return counts
+
+
+def _candidates(strategy: str) -> list[Candidate]:
+    if strategy == "auto":
+        return [Candidate(s, p) for s, p in DEFAULT_CANDIDATES]
+    grid = [Candidate(s, p) for s, p in DEFAULT_CANDIDATES if s == strategy]
+    return grid or [Candidate(strategy, {})]
+
+
+def _finite(value):
+    """JSON-safe number: NaN and infinities become None."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    return _finite(obj)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
+    """Run the whole pipeline; returns where the artifact went and what was measured."""
+    out = Path(config.out)
+    if out.exists() and not config.overwrite:
+        from router_ml.errors import ArtifactExistsError
+
+        raise ArtifactExistsError(f"{out}: already exists; choose another --out or pass --overwrite")
+
+    # 1. Outcomes, prices and the split.
+    catalog = load_catalog(config.catalog) if config.catalog else None
+    outcomes = read_outcomes(config.outcomes, success_threshold=config.success_threshold,
+                             duplicates=config.duplicates, column_map=config.column_map)
+    if config.models:
+        unknown = sorted(set(config.models) - set(outcomes["model"]))
+        if unknown:
+            raise ConfigError(f"--models {unknown}: not in {config.outcomes} (found {sorted(set(outcomes['model']))})")
+        outcomes = outcomes[outcomes["model"].isin(config.models)]
+        if catalog is not None:
+            from router_ml.catalog import Catalog
+
+            catalog = Catalog({m: p for m, p in catalog.models.items() if m in config.models},
+                              catalog.default_output_tokens, catalog.chars_per_token, catalog.source)
+    data_sha = data_hash(outcomes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = to_routing_data(outcomes, catalog, config.outcomes)
+    for w in caught:
+        log(f"warning: {w.message}")
+    if len(data.models) < 2:
+        raise ConfigError(f"{config.outcomes}: found outcomes for {len(data.models)} model(s); routing needs at least 2")
+    if config.test_outcomes:
+        test_frame = read_outcomes(config.test_outcomes, success_threshold=config.success_threshold,
+                                   duplicates=config.duplicates, column_map=config.column_map)
+        if config.models:
+            test_frame = test_frame[test_frame["model"].isin(config.models)]
+        shared = set(test_frame["prompt_id"]) & set(data.prompt_ids)
+        if shared:
+            log(f"dropping {len(shared)} test prompts that also appear in the training outcomes")
+            test_frame = test_frame[~test_frame["prompt_id"].isin(shared)]
+        train_data, test_data = data, to_routing_data(test_frame, catalog, config.test_outcomes)
+    else:
+        train_data, test_data = split_prompts(data, config.test_size, config.seed)
+    log(f"outcomes: {len(outcomes)} rows, {len(data)} prompts, models (cheapest first): {', '.join(data.models)}")
+
+    # 2. Labels (reported; the label head recomputes them from the same function).
+    labels = label_summary(train_data)
+    log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
+
+    # 3. Embeddings.
+    embedder = DiskCachedEmbedder(make_training_embedder(config), config.cache_dir)
+    log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
+    X = embedder.encode(train_data.prompts, progress=progress)
+
+    # 4. Head, chosen by the routing metric, and the quality knob.
+    def report_candidate(row):
+        log(f"  {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  ({row['seconds']} s)")
+
+    log(f"choosing the head by {config.folds}-fold validation AIQ:")
+    selection = select_head(X, train_data, _candidates(config.strategy), folds=config.folds, seed=config.seed,
+                            progress=report_candidate)
+    head = RoutingHead(selection.candidate.make().fit(X, train_data.success, costs=train_data.costs),
+                       selection.calibration, selection.route_on_calibrated)
+    basis = "calibrated probabilities" if selection.route_on_calibrated else "the head's own probabilities"
+    log(f"chose {selection.candidate.name}, routing on {basis}; default quality_target {selection.default_quality_target:g}")
+
+    created = dt.datetime.now(dt.timezone.utc)
+    version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
+    manifest = {
+        "router_version": version,
+        "created_at": created.isoformat(timespec="seconds"),
+        "embedder": {**embedder.spec(), "id": embedder.id},
+        "models": data.models,
+        "cost_model": train_data.cost_model.to_dict(),
+        "success_threshold": config.success_threshold,
+        "strategy": {
+            "name": selection.candidate.strategy,
+            "params": selection.candidate.params,
+            "route_on_calibrated": selection.route_on_calibrated,
+            "selected_by": f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
+            "candidates": selection.table,
+        },
+        "policy": {
+            "schedule": selection.schedule.to_dict(),
+            "cost_scale": selection.cost_scale,
+            "default_quality_target": selection.default_quality_target,
+        },
+        "training_data": {
+            "source": str(config.outcomes),
+            "sha256": data_sha,
+            "rows": int(len(outcomes)),
+            "prompts": len(data),
+            "train_prompts": len(train_data),
+            "test_prompts": len(test_data) if test_data is not None else 0,
+            "labels": labels,
+        },
+        "metrics": {"validation": selection.validation},
+        "config": config.to_dict(),
+    }
+
+    # 5. Held-out evaluation, with the router exactly as it will be loaded.
+    report = None
+    if test_data is not None and len(test_data):
+        router = Router(_clean(manifest), head, embedder, embedding_cache_size=0)  # the disk cache serves
+        report = evaluate_router(router, test_data, source=str(config.test_outcomes or config.outcomes))
+        manifest["metrics"]["test"] = {k: report[k] for k in ("prompts", "default", "metrics", "baselines")}
+
+    # 6. The artifact.
+    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite)
+    log(f"wrote {path}")
+    result = TrainResult(path, manifest, report, selection.table)
+
+    # 7. MLflow.
+    if config.mlflow:
+        from training.tracking import log_training_run
+
+        result.run_id, result.model_version = log_training_run(config, manifest, path, report)
+        log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}" if result.model_version else ""))
+    return result
