@@ -48,13 +48,25 @@ _CHARS_PER_TOKEN_BOUND = 32
 
 
 class Embedder(Protocol):
-    """What every backend provides."""
+    """What every backend provides.
 
-    id: str
+    `encode(texts)` is `encode_prepared(truncate(texts))`; the split lets a cache key
+    vectors by the text the model actually saw, under `model_id` (the model without
+    the truncation setting), so strategies share the vectors of prompts they all keep whole.
+    """
+
+    id: str  # model and truncation: what a router must be served with
+    model_id: str  # the model alone
     dim: int
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """(len(texts), dim) float32 rows of unit length."""
+
+    def truncate(self, texts: list[str]) -> list[str]:
+        """The part of each text the model will see."""
+
+    def encode_prepared(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Embed texts that `truncate` already cut."""
 
     def spec(self) -> dict:
         """JSON-able settings that rebuild this embedder (stored in the manifest)."""
@@ -161,7 +173,8 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self.max_tokens, self.dim = self._read_config()
         # The id names the files and settings, not the path or name used to find them.
-        self.id = f"{self.kind}@{self.fingerprint[:16]}/{truncation}{self.max_tokens}"
+        self.model_id = f"{self.kind}@{self.fingerprint[:16]}/{self.max_tokens}"
+        self.id = f"{self.model_id}/{truncation}"
 
     def _read_config(self) -> tuple[int, int]:
         """Window length and output dimension from the model's config files, without torch."""
@@ -183,7 +196,10 @@ class SentenceTransformerEmbedder:
                 if self._model is None:
                     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                     try:
+                        import transformers.utils.logging as hf_logging
                         from sentence_transformers import SentenceTransformer
+
+                        hf_logging.disable_progress_bar()  # "Loading weights" bars on every load
 
                         self._model = SentenceTransformer(str(self.path), device=self.device)
                     except Exception as exc:
@@ -216,11 +232,14 @@ class SentenceTransformerEmbedder:
         return out
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self.encode_prepared(self.truncate(list(texts)), progress=progress)
+
+    def encode_prepared(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
         vectors = model.encode(
-            self.truncate(list(texts)),
+            list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -253,7 +272,7 @@ class HashingEmbedder:
         if dim < 8:
             raise ConfigError(f"hashing dim: expected >= 8, found {dim}")
         self.dim = dim
-        self.id = f"{self.kind}:v1/{dim}"
+        self.id = self.model_id = f"{self.kind}:v1/{dim}"
 
     def _vector(self, text: str) -> np.ndarray:
         vec = np.zeros(self.dim, dtype=np.float32)
@@ -267,6 +286,11 @@ class HashingEmbedder:
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def truncate(self, texts: list[str]) -> list[str]:
+        return list(texts)
+
+    encode_prepared = encode
 
     @classmethod
     def from_spec(cls, spec: dict, **overrides) -> "HashingEmbedder":
@@ -313,6 +337,7 @@ class CachedEmbedder:
         self.embedder = embedder
         self.maxsize = maxsize
         self.id = embedder.id
+        self.model_id = embedder.model_id
         self.dim = embedder.dim
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()

@@ -1,11 +1,12 @@
-"""Step 3's disk cache: embeddings keyed by (embedder id, sha256 of the text).
+"""Step 3's disk cache: embeddings keyed by (model id, sha256 of the text the model saw).
 
 Retraining on the same prompts, or sweeping settings over them, then embeds each text
 once per embedder. The store is one SQLite file (`embeddings.sqlite`) in the cache
 directory: `--cache-dir`, else `$ROUTER_ML_CACHE`, else `~/.cache/router-ml`. New
 vectors are committed chunk by chunk, so an interrupted run keeps what it finished.
-The embedder id includes a fingerprint of the model files and the truncation, so a
-changed model never reads another model's vectors.
+The key is the model's id (a fingerprint of its files and its window) and the text
+after truncation, so a changed model never reads another model's vectors, and
+truncation strategies share the vectors of every prompt that fits the window whole.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DiskCachedEmbedder:
     def __init__(self, embedder, cache_dir: str | Path | None = None) -> None:
         self.embedder = embedder
         self.id = embedder.id
+        self.model_id = embedder.model_id
         self.dim = embedder.dim
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,13 @@ class DiskCachedEmbedder:
     def spec(self) -> dict:
         return self.embedder.spec()
 
+    def truncate(self, texts: list[str]) -> list[str]:
+        return self.embedder.truncate(texts)
+
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self.encode_prepared(self.embedder.truncate(list(texts)), progress=progress)
+
+    def encode_prepared(self, texts: list[str], progress: bool = False) -> np.ndarray:
         keys = [_text_key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._connect() as db:
@@ -65,7 +73,7 @@ class DiskCachedEmbedder:
                 marks = ",".join("?" * len(chunk))
                 for key, blob in db.execute(
                     f"SELECT text_sha256, vector FROM vectors WHERE embedder = ? AND text_sha256 IN ({marks})",
-                    [self.id, *chunk],
+                    [self.model_id, *chunk],
                 ):
                     found[key] = np.frombuffer(blob, dtype=np.float32)
         todo = {}
@@ -85,11 +93,11 @@ class DiskCachedEmbedder:
             items.sort(key=lambda kv: -len(kv[1]))
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
-                vectors = self.embedder.encode([text for _, text in chunk])
+                vectors = self.embedder.encode_prepared([text for _, text in chunk])
                 with self._connect() as db:
                     db.executemany(
                         "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                        [(self.id, key, vec.astype(np.float32).tobytes()) for (key, _), vec in zip(chunk, vectors)],
+                        [(self.model_id, key, vec.astype(np.float32).tobytes()) for (key, _), vec in zip(chunk, vectors)],
                     )
                 for (key, _), vec in zip(chunk, vectors):
                     found[key] = vec.astype(np.float32)

@@ -3,7 +3,7 @@
 Sources: AIQ and the zero router from RouterBench (Hu et al., arXiv 2403.12031); APGR
 and CPT from RouteLLM (Ong et al., arXiv 2406.18665); expected calibration error from
 Guo et al. 2017 (10 equal-width bins). The definitions, word for word, are in
-`data/README.md` under "Metrics".
+`docs/metrics.md`.
 
 A *point* is (mean cost, mean score) of one way of routing a set of prompts. Functions
 here take arrays and return floats; they know nothing about routers or files.

@@ -1,0 +1,98 @@
+"""How to cut prompts longer than the embedder's window: head, tail or head_tail.
+
+    .venv/bin/python benchmarks/truncation.py [--workdir build/benchmarks] [--out benchmarks/results]
+
+all-MiniLM-L6-v2 sees 256 tokens. On the real sets about 9 % of prompts are longer
+(few-shot examples, reading passages), and those put the question at the end. For each
+real set and each strategy this trains the default pipeline with a fixed head
+(per-model logistic regression, C=0.1, so only the embedding changes) and reports the
+test routing metrics, overall and on the long prompts alone. The embedding cache is
+keyed by the text the model saw, so prompts that fit the window are embedded once for
+all three strategies.
+
+Writes results/truncation.md and results/truncation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.datasets import REPO, prepare  # noqa: E402
+from router_ml import load_router  # noqa: E402
+from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.catalog import load_catalog  # noqa: E402
+from router_ml.embedding import TRUNCATIONS, SentenceTransformerEmbedder  # noqa: E402
+from training.evaluation import evaluate_router  # noqa: E402
+from training.outcomes import read_outcomes, to_routing_data  # noqa: E402
+from training.pipeline import TrainConfig, split_prompts, train  # noqa: E402
+
+
+def test_side(bench):
+    catalog = load_catalog(bench.catalog) if bench.catalog else None
+    if bench.test:
+        train_ids = set(read_outcomes(bench.train)["prompt_id"])
+        frame = read_outcomes(bench.test)
+        return to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
+    _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
+    return test
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+
+    tokenizer = SentenceTransformerEmbedder().tokenizer
+    results, lines = {}, []
+    for bench in prepare(args.workdir):
+        test = test_side(bench)
+        lengths = np.array([len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in test.prompts])
+        long_rows = np.flatnonzero(lengths > 254)
+        results[bench.name] = {"test_prompts": len(test), "long_prompts": int(len(long_rows))}
+        for truncation in TRUNCATIONS:
+            out = args.workdir / "routers" / f"{bench.name}-trunc-{truncation}"
+            config = TrainConfig(
+                outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
+                catalog=str(bench.catalog) if bench.catalog else None, out=str(out), overwrite=True,
+                test_size=bench.test_size, seed=bench.seed, strategy="per_model", truncation=truncation,
+                mlflow=False, cache_dir=args.cache_dir, router_version=f"trunc-{truncation}",
+            )
+            config_candidates = {"strategy": "per_model"}
+            result = train(config, log=lambda m: print(f"  [{bench.name}/{truncation}] {m}", flush=True), progress=False)
+            router = load_router(out)
+            overall = result.report["metrics"]
+            on_long = evaluate_router(router, test.subset(long_rows))["metrics"] if len(long_rows) else {}
+            results[bench.name][truncation] = {"overall": overall, "long": on_long, **config_candidates}
+            print(f"{bench.name} {truncation}: AIQ {overall['aiq']:.4f}, long-prompt AIQ {on_long.get('aiq', float('nan')):.4f}", flush=True)
+
+    lines = ["# Truncation strategies (benchmarks/truncation.py)", "",
+             "Head: per-model logistic regressions, C chosen by validation AIQ; only the truncation changes.", "",
+             "| data set | strategy | test AIQ (all) | gap closed (all) | APGR (all) | test AIQ (long prompts) | gap closed (long) | long prompts |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, res in results.items():
+        for truncation in TRUNCATIONS:
+            r = res[truncation]
+            lines.append(
+                f"| {name} | {truncation} | {r['overall']['aiq']:.4f} | {r['overall']['gap_closed']:.3f} | "
+                f"{r['overall'].get('apgr', float('nan')):.3f} | {r['long'].get('aiq', float('nan')):.4f} | "
+                f"{r['long'].get('gap_closed', float('nan')):.3f} | {res['long_prompts']} of {res['test_prompts']} |"
+            )
+    text = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "truncation.md", text)
+    atomic_write_text(args.out / "truncation.json", json.dumps(results, indent=1, default=str))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
