@@ -25,9 +25,16 @@ def local_store_uri() -> str:
 
 
 def import_mlflow():
-    """mlflow, configured with the defaults above."""
+    """mlflow, configured with the defaults above (and quiet: no download bars or store INFO logs)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
     import mlflow
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
 
     mlflow.set_tracking_uri(default_tracking_uri())
     return mlflow

@@ -25,7 +25,7 @@ class RouterPyfunc(mlflow.pyfunc.PythonModel):
 
         self.router = load_router(context.artifacts[ARTIFACT_KEY])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
             frame = model_input
         else:

@@ -42,7 +42,11 @@ def test_save_load_gives_identical_decisions(router, trained_router_dir):
 
 def test_batch_matches_single_routes(router):
     batch = router.route_batch(PROMPTS, 0.6)
-    assert [d.to_dict() for d in batch] == [router.route(p, 0.6).to_dict() for p in PROMPTS]
+    single = [router.route(p, 0.6) for p in PROMPTS]
+    assert [d.model for d in batch] == [d.model for d in single]
+    # A batched matrix product may round differently in the last bits, nothing more.
+    for b, s in zip(batch, single):
+        assert b.scores == pytest.approx(s.scores, abs=1e-6)
 
 
 def test_knob_ends_and_monotone_cost(router):

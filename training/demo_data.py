@@ -2,18 +2,19 @@
 
 Nothing here was measured on a real model. The log imitates what a team's logs look
 like: six task families (arithmetic, code, translation, factual questions,
-summarisation, logic puzzles), prompts whose wording carries their difficulty (more
-digits, rarer languages, more constraints), and five models with different strengths
-and prices:
+summarisation, logic puzzles), each with easy, medium and hard prompts whose wording
+shows their difficulty the way real prompts do (a one-line sum against a fraction in
+lowest terms, a common language against a legal clause in Basque), and five models
+with different strengths and prices:
 
     nano        cheap, fine on easy prompts
-    mini        mid-priced generalist
     coder       cheap code specialist, weak elsewhere
+    mini        mid-priced generalist
     pro         expensive and strong everywhere; the only one that solves many hard prompts
-    legacy-xl   expensive but no better than mini: a pricier model that is weaker, the
-                trap that breaks any rule assuming price means quality
+    legacy-xl   the most expensive, yet no better than mini: a pricier model that is
+                weaker, the trap that breaks any rule assuming price means quality
 
-Each prompt's success chance per model is a logistic function of the model's skill on
+A prompt's success chance per model is a logistic function of the model's skill on
 the task, the prompt's difficulty and a per-prompt hardness shared by all models, so
 some prompts are solved by no model and a realistic share only by `pro`.
 Summaries get a graded score in [0, 1]; every other task is scored 1 or 0. Calls are
@@ -35,122 +36,158 @@ MODELS: dict[str, ModelPrice] = {
     "nano": ModelPrice(input_price=0.10, output_price=0.40, output_tokens=200, description="synthetic: cheap, easy prompts"),
     "coder": ModelPrice(input_price=0.20, output_price=0.80, output_tokens=300, description="synthetic: cheap code specialist"),
     "mini": ModelPrice(input_price=0.40, output_price=1.60, output_tokens=250, description="synthetic: mid-priced generalist"),
-    "legacy-xl": ModelPrice(input_price=3.00, output_price=12.00, output_tokens=250, description="synthetic: pricey, no better than mini"),
     "pro": ModelPrice(input_price=2.50, output_price=10.00, output_tokens=300, description="synthetic: expensive, strong"),
+    "legacy-xl": ModelPrice(input_price=3.00, output_price=12.00, output_tokens=250, description="synthetic: priciest, no better than mini"),
 }
 TASKS = ("arithmetic", "code", "translation", "factual", "summarisation", "logic")
-# Skill (logit of success on an easy prompt) and how fast it falls with difficulty.
-SKILL = {
-    "nano":      {"arithmetic": 3.2, "code": 0.8, "translation": 3.4, "factual": 3.0, "summarisation": 2.8, "logic": 1.2},
-    "coder":     {"arithmetic": 2.6, "code": 4.2, "translation": 1.0, "factual": 1.3, "summarisation": 1.4, "logic": 2.0},
-    "mini":      {"arithmetic": 3.7, "code": 3.1, "translation": 3.7, "factual": 3.5, "summarisation": 3.5, "logic": 2.5},
-    "legacy-xl": {"arithmetic": 3.4, "code": 2.8, "translation": 3.8, "factual": 3.6, "summarisation": 3.2, "logic": 2.2},
-    "pro":       {"arithmetic": 3.8, "code": 3.8, "translation": 3.6, "factual": 3.6, "summarisation": 3.4, "logic": 3.2},
+TIERS = ("easy", "medium", "hard")
+TIER_SHARE = (0.45, 0.35, 0.20)
+TIER_DIFFICULTY = {"easy": 0.1, "medium": 0.5, "hard": 0.9}
+# Logit of success at difficulty 0, and how fast it falls with difficulty.
+BASE_SKILL = {"nano": 2.3, "coder": 1.2, "mini": 2.9, "pro": 3.8, "legacy-xl": 2.8}
+SLOPE = {"nano": 5.8, "coder": 5.0, "mini": 4.4, "pro": 3.3, "legacy-xl": 4.5}
+TASK_BONUS = {
+    "nano": {"translation": 0.4, "factual": 0.3, "code": -1.2, "logic": -0.6},
+    "coder": {"code": 3.0, "arithmetic": 0.8, "logic": 0.6, "translation": -0.8},
+    "mini": {"code": -0.2, "summarisation": 0.3},
+    "pro": {"logic": 0.2},
+    "legacy-xl": {"translation": 0.3, "code": -0.5},
 }
-SLOPE = {"nano": 7.0, "coder": 5.5, "mini": 5.0, "legacy-xl": 5.0, "pro": 3.0}
+HARDNESS_SD = 0.35
 OUTPUT_TOKENS = {"arithmetic": 60, "code": 320, "translation": 80, "factual": 60, "summarisation": 140, "logic": 200}
 LATENCY_MS_PER_TOKEN = {"nano": 4.0, "coder": 6.0, "mini": 9.0, "legacy-xl": 30.0, "pro": 25.0}
 
 _NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jon", "Kofi", "Lena"]
-_ITEMS = ["apples", "tickets", "books", "bolts", "crates", "shares", "tiles", "seeds"]
-_LANGS = [("French", 0.1), ("Spanish", 0.1), ("German", 0.25), ("Italian", 0.2), ("Portuguese", 0.3),
-          ("Polish", 0.55), ("Turkish", 0.6), ("Finnish", 0.75), ("Icelandic", 0.9), ("Swahili", 0.85), ("Basque", 0.95)]
-_SENTENCES = [
-    "Where is the train station?", "The meeting has been moved to Thursday afternoon.",
-    "Please keep the receipt in case you need to return the item.",
-    "Our quarterly revenue grew despite the supply chain disruptions in the spring.",
-    "The committee will not approve the proposal unless the environmental assessment is revised.",
-    "I would have called you earlier, had I known the flight was delayed by three hours.",
-    "Thank you for the lovely dinner.", "Could you recommend a quiet hotel near the old town?",
-    "The software update fixes a bug that drained the battery overnight.",
-    "Notwithstanding the previous clause, the tenant remains liable for damages caused by negligence.",
-]
-_EASY_CODE = ["reverses a string", "returns the largest element of a list", "counts the vowels in a word",
-              "checks whether a number is even", "sums the digits of an integer", "removes duplicates from a list"]
-_HARD_CODE = ["a lock-free multi-producer queue", "an LRU cache with O(1) operations and TTL expiry",
-              "a parser for arithmetic expressions with operator precedence", "a rate limiter using the token bucket algorithm",
-              "Dijkstra's shortest path on a graph with 10^6 edges", "a B-tree with deletion and rebalancing",
-              "a consistent hashing ring with virtual nodes"]
-_CODE_LANGS = [("Python", 0.0), ("JavaScript", 0.05), ("Go", 0.15), ("Rust", 0.25), ("Haskell", 0.35)]
-_EASY_FACTS = [("the capital of {}", ["France", "Japan", "Canada", "Italy", "Egypt", "Brazil"]),
-               ("the largest planet in the solar system", [None]), ("the chemical symbol for {}", ["gold", "iron", "sodium", "oxygen"]),
-               ("the author of {}", ["Romeo and Juliet", "Pride and Prejudice", "War and Peace"])]
-_HARD_FACTS = [("the 14th-century {} who first described {}", ["physician", "astronomer", "cartographer"], ["the rete mirabile", "a lunar libration", "the Catalan atlas"]),
-               ("the year the {} treaty between {} was signed", ["Treaty of Nerchinsk", "Peace of Oliva", "Treaty of Tordesillas"], ["the two empires", "the crowns"]),
-               ("the melting point in kelvin of {}", ["hafnium carbide", "tantalum", "osmium"], [None])]
-_DOCS = ["meeting transcript", "customer complaint", "research abstract", "news article", "legal memo", "product review"]
-_FILLER = ("the team discussed the budget and the timeline for the next release while several open questions "
-           "about staffing, vendor contracts and the migration plan were raised and assigned owners ").split()
-_LOGIC_ROLES = ["a painter", "a pilot", "a baker", "a chemist", "a poet", "a judge", "a nurse", "a sailor"]
+_ITEMS = ["apples", "tickets", "notebooks", "bolts", "mugs", "stamps", "tiles", "pens"]
 
 
-def _arithmetic(rng) -> tuple[str, float]:
-    digits = int(rng.integers(1, 7))
-    steps = int(rng.integers(1, 4))
-    nums = [int(rng.integers(10 ** (digits - 1), 10**digits)) for _ in range(steps + 1)]
-    ops = rng.choice(["+", "-", "*", "/"], size=steps)
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    if rng.random() < 0.5:
-        expr = str(nums[0]) + "".join(f" {op} {n}" for op, n in zip(ops, nums[1:]))
-        text = f"What is {expr}? Give the exact answer."
-    else:
-        words = {"+": "adds", "-": "gives away", "*": "multiplies the pile by", "/": "splits the pile into parts of"}
-        steps_text = ", then ".join(f"{words[op]} {n}" for op, n in zip(ops, nums[1:]))
-        text = f"{name} has {nums[0]} {item} and {steps_text}. How many {item} are there now?"
-    difficulty = (digits - 1) / 5 * 0.6 + (steps - 1) / 2 * 0.3 + 0.1 * ("/" in ops)
-    return text, difficulty
+def _pick(rng, options):
+    return options[int(rng.integers(len(options)))]
 
 
-def _code(rng) -> tuple[str, float]:
-    lang, lang_d = _CODE_LANGS[int(rng.integers(len(_CODE_LANGS)))]
-    if rng.random() < 0.5:
-        text = f"Write a {lang} function that {rng.choice(_EASY_CODE)}."
-        return text, 0.1 + lang_d
-    extra = rng.choice(["", " Include unit tests.", " It must be thread-safe.", " Explain its complexity."])
-    return f"Implement {rng.choice(_HARD_CODE)} in {lang}.{extra}", 0.55 + lang_d + 0.1 * bool(extra)
+def _arithmetic(rng, tier):
+    if tier == "easy":
+        a, b = rng.integers(1, 50, size=2)
+        return _pick(rng, [f"What is {a} + {b}?", f"Add {a} and {b}.", f"What is {a} minus {b}?"])
+    if tier == "medium":
+        name, item = _pick(rng, _NAMES), _pick(rng, _ITEMS)
+        n, price = int(rng.integers(3, 15)), int(rng.integers(2, 9))
+        bill = int(math.ceil(n * price / 20) * 20)
+        return f"{name} buys {n} {item} at ${price} each and pays with ${bill}. How much change does {name} get?"
+    a, b, c, d = rng.integers(1000, 99999, size=4)
+    return _pick(rng, [
+        f"Compute ({a} x {b} - {c}) / {d} exactly and give the result as a fraction in lowest terms.",
+        f"Find all integer solutions of {a % 97 + 3}x + {b % 89 + 5}y = {c}, and prove there are no others.",
+        f"What is the remainder when {a}^{b % 50 + 10} is divided by {d % 900 + 101}? Show the modular arithmetic.",
+    ])
 
 
-def _translation(rng) -> tuple[str, float]:
-    lang, lang_d = _LANGS[int(rng.integers(len(_LANGS)))]
-    sentence = _SENTENCES[int(rng.integers(len(_SENTENCES)))]
-    formal = rng.random() < 0.3
-    text = f"Translate into {lang}{' using formal register' if formal else ''}: \"{sentence}\""
-    return text, 0.6 * lang_d + 0.3 * min(1.0, len(sentence) / 100) + 0.1 * formal
+_EASY_CODE = ["reverses a string", "returns the largest number in a list", "counts the vowels in a word",
+              "checks whether a number is even", "sums the digits of an integer"]
+_MEDIUM_CODE = ["parses a CSV file into a list of dictionaries", "implements a stack with push, pop and peek",
+                "validates e-mail addresses with a regular expression", "merges two sorted lists",
+                "reads a JSON config file and fills in default values"]
+_HARD_CODE = ["a lock-free multi-producer multi-consumer queue", "an LRU cache with O(1) operations and TTL expiry",
+              "a B-tree with deletion and rebalancing", "a Raft leader election with log replication",
+              "a garbage collector for a toy language using tri-colour marking"]
+_LANGS = ["Python", "JavaScript", "Go", "Rust", "Java"]
 
 
-def _factual(rng) -> tuple[str, float]:
-    if rng.random() < 0.55:
-        template, fills = _EASY_FACTS[int(rng.integers(len(_EASY_FACTS)))]
-        fill = fills[int(rng.integers(len(fills)))]
-        subject = template.format(fill) if fill else template
-        return f"What is {subject}?", 0.1 + 0.1 * rng.random()
-    template, a, b = _HARD_FACTS[int(rng.integers(len(_HARD_FACTS)))]
-    first, second = a[int(rng.integers(len(a)))], b[int(rng.integers(len(b)))]
-    subject = template.format(first, second) if second else template.format(first)
-    return f"Name {subject}, and cite a primary source.", 0.7 + 0.3 * rng.random()
+def _code(rng, tier):
+    lang = _pick(rng, _LANGS)
+    if tier == "easy":
+        return f"Write a {lang} function that {_pick(rng, _EASY_CODE)}."
+    if tier == "medium":
+        return f"Write a {lang} module that {_pick(rng, _MEDIUM_CODE)}, with docstrings and error handling."
+    return (f"Implement {_pick(rng, _HARD_CODE)} in {lang}. "
+            + _pick(rng, ["It must be thread-safe and come with property-based tests.",
+                          "Prove its worst-case complexity and handle every failure mode.",
+                          "Benchmark it against the standard library and explain the memory layout."]))
 
 
-def _summarisation(rng) -> tuple[str, float]:
-    words = int(rng.integers(30, 220))
+_EASY_SENTENCES = ["Good morning.", "Where is the station?", "Thank you very much.", "I would like a coffee.",
+                   "How much does this cost?"]
+_MEDIUM_SENTENCES = ["The meeting has been moved to Thursday afternoon because the client is travelling.",
+                     "Please keep the receipt in case you need to return the item within thirty days.",
+                     "Our quarterly revenue grew despite the supply chain problems in the spring."]
+_HARD_SENTENCES = ["Notwithstanding the foregoing, the lessee shall remain jointly and severally liable for any "
+                   "damage arising from negligence, save where such damage results from force majeure.",
+                   "The indemnifying party shall hold harmless the indemnified party against all claims, "
+                   "whether in contract, tort or otherwise, to the fullest extent permitted by applicable law."]
+
+
+def _translation(rng, tier):
+    if tier == "easy":
+        return f"Translate into {_pick(rng, ['French', 'Spanish', 'German', 'Italian'])}: \"{_pick(rng, _EASY_SENTENCES)}\""
+    if tier == "medium":
+        return f"Translate into {_pick(rng, ['Polish', 'Turkish', 'Dutch', 'Portuguese'])}: \"{_pick(rng, _MEDIUM_SENTENCES)}\""
+    return (f"Translate this legal clause into {_pick(rng, ['Icelandic', 'Basque', 'Swahili', 'Maltese'])}, keeping the "
+            f"formal legal register and defined terms: \"{_pick(rng, _HARD_SENTENCES)}\"")
+
+
+def _factual(rng, tier):
+    if tier == "easy":
+        country = _pick(rng, ["France", "Japan", "Canada", "Italy", "Egypt", "Brazil", "Kenya", "Spain", "India",
+                              "Mexico", "Norway", "Chile", "Vietnam", "Ghana", "Peru"])
+        return _pick(rng, [f"What is the capital of {country}?", f"Which continent is {country} in?",
+                           f"Who wrote {_pick(rng, ['Romeo and Juliet', 'Pride and Prejudice', 'War and Peace', 'Hamlet'])}?",
+                           f"What is the chemical symbol for {_pick(rng, ['gold', 'iron', 'sodium', 'oxygen'])}?"])
+    if tier == "medium":
+        return _pick(rng, [f"In which year was the {_pick(rng, ['Treaty of Westphalia', 'Magna Carta', 'Congress of Vienna'])} signed, and by whom?",
+                           f"Which element has atomic number {int(rng.integers(20, 80))}, and what is it used for?"])
+    return (f"Name the {_pick(rng, ['14th-century', '9th-century', 'early Ming-dynasty'])} "
+            f"{_pick(rng, ['physician', 'astronomer', 'cartographer', 'mathematician'])} who first described "
+            f"{_pick(rng, ['the rete mirabile', 'a lunar libration', 'the Catalan atlas projection', 'a negative-number rule'])}, "
+            "and cite the primary source with its folio number.")
+
+
+_FILLER = ("the team reviewed the budget and the timeline for the next release while open questions about "
+           "staffing vendor contracts and the migration plan were raised assigned to owners and given deadlines "
+           "before the steering committee meets again to approve the final scope").split()
+
+
+def _text(rng, words):
     start = int(rng.integers(len(_FILLER)))
-    body = " ".join(_FILLER[(start + i) % len(_FILLER)] for i in range(words))
-    sentences = int(rng.integers(1, 4))
-    text = f"Summarise the following {rng.choice(_DOCS)} in {sentences} sentence{'s' * (sentences > 1)}: {body}"
-    return text, 0.15 + 0.7 * (words - 30) / 190 + 0.1 * (sentences == 1)
+    return " ".join(_FILLER[(start + i) % len(_FILLER)] for i in range(words))
 
 
-def _logic(rng) -> tuple[str, float]:
-    people = int(rng.integers(3, 7))
+def _summarisation(rng, tier):
+    if tier == "easy":
+        return f"Summarise in one sentence: {_text(rng, int(rng.integers(25, 50)))}"
+    if tier == "medium":
+        return f"Summarise the following meeting notes in three bullet points: {_text(rng, int(rng.integers(80, 130)))}"
+    return ("Write an executive summary of this board transcript that lists every decision, its owner and its "
+            f"deadline, and flags contradictions: {_text(rng, int(rng.integers(160, 220)))}")
+
+
+_ROLES = ["a painter", "a pilot", "a baker", "a chemist", "a poet", "a judge", "a nurse", "a sailor"]
+
+
+def _logic(rng, tier):
+    if tier == "easy":
+        a, b = _pick(rng, [("cats", "animals"), ("roses", "flowers"), ("squares", "rectangles"), ("violins", "instruments")])
+        name = _pick(rng, _NAMES)
+        return f"All {a} are {b}. {name} has one of the {a}. Does {name} have one of the {b}?"
+    people = 3 if tier == "medium" else 6
     names = list(rng.choice(_NAMES, size=people, replace=False))
-    roles = list(rng.choice(_LOGIC_ROLES, size=people, replace=False))
+    roles = list(rng.choice(_ROLES, size=people, replace=False))
     clues = []
-    for _ in range(people + int(rng.integers(0, 3))):
+    for _ in range(people + (0 if tier == "medium" else 3)):
         a, b = rng.choice(people, size=2, replace=False)
-        clues.append(rng.choice([f"{names[a]} sits left of {names[b]}.", f"{names[a]} is not {roles[b]}.",
+        clues.append(_pick(rng, [f"{names[a]} sits left of {names[b]}.", f"{names[a]} is not {roles[b]}.",
                                  f"{roles[a].capitalize()} sits next to {names[b]}."]))
-    text = (f"{people} people ({', '.join(names)}) sit in a row. Their jobs are {', '.join(roles)}. "
-            + " ".join(clues) + f" Who is {roles[0]}?")
-    return text, (people - 3) / 3 * 0.8 + 0.2 * rng.random()
+    tail = " Who is {}?".format(roles[0]) if tier == "medium" else \
+        f" Determine everyone's seat and job, and explain each deduction step by step."
+    return f"{people} people ({', '.join(names)}) sit in a row; their jobs are {', '.join(roles)}. " + " ".join(clues) + tail
+
+
+_PREFIXES = ("", "", "Quick question: ", "Please help: ", "Hi! ", "For a work task: ")
+_SUFFIXES = ("", "", " Thanks!", " Be concise.", " Answer carefully.")
+
+
+def _phrased(rng, text: str) -> str:
+    """Users wrap the same request in different words; so does the demo."""
+    return _pick(rng, _PREFIXES) + text + _pick(rng, _SUFFIXES)
 
 
 _GENERATORS = {"arithmetic": _arithmetic, "code": _code, "translation": _translation,
@@ -167,16 +204,17 @@ def generate_demo(n_prompts: int = 2400, seed: int = 7) -> pd.DataFrame:
     while len(seen) < n_prompts:
         task = TASKS[i % len(TASKS)]
         i += 1
-        text, difficulty = _GENERATORS[task](rng)
+        tier = TIERS[int(rng.choice(3, p=TIER_SHARE))]
+        text = _phrased(rng, _GENERATORS[task](rng, tier))
+        difficulty = TIER_DIFFICULTY[tier] + rng.uniform(-0.08, 0.08)
+        hardness = rng.normal(0.0, HARDNESS_SD)  # shared by all models: some prompts are just hard
         if text in seen:
             continue
         seen.add(text)
-        difficulty = float(np.clip(difficulty, 0.0, 1.0))
-        hardness = rng.normal(0.0, 0.5)  # shared by all models: some prompts are just hard
         in_tokens = math.ceil(len(text) / 4)
         prompt_id = f"demo-{len(seen):05d}"
         for model in MODELS:
-            logit = SKILL[model][task] - SLOPE[model] * difficulty - hardness
+            logit = BASE_SKILL[model] + TASK_BONUS[model].get(task, 0.0) - SLOPE[model] * difficulty - hardness
             p = 1.0 / (1.0 + math.exp(-logit))
             if task == "summarisation":
                 score = float(np.clip(p + rng.normal(0.0, 0.12), 0.0, 1.0))

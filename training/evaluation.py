@@ -1,7 +1,7 @@
 """Step 5: measure a router on held-out outcomes, at its default target and over a sweep.
 
 Routes every evaluation prompt through the router's own policy (the same code path as
-`route_batch`) at each `quality_target` of a sweep, prices each route with the logged
+`route_batch`) at each `quality_target` of a sweep (see `sweep_targets`), prices each route with the logged
 or catalog cost of the chosen model on that prompt, and scores it with that model's
 logged score. Only prompts with outcomes for every model the router can choose are
 scored (a route to an untried model has no known outcome); the report counts the rest.
@@ -48,9 +48,19 @@ def _point(choice: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> tuple[f
     return float(costs[rows, choice].mean()), float(scores[rows, choice].mean())
 
 
-def evaluate_router(router, data: RoutingData, targets=DEFAULT_SWEEP, source: str = "evaluation outcomes") -> dict:
+def sweep_targets(router) -> list[float]:
+    """Steps of 0.01, plus the router's own schedule points and default target.
+
+    The knob is uniform in held-out quality, so the last hundredth of it can span much of
+    the cost range; the schedule's points are where decisions change, so including them
+    traces the whole curve.
+    """
+    return sorted({*DEFAULT_SWEEP, *router.schedule.targets, router.default_quality_target})
+
+
+def evaluate_router(router, data: RoutingData, targets=None, source: str = "evaluation outcomes") -> dict:
     """A JSON-able report of the router on `data` (see module docstring)."""
-    targets = sorted({check_quality_target(t) for t in targets})
+    targets = sorted({check_quality_target(t) for t in (sweep_targets(router) if targets is None else targets)})
     if len(targets) < 2:
         raise ConfigError(f"quality_target sweep: expected at least 2 distinct targets, found {targets}")
     data = align_to_router(data, router.models, source)

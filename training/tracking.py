@@ -59,11 +59,38 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
+def router_signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt"), ColSpec("double", "quality_target", required=False)]),
+        outputs=Schema([ColSpec("string", "model"), ColSpec("double", "confidence"), ColSpec("string", "scores"),
+                        ColSpec("string", "reason"), ColSpec("string", "router_version")]),
+    )
+
+
+def log_router_model(mlflow, artifact_path: Path, register: str | None):
+    """Log the router as a pyfunc model (from code, nothing pickled); returns the ModelInfo."""
+    import router_ml
+    from router_ml.pyfunc import ARTIFACT_KEY
+
+    import pandas as pd
+
+    return mlflow.pyfunc.log_model(
+        name="router",
+        python_model=str(Path(router_ml.__file__).parent / "pyfunc_model.py"),
+        artifacts={ARTIFACT_KEY: str(artifact_path)},
+        signature=router_signature(),
+        input_example=pd.DataFrame({"prompt": ["What is 17 * 23?"], "quality_target": [0.8]}),
+        pip_requirements=pip_requirements(),
+        registered_model_name=register,
+    )
+
+
 def log_training_run(config, manifest: dict, artifact_path: Path, report: dict | None) -> tuple[str, str | None]:
     """Log one training run; returns (run id, registered version or None)."""
     mlflow = import_mlflow()
-    from router_ml.pyfunc import ARTIFACT_KEY, RouterPyfunc
-
     experiment_id = ensure_experiment(mlflow, config.experiment)
     params = {k: ("" if v is None else str(v))[:500] for k, v in _flatten("", config.to_dict(), {}).items()}
     params.update({
@@ -85,13 +112,7 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
                 "quality": report["default"]["quality"], "mean_cost": report["default"]["mean_cost"]}}}))
             mlflow.log_dict(report, "evaluation/report.json")
         mlflow.log_dict({"candidates": manifest["strategy"]["candidates"]}, "selection/candidates.json")
-        info = mlflow.pyfunc.log_model(
-            name="router",
-            python_model=RouterPyfunc(),
-            artifacts={ARTIFACT_KEY: str(artifact_path)},
-            pip_requirements=pip_requirements(),
-            registered_model_name=config.register,
-        )
+        info = log_router_model(mlflow, artifact_path, config.register)
         version = None
         if config.register:
             version = str(info.registered_model_version)
