@@ -65,6 +65,12 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -83,6 +89,7 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a router is an ordinary directory
         joblib.dump(head, tmp / HEAD_FILE)
         manifest = {**manifest, "format_version": FORMAT_VERSION, "libraries": library_versions()}
         manifest["files"] = {HEAD_FILE: sha256_file(tmp / HEAD_FILE)}
@@ -171,6 +178,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -112,3 +112,12 @@ def test_atomic_write_text(tmp_path):
     atomic_write_text(target, "{}\n")
     assert target.read_text() == "{}\n"
     assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not left private by mkstemp
+
+
+def test_artifact_directory_has_ordinary_permissions(trained_router_dir, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert trained_router_dir.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
