@@ -1,20 +1,21 @@
-"""Routing quality on real data: router-ml against a kNN router and random routing.
+"""Routing quality on real data: router-ml beside learned baselines and random routing.
 
     .venv/bin/python benchmarks/quality.py [--workdir build/benchmarks] [--out benchmarks/results]
 
 For each real set (benchmarks/datasets.py) this trains router-ml with the default
-pipeline on the train side, trains a kNN router (k=25, cosine, same embeddings, same
-policy trading estimated success against cost) the same way, routes the test side over
-a sweep of `quality_target` (0 to 1 in steps of 0.01), and writes:
+pipeline on the train side and evaluates it on the test side with the evaluation
+module (training/evaluation.py): a sweep of `quality_target`, and on the same prompts
+and the router's own embeddings, a kNN router (k=25, cosine), an MLP per model and, for
+two models, RouteLLM's similarity-weighted ranking, all fitted on the same training
+prompts, plus random mixing (RouterBench's zero router). It writes:
 
-- results/quality.md: the comparison table and a per-target sweep table,
-- results/quality.json: every number.
+- results/quality.md: the comparison table and a per-target sweep of the router,
+- results/quality.json: every number,
+- results/<data set>/: the evaluation report folder (summary.md, report.json, plots).
 
-Random routing is the zero router of RouterBench (random mixing of single models): its
-curve is the hull of the single models, so its cost to match the best model is 1 and,
-for two models, its APGR is 0.5. Targets (issue 2): MMLU APGR >= 0.66; LLMRouter
-reaches the best single model's quality at <= 50 % of its cost; router-ml beats kNN on
-both. Embeddings are cached (training.embed_cache), so a rerun only retrains heads.
+Targets (issue 2): MMLU APGR >= 0.66; on LLMRouter the router reaches the best single
+model's quality at <= 50 % of its cost; router-ml beats kNN on both. Embeddings are
+cached (training.embed_cache), so a rerun only refits heads.
 """
 
 from __future__ import annotations
@@ -26,90 +27,49 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare  # noqa: E402
 from router_ml.artifact import atomic_write_text  # noqa: E402
-from training import metrics  # noqa: E402
+from training.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
 from training.pipeline import TrainConfig, train  # noqa: E402
+from training.report import to_json_text, write_report  # noqa: E402
 
 SWEEP_ROWS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
-def fmt(value, spec=".4f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
-def run_router(bench, strategy: str, workdir: Path, cache_dir: str | None) -> dict:
-    out = workdir / "routers" / f"{bench.name}-{strategy}"
+def run(bench, workdir: Path, cache_dir: str | None) -> dict:
+    out = workdir / "routers" / f"{bench.name}-auto"
     config = TrainConfig(
         outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
         catalog=str(bench.catalog) if bench.catalog else None, out=str(out), overwrite=True,
-        test_size=bench.test_size, seed=bench.seed, strategy=strategy, mlflow=False, cache_dir=cache_dir,
-        router_version=f"bench-{bench.name}-{strategy}",
+        test_size=bench.test_size, seed=bench.seed, mlflow=False, cache_dir=cache_dir,
+        router_version=f"bench-{bench.name}",
     )
     started = time.perf_counter()
-    result = train(config, log=lambda m: print(f"  [{bench.name}/{strategy}] {m}", flush=True), progress=False)
-    report = result.report
+    result = train(config, log=lambda m: print(f"  [{bench.name}] {m}", flush=True), progress=False)
+    strategy = result.manifest["strategy"]
     return {
-        "strategy": f"{result.manifest['strategy']['name']}({result.manifest['strategy']['params']})"
-        + (" calibrated routing" if result.manifest["strategy"]["route_on_calibrated"] else ""),
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "report": report,
+        "strategy": f"{strategy['name']}({strategy['params']})" + (" calibrated routing" if strategy["route_on_calibrated"] else ""),
+        "seconds": round(time.perf_counter() - started, 1),
+        "report": result.report,
     }
-
-
-def random_row(report: dict) -> dict:
-    """The zero router's figures from the single-model points of the same test prompts."""
-    singles = np.array([[v["mean_cost"], v["quality"]] for v in report["baselines"]["single_models"].values()])
-    row = {
-        "aiq": report["metrics"]["aiq_zero_router"],
-        "gap_closed": 0.0,
-        "cost_to_match_best": metrics.cost_to_match(singles, singles),
-        "quality_at_best_cost": metrics.quality_at_best_cost(singles, singles),
-        "ece": None,
-    }
-    if "apgr" in report["metrics"]:
-        row.update(apgr=0.5, cpt50=0.5, cpt80=0.8)
-    return row
-
-
-def summary_table(results: dict) -> str:
-    lines = [
-        "| data set | test prompts | router | AIQ | gap closed | cost to match best | quality at best's cost | APGR | CPT(50%) | CPT(80%) | ECE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, res in results.items():
-        n = res["router"]["report"]["prompts"]
-        rows = [("router-ml", res["router"]["report"]["metrics"]), ("kNN k=25", res["knn"]["report"]["metrics"]),
-                ("random mixing", res["random"])]
-        for label, m in rows:
-            lines.append(
-                f"| {name} | {n} | {label} | {fmt(m['aiq'])} | {fmt(m['gap_closed'], '.3f')} | "
-                f"{fmt(m['cost_to_match_best'], '.3f')} | {fmt(m['quality_at_best_cost'])} | {fmt(m.get('apgr'), '.3f')} | "
-                f"{fmt(m.get('cpt50'), '.3f')} | {fmt(m.get('cpt80'), '.3f')} | {fmt(m.get('ece'), '.3f')} |"
-            )
-    return "\n".join(lines)
 
 
 def sweep_table(name: str, res: dict) -> str:
-    report = res["router"]["report"]
+    report = res["report"]
     best = report["baselines"]["always_best"]
     by_target = {round(p["quality_target"], 4): p for p in report["curve"]}
-    knn = {round(p["quality_target"], 4): p for p in res["knn"]["report"]["curve"]}
     lines = [
-        f"**{name}** (router: {res['router']['strategy']}; best single model {best['model']}: quality "
-        f"{best['quality']:.4f} at ${best['mean_cost']:.3g} per prompt)",
+        f"**{name}** ({report['prompts']} test prompts; router: {res['strategy']}; best single model {best['model']}: "
+        f"quality {best['quality']:.4f} at ${best['mean_cost']:.3g} per prompt)",
         "",
-        "| quality_target | router quality | router cost/prompt | cost vs best | kNN quality | kNN cost/prompt |",
-        "|---|---|---|---|---|---|",
+        "| quality_target | quality | cost per prompt | cost vs best model |",
+        "|---|---|---|---|",
     ]
     for t in SWEEP_ROWS:
-        p, k = by_target[t], knn[t]
-        lines.append(f"| {t:g} | {p['quality']:.4f} | {p['mean_cost']:.3g} | {p['mean_cost'] / best['mean_cost']:.2f} | "
-                     f"{k['quality']:.4f} | {k['mean_cost']:.3g} |")
+        p = by_target[t]
+        lines.append(f"| {t:g} | {p['quality']:.4f} | {p['mean_cost']:.3g} | {p['mean_cost'] / best['mean_cost']:.2f} |")
     d = report["default"]
     lines.append(f"\nDefault target {d['quality_target']:g} (chosen on validation data): quality {d['quality']:.4f} "
                  f"at ${d['mean_cost']:.3g} per prompt ({d['mean_cost'] / best['mean_cost']:.2f} of the best model's cost).")
@@ -117,11 +77,10 @@ def sweep_table(name: str, res: dict) -> str:
 
 
 def targets(results: dict) -> list[tuple[str, bool]]:
-    mmlu, llm = results["routellm-mmlu"], results["llmrouter"]
-    r_m, k_m = mmlu["router"]["report"]["metrics"], mmlu["knn"]["report"]["metrics"]
-    r_l, k_l = llm["router"]["report"]["metrics"], llm["knn"]["report"]["metrics"]
-    ctm = r_l["cost_to_match_best"]
-    k_ctm = k_l["cost_to_match_best"]
+    mmlu, llm = results["routellm-mmlu"]["report"], results["llmrouter"]["report"]
+    r_m, k_m = mmlu["metrics"], mmlu["baselines"]["learned"]["knn"]["metrics"]
+    r_l, k_l = llm["metrics"], llm["baselines"]["learned"]["knn"]["metrics"]
+    ctm, k_ctm = r_l["cost_to_match_best"], k_l["cost_to_match_best"]
     return [
         (f"RouteLLM MMLU APGR >= 0.66: {r_m['apgr']:.3f}", r_m["apgr"] >= 0.66),
         (f"LLMRouter cost to match the best model <= 0.50: {fmt(ctm, '.3f')}", not math.isnan(ctm) and ctm <= 0.5),
@@ -142,20 +101,27 @@ def main(argv=None) -> int:
     results = {}
     for bench in prepare(args.workdir):
         print(f"== {bench.name}", flush=True)
-        router = run_router(bench, "auto", args.workdir, args.cache_dir)
-        knn = run_router(bench, "knn", args.workdir, args.cache_dir)
-        results[bench.name] = {"router": router, "knn": knn, "random": random_row(router["report"])}
+        results[bench.name] = run(bench, args.workdir, args.cache_dir)
+        write_report(results[bench.name]["report"], args.out / bench.name)
 
+    sections = ["# Routing quality on real data (benchmarks/quality.py)", ""]
+    for name, res in results.items():
+        report = res["report"]
+        rows = [("router-ml" if i == 0 else label, m) for i, (label, m) in enumerate(comparison_rows(report))]
+        sections += [f"## {name}: {report['prompts']} test prompts", "",
+                     metrics_table(rows, report["strong_model"] is not None), "", sweep_table(name, res),
+                     "", f"Plots and per-task figures: [{name}/summary.md]({name}/summary.md).", ""]
     checks = targets(results)
-    text = "\n\n".join(
-        ["# Routing quality on real data (benchmarks/quality.py)", summary_table(results)]
-        + [sweep_table(name, res) for name, res in results.items()]
-        + ["## Targets\n" + "\n".join(f"- {'PASS' if ok else 'FAIL'}: {label}" for label, ok in checks)]
-    ) + "\n"
+    sections += ["## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {label}" for label, ok in checks]]
+    text = "\n".join(sections) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "quality.md", text)
-    atomic_write_text(args.out / "quality.json", json.dumps(
-        {"results": results, "targets": [{"target": label, "pass": ok} for label, ok in checks]}, indent=1, default=str))
+    atomic_write_text(args.out / "quality.json", to_json_text(
+        {"results": {k: {"strategy": v["strategy"], "seconds": v["seconds"], "metrics": v["report"]["metrics"],
+                         "baselines": {n: b["metrics"] for n, b in v["report"]["baselines"]["learned"].items()},
+                         "random_mixing": v["report"]["baselines"]["random_mixing"], "default": v["report"]["default"]}
+                     for k, v in results.items()},
+         "targets": [{"target": label, "pass": ok} for label, ok in checks]}))
     print(text)
     return 0 if all(ok for _, ok in checks) else 1
 

@@ -33,8 +33,8 @@ from training import metrics  # noqa: E402
 from training.embed_cache import DiskCachedEmbedder  # noqa: E402
 from training.evaluation import evaluate_router  # noqa: E402
 from training.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
-from training.outcomes import read_outcomes, to_routing_data  # noqa: E402
-from training.pipeline import TrainConfig, split_prompts, train  # noqa: E402
+from training.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
+from training.pipeline import TrainConfig, train  # noqa: E402
 
 
 def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict:

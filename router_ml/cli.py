@@ -17,6 +17,7 @@ import click
 from router_ml.errors import RouterError
 
 EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 1  # a valid request the data says no to (promotion of a worse version)
 
 
 def _fail(message: str) -> None:
@@ -89,9 +90,11 @@ def _echo_err(message: str) -> None:
 @click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
+@click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
 def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
-          no_mlflow, overwrite, json_out):
+          no_mlflow, overwrite, json_out, report_dir, no_baselines):
     """Train a router from an outcomes log and package it in --out."""
     from training.evaluation import format_report
     from training.pipeline import TrainConfig
@@ -106,7 +109,8 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, trunca
         strategy=strategy, folds=folds, models=[m.strip() for m in models.split(",")] if models else None,
         duplicates=duplicates, column_map=_parse_pairs(column_map, "--map"), router_version=router_version,
         cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
-        experiment=experiment, mlflow=not no_mlflow,
+        experiment=experiment, mlflow=not no_mlflow, report_dir=str(report_dir) if report_dir else None,
+        baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"),
     )
     result = run_train(config, log=_echo_err, progress=sys.stderr.isatty())
     if result.report is not None:
@@ -116,9 +120,11 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, trunca
 
 
 def _write_json(path: Path, obj) -> None:
+    """JSON with NaN written as null (valid JSON for every reader)."""
     from router_ml.artifact import atomic_write_text
+    from training.report import to_json_text
 
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    atomic_write_text(path, to_json_text(obj))
 
 
 @cli.command()
@@ -177,23 +183,95 @@ def _read_prompts_jsonl(path: Path) -> list[str]:
 @cli.command()
 @click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
 @click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes to evaluate on.")
-@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged (default: the router's prices).")
+@click.option("--train-outcomes", type=click.Path(path_type=Path), help="The router's training outcomes, for the learned baselines (default: the file named in its manifest, if unchanged).")
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write the report folder (summary.md, report.json, plots) here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full report as JSON.")
-def evaluate(router_path, outcomes, catalog, success_threshold, json_out):
-    """Evaluate a router on held-out outcomes against always-cheapest, always-best and the oracle."""
+@click.option("--no-baselines", is_flag=True, help="Skip the learned baselines (kNN, MLP, SW ranking).")
+@click.option("--no-mlflow", is_flag=True, help="Do not log an evaluation run to MLflow.")
+@click.option("--experiment", default="router-ml", show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, report_dir, json_out, no_baselines,
+             no_mlflow, experiment, cache_dir):
+    """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines."""
     from router_ml.catalog import load_catalog
     from router_ml.router import load_router
-    from training.evaluation import evaluate_router, format_report
-    from training.outcomes import read_outcomes, to_routing_data
+    from training.embed_cache import DiskCachedEmbedder
+    from training.evaluation import BASELINES, evaluate_router, format_report, training_side
+    from training.outcomes import data_hash, read_outcomes, to_routing_data
 
     router = load_router(router_path)
     frame = read_outcomes(outcomes, success_threshold=success_threshold)
-    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes))
-    report = evaluate_router(router, data, source=str(outcomes))
+    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
+    training = training_side(router, str(train_outcomes) if train_outcomes else None, log=_echo_err)
+    report = evaluate_router(router, data, training=training, baselines=() if no_baselines else BASELINES,
+                             embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir), source=str(outcomes),
+                             log=_echo_err)
     click.echo(format_report(report))
+    if report_dir:
+        from training.report import write_report
+
+        write_report(report, report_dir)
+        _echo_err(f"wrote the report to {report_dir}")
     if json_out:
         _write_json(json_out, report)
+    if not no_mlflow:
+        from training.registry import log_evaluation_run
+
+        run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
+        _echo_err(f"logged MLflow evaluation run {run_id}")
+
+
+@cli.command()
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes, the same for every router.")
+@click.option("--name", help="Registered model whose versions to compare.")
+@click.option("--versions", help="Comma-separated versions of --name (default: all).")
+@click.option("--router", "routers", multiple=True, help="A router directory or models:/ URI (repeat).")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Folder for compare.md, compare.json and the overlaid curves (default: reports/compare-TIME).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the side-by-side numbers as JSON.")
+def compare(outcomes, name, versions, routers, catalog, success_threshold, report_dir, json_out):
+    """Evaluate two or more router versions on the same held-out prompts, side by side."""
+    import datetime as dt
+
+    from router_ml.catalog import load_catalog
+    from training.outcomes import read_outcomes
+    from training.registry import compare_routers, routers_for
+    from training.report import comparison_text, write_comparison
+
+    sources = routers_for(name, [v.strip() for v in versions.split(",")] if versions else [], list(routers))
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    reports = compare_routers(sources, frame, load_catalog(catalog) if catalog else None, str(outcomes), log=_echo_err)
+    report_dir = report_dir or Path("reports") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    out, summary = write_comparison(reports, report_dir)
+    click.echo(f"{len(reports)} routers on the same {summary['prompts']} prompts of {outcomes}:")
+    click.echo(comparison_text(summary))
+    _echo_err(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / 'compare_curves.png'}")
+    if json_out:
+        _write_json(json_out, summary)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--metric", default="aiq", show_default=True,
+              type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]))
+@click.option("--outcomes", type=click.Path(path_type=Path), help="Evaluate both versions on these held-out outcomes now (otherwise: earlier evaluations on the same data).")
+@click.option("--catalog", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Promote even if worse; recorded on the version and the registered model.")
+def promote(name, version, alias, metric, outcomes, catalog, force):
+    """Point ALIAS at VERSION of NAME if it is at least as good as the current holder."""
+    from router_ml.catalog import load_catalog
+    from training.outcomes import read_outcomes
+    from training.registry import promote as run_promote
+
+    frame = read_outcomes(outcomes) if outcomes else None
+    result = run_promote(name, version, alias, metric, frame=frame, catalog=load_catalog(catalog) if catalog else None,
+                         source=str(outcomes) if outcomes else None, force=force, log=_echo_err)
+    click.echo(json.dumps(result))
 
 
 @cli.command("demo-data")
@@ -226,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except RouterError as exc:
         click.echo(f"{prefix}: error: {' '.join(str(exc).split())}", err=True)
-        return EXIT_BAD_INPUT
+        return EXIT_REFUSED if type(exc).__name__ == "PromotionRefused" else EXIT_BAD_INPUT
     return 0
 
 

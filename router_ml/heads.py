@@ -22,6 +22,7 @@ uses costs only to define its training label.
 - `KNNHead`: a model's success rate among the k nearest training prompts (cosine), the
   baseline the benchmarks compare against.
 - `BlendHead`: the mean of the per-model and kNN heads.
+- `MLPHead`: one small neural network per model (evaluation baseline).
 
 `PlattCalibration` and `RoutingHead` wrap whichever head wins so that reported
 confidences are calibrated on held-out predictions.
@@ -33,8 +34,11 @@ settings in `__init__`, validation in `fit`, learned state ending in `_`, and
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
@@ -177,6 +181,42 @@ class KNNHead(BaseEstimator):
         return (wins + _PRIOR_WEIGHT * self.prior_) / (tried + _PRIOR_WEIGHT)
 
 
+class MLPHead(BaseEstimator):
+    """One small multilayer perceptron per model (a baseline in evaluation reports)."""
+
+    def __init__(self, hidden: int = 128, alpha: float = 1e-3, max_iter: int = 200, random_state: int = 0) -> None:
+        self.hidden = hidden
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, Y, costs=None) -> "MLPHead":
+        from sklearn.neural_network import MLPClassifier
+
+        X, Y = _check_targets(X, Y)
+        prior = _prior_rates(Y)
+        self.estimators_ = []
+        for j in range(Y.shape[1]):
+            tried = ~np.isnan(Y[:, j])
+            y = Y[tried, j].astype(int)
+            if len(np.unique(y)) < 2 or tried.sum() < 20:
+                self.estimators_.append(_ConstantProbability(float(prior[j])))
+                continue
+            # Early stopping holds out 10 %: worth it only when that is a real validation set.
+            mlp = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=self.max_iter,
+                                early_stopping=bool(tried.sum() >= 1000), random_state=self.random_state)
+            with warnings.catch_warnings():
+                # A baseline with a fixed budget of epochs; not converging is part of what it measures.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.estimators_.append(mlp.fit(X[tried], y))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimators_")
+        X = np.asarray(X, dtype=np.float32)
+        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+
+
 class BlendHead(BaseEstimator):
     """The mean of a per-model logistic head and a kNN head.
 
@@ -205,6 +245,7 @@ HEADS = {
     "per_model": PerModelSuccessHead,
     "knn": KNNHead,
     "blend": BlendHead,
+    "mlp": MLPHead,
 }
 
 

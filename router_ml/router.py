@@ -96,10 +96,16 @@ class Router:
     def _quality_target(self, quality_target) -> float:
         return self.default_quality_target if quality_target is None else check_quality_target(quality_target)
 
-    def predict_scores(self, prompts: list[str]) -> Scores:
-        """Routing scores, calibrated success probabilities and estimated costs, (n, n_models) each."""
+    def predict_scores(self, prompts: list[str], embeddings: np.ndarray | None = None) -> Scores:
+        """Routing scores, calibrated success probabilities and estimated costs, (n, n_models) each.
+
+        `embeddings` (from this router's embedder) skips embedding, for evaluations that
+        already hold them.
+        """
         prompts = self._check_prompts(prompts)
-        routing, proba = self.head.predict(self.embedder.encode(prompts))
+        if embeddings is None:
+            embeddings = self.embedder.encode(prompts)
+        routing, proba = self.head.predict(embeddings)
         costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
         return Scores(routing, proba, costs)
 
@@ -151,9 +157,12 @@ class Router:
 
 def _download_mlflow_model(uri: str) -> Path:
     """Local directory of the router inside an MLflow model (models:/ or runs:/ URI)."""
-    from router_ml.mlflow_support import import_mlflow
+    from router_ml.mlflow_support import import_mlflow, resolve_model_version
 
     mlflow = import_mlflow()
+    if uri.startswith("models:/"):
+        version = resolve_model_version(mlflow.MlflowClient(), uri)  # clear errors for a missing name or alias
+        uri = f"models:/{version.name}/{version.version}"
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as exc:

@@ -300,17 +300,29 @@ def check_models(outcomes: pd.DataFrame, catalog: Catalog | None, source: str) -
     return seen
 
 
-def to_routing_data(outcomes: pd.DataFrame, catalog: Catalog | None = None, source: str = "<outcomes>") -> RoutingData:
-    """Pivot validated outcomes into matrices and price every (prompt, model) pair."""
+def to_routing_data(
+    outcomes: pd.DataFrame,
+    catalog: Catalog | None = None,
+    source: str = "<outcomes>",
+    cost_model: CostModel | None = None,
+) -> RoutingData:
+    """Pivot validated outcomes into matrices and price every (prompt, model) pair.
+
+    Calls are priced by the logged cost, else by the catalog, else (evaluating a packaged
+    router) by the router's own `cost_model`, the way it estimates costs when serving.
+    """
     models = check_models(outcomes, catalog, source)
     has_logged_cost = outcomes["cost"].notna().all()
-    if not has_logged_cost:
-        if catalog is None:
-            raise CatalogError(
-                f"{source}: no cost information: the outcomes have no 'cost' column and no catalog was given. "
-                "Add a cost column (USD per call), or pass --catalog FILE with input_price and output_price "
-                "(USD per million tokens) for every model; see data/README.md"
-            )
+    if not has_logged_cost and catalog is None and cost_model is None:
+        raise CatalogError(
+            f"{source}: no cost information: the outcomes have no 'cost' column and no catalog was given. "
+            "Add a cost column (USD per call), or pass --catalog FILE with input_price and output_price "
+            "(USD per million tokens) for every model; see data/README.md"
+        )
+    if cost_model is not None and catalog is None:
+        unpriced = [m for m in models if m not in cost_model.models]
+        if unpriced and not has_logged_cost:
+            raise CatalogError(f"{source}: models {unpriced} are not priced by the router; pass --catalog")
     first = outcomes.drop_duplicates("prompt_id")
     prompt_ids = first["prompt_id"].tolist()
     index = {pid: i for i, pid in enumerate(prompt_ids)}
@@ -326,10 +338,10 @@ def to_routing_data(outcomes: pd.DataFrame, catalog: Catalog | None = None, sour
     prompts = first["prompt"].tolist()
     lengths = np.array([len(p) for p in prompts])
 
-    chars_per_token = catalog.chars_per_token if catalog else 4.0
+    chars_per_token = catalog.chars_per_token if catalog else (cost_model.chars_per_token if cost_model else 4.0)
     if has_logged_cost:
         costs[rows, cols] = outcomes["cost"].to_numpy(dtype=float)
-    else:
+    elif catalog is not None:
         in_tokens = outcomes["input_tokens"].to_numpy(dtype=float)
         in_tokens = np.where(np.isnan(in_tokens), estimate_tokens(lengths[rows], chars_per_token), in_tokens)
         out_tokens = outcomes["output_tokens"].to_numpy(dtype=float)
@@ -338,16 +350,32 @@ def to_routing_data(outcomes: pd.DataFrame, catalog: Catalog | None = None, sour
         in_price = np.array([catalog.models[models[c]].input_price for c in cols])
         out_price = np.array([catalog.models[models[c]].output_price for c in cols])
         costs[rows, cols] = (in_tokens * in_price + out_tokens * out_price) / 1e6
+    else:
+        estimate = cost_model.estimate(lengths)
+        for j, model in enumerate(models):
+            costs[:, j] = estimate[:, cost_model.models.index(model)]
+        costs[np.isnan(scores)] = np.nan
 
-    mean_cost = [float(np.nanmean(costs[:, j])) for j in range(m)]
-    cost_model = CostModel(
-        models=models,
-        input_price=[catalog.models[x].input_price if catalog else None for x in models],
-        output_price=[catalog.models[x].output_price if catalog else None for x in models],
-        output_tokens=[catalog.output_tokens(x) if catalog else 0 for x in models],
-        mean_call_cost=mean_cost,
-        chars_per_token=chars_per_token,
-    )
+    if cost_model is not None and catalog is None and all(x in cost_model.models for x in models):
+        picked = [cost_model.models.index(x) for x in models]
+        cost_model = CostModel(
+            models=list(models),
+            input_price=[cost_model.input_price[j] for j in picked],
+            output_price=[cost_model.output_price[j] for j in picked],
+            output_tokens=[cost_model.output_tokens[j] for j in picked],
+            mean_call_cost=[cost_model.mean_call_cost[j] for j in picked],
+            chars_per_token=chars_per_token,
+        )
+    else:
+        mean_cost = [float(np.nanmean(costs[:, j])) for j in range(m)]
+        cost_model = CostModel(
+            models=models,
+            input_price=[catalog.models[x].input_price if catalog else None for x in models],
+            output_price=[catalog.models[x].output_price if catalog else None for x in models],
+            output_tokens=[catalog.output_tokens(x) if catalog else 0 for x in models],
+            mean_call_cost=mean_cost,
+            chars_per_token=chars_per_token,
+        )
     # Price untried pairs as the router would at serving time, so labels can order them.
     estimate = cost_model.estimate(lengths)
     costs = np.where(np.isnan(costs), estimate, costs)
@@ -364,3 +392,15 @@ def to_routing_data(outcomes: pd.DataFrame, catalog: Catalog | None = None, sour
     )
     tasks = first["task"].tolist()
     return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model)
+
+
+def split_prompts(data: RoutingData, test_size: float, seed: int) -> tuple[RoutingData, RoutingData | None]:
+    """Seeded split by prompt (all of a prompt's outcomes land on one side)."""
+    if test_size == 0:
+        return data, None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    n_test = int(round(len(data) * test_size))
+    if n_test == 0 or n_test == len(data):
+        raise OutcomesError(f"test_size {test_size} leaves no prompts on one side of {len(data)}; change --test-size")
+    return data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test]))

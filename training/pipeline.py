@@ -30,8 +30,8 @@ from router_ml.heads import HEADS, RoutingHead
 from router_ml.labeling import CENSORED, cheapest_successful_labels
 from router_ml.router import Router
 from training.embed_cache import DiskCachedEmbedder
-from training.evaluation import evaluate_router
-from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_outcomes, to_routing_data
+from training.evaluation import BASELINES, evaluate_router
+from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_outcomes, split_prompts, to_routing_data
 from training.selection import DEFAULT_CANDIDATES, Candidate, select_head
 
 STRATEGIES = ("auto", *HEADS)
@@ -62,6 +62,8 @@ class TrainConfig:
     register: str | None = None
     experiment: str = "router-ml"
     mlflow: bool = True
+    baselines: tuple[str, ...] = BASELINES  # learned baselines in the held-out report
+    report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.success_threshold <= 1.0:
@@ -76,6 +78,9 @@ class TrainConfig:
             raise ConfigError(f"truncation: expected one of {TRUNCATIONS}, found {self.truncation!r}")
         if self.duplicates not in DUPLICATE_POLICIES:
             raise ConfigError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {self.duplicates!r}")
+        unknown = set(self.baselines) - set(BASELINES)
+        if unknown:
+            raise ConfigError(f"baselines: expected some of {BASELINES}, found {sorted(unknown)}")
         if self.folds < 2:
             raise ConfigError(f"folds: expected at least 2, found {self.folds}")
 
@@ -97,18 +102,6 @@ def make_training_embedder(config: TrainConfig):
     if config.embedder_kind == "hashing":
         return HashingEmbedder()
     return SentenceTransformerEmbedder(model=config.embedder, truncation=config.truncation)
-
-
-def split_prompts(data: RoutingData, test_size: float, seed: int) -> tuple[RoutingData, RoutingData | None]:
-    """Seeded split by prompt (all of a prompt's outcomes land on one side)."""
-    if test_size == 0:
-        return data, None
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data))
-    n_test = int(round(len(data) * test_size))
-    if n_test == 0 or n_test == len(data):
-        raise ConfigError(f"test_size {test_size} leaves no prompts on one side of {len(data)}; change --test-size")
-    return data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test]))
 
 
 def label_summary(data: RoutingData) -> dict[str, int]:
@@ -244,13 +237,20 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     report = None
     if test_data is not None and len(test_data):
         router = Router(_clean(manifest), head, embedder, embedding_cache_size=0)  # the disk cache serves
-        report = evaluate_router(router, test_data, source=str(config.test_outcomes or config.outcomes))
-        manifest["metrics"]["test"] = {k: report[k] for k in ("prompts", "default", "metrics", "baselines")}
+        report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
+                                 baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
+                                 log=log)
+        manifest["metrics"]["test"] = test_summary(report)
 
-    # 6. The artifact.
+    # 6. The artifact (and the report beside it, when asked).
     path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite)
     log(f"wrote {path}")
     result = TrainResult(path, manifest, report, selection.table)
+    if report is not None and config.report_dir:
+        from training.report import write_report
+
+        write_report(report, config.report_dir)
+        log(f"wrote the held-out report to {config.report_dir}")
 
     # 7. MLflow.
     if config.mlflow:
@@ -259,3 +259,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         result.run_id, result.model_version = log_training_run(config, manifest, path, report)
         log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}" if result.model_version else ""))
     return result
+
+
+def test_summary(report: dict) -> dict:
+    """The held-out figures kept in the manifest: every metric, no curves."""
+    baselines = {k: v for k, v in report["baselines"].items() if k != "learned"}
+    baselines["learned"] = {name: b["metrics"] for name, b in report["baselines"]["learned"].items()}
+    return {"prompts": report["prompts"], "default": report["default"], "metrics": report["metrics"],
+            "baselines": baselines, "tasks": report["tasks"]}

@@ -88,6 +88,29 @@ def log_router_model(mlflow, artifact_path: Path, register: str | None):
     )
 
 
+def report_metrics(report: dict, prefix: str) -> dict[str, float]:
+    """Flat MLflow metrics of a report: the router's, its default point and each baseline's."""
+    flat = {"metrics": report["metrics"],
+            "default": {k: report["default"][k] for k in ("quality_target", "quality", "mean_cost", "ece")},
+            "prompts": report["prompts"]}
+    for name, baseline in report["baselines"]["learned"].items():
+        flat[f"baseline_{name}"] = baseline["metrics"]
+    flat["baseline_random"] = report["baselines"]["random_mixing"]
+    return _numeric_metrics({prefix: flat})
+
+
+def log_report(mlflow, report: dict, prefix: str) -> None:
+    """Log a report's metrics and its folder (summary, JSON, plots) to the active run."""
+    import tempfile
+
+    from training.report import write_report
+
+    mlflow.log_metrics(report_metrics(report, prefix))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(report, tmp)
+        mlflow.log_artifacts(tmp, artifact_path=f"evaluation/{prefix}")
+
+
 def log_training_run(config, manifest: dict, artifact_path: Path, report: dict | None) -> tuple[str, str | None]:
     """Log one training run; returns (run id, registered version or None)."""
     mlflow = import_mlflow()
@@ -108,9 +131,7 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
         })
         mlflow.log_metrics(_numeric_metrics({"val": manifest["metrics"]["validation"]}))
         if report is not None:
-            mlflow.log_metrics(_numeric_metrics({"test": {"metrics": report["metrics"], "default": {
-                "quality": report["default"]["quality"], "mean_cost": report["default"]["mean_cost"]}}}))
-            mlflow.log_dict(report, "evaluation/report.json")
+            log_report(mlflow, report, "test")
         mlflow.log_dict({"candidates": manifest["strategy"]["candidates"]}, "selection/candidates.json")
         info = log_router_model(mlflow, artifact_path, config.register)
         version = None
@@ -119,6 +140,7 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
             client = mlflow.MlflowClient()
             tags = {"data_sha256": manifest["training_data"]["sha256"], "router_version": manifest["router_version"]}
             if report is not None:
+                tags["test.data_sha256"] = manifest["training_data"]["sha256"]
                 tags.update({f"test.{k}": f"{v:.6g}" for k, v in _numeric_metrics(report["metrics"]).items()})
             for key, value in tags.items():
                 client.set_model_version_tag(config.register, version, key, value)
