@@ -81,3 +81,13 @@ def test_end_to_end_with_the_real_embedding_model(tmp_path):
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["prompts"] == 60 and report["noisy"] is True
     assert "only 60 prompts: noisy" in step.stdout
+    # compare works across embedders: each router embeds the prompts its own way
+    step = subprocess.run(cli + ["train", "--outcomes", "demo/outcomes.csv", "--catalog", "demo/catalog.yaml",
+                                 "--out", "hashing", "--embedder-kind", "hashing", "--folds", "2", "--no-mlflow",
+                                 "--no-baselines", "--router-version", "hashing-router"], **env_run)
+    assert step.returncode == 0, step.stderr
+    step = subprocess.run(cli + ["compare", "--router", "router", "--router", "hashing", "--outcomes", "demo/holdout.csv",
+                                 "--catalog", "demo/catalog.yaml", "--report", "cmp", "--json", "cmp.json"], **env_run)
+    assert step.returncode == 0, step.stderr
+    compared = json.loads((tmp_path / "cmp.json").read_text())
+    assert set(compared["routers"]) == {manifest["router_version"], "hashing-router"} and compared["prompts"] == 60
