@@ -3,12 +3,16 @@
     manifest.json   format version, router version, embedder spec, models and prices,
                     strategy, quality schedule, data hash, metrics, library versions,
                     and the sha256 of every other file
-    head.joblib     the fitted head (a scikit-learn estimator)
+    head.npz        the head's parameters as plain arrays: what a router serves with
+                    (router_ml.compiled; loaded without pickle or scikit-learn)
+    head.joblib     the fitted scikit-learn estimators, for inspection and refitting
+    embedder/       for the ONNX backend: the exported model and its tokenizer
 
-A joblib file runs code when it is loaded, so `read_artifact` checks the format
-version and every sha256 *before* unpickling: a tampered or truncated head is refused
-with `ArtifactIntegrityError` and never executed. This guards against accidents and
-tampering after packaging; it is not a signature, so only load routers you trust.
+`read_artifact` checks the format version and every sha256 before it reads anything
+else, and serving reads only `head.npz` with `allow_pickle=False`. `head.joblib` runs
+code when unpickled: `read_estimator` verifies the hashes first, which guards against
+accidents and tampering after packaging; it is not a signature, so only unpickle
+routers you trust.
 
 Writing goes to a hidden temporary sibling directory that is renamed into place, so a
 crash leaves either no artifact or a complete one, never a half-written one. An
@@ -27,9 +31,11 @@ from pathlib import Path
 
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.joblib"
+HEAD_ARRAYS_FILE = "head.npz"
+EMBEDDER_DIR = "embedder"
 REQUIRED_KEYS = (
     "format_version",
     "router_version",
@@ -79,9 +85,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool = False) -> Path:
-    """Write head and manifest to `out_dir` atomically; return the final path."""
+def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool = False,
+                   embedder_files: dict[str, Path] | None = None) -> Path:
+    """Write the head (arrays and estimators), embedder files and manifest atomically."""
     import joblib
+
+    from router_ml.compiled import save_arrays
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -91,8 +100,15 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a router is an ordinary directory
         joblib.dump(head, tmp / HEAD_FILE)
+        save_arrays(tmp / HEAD_ARRAYS_FILE, head.to_arrays())
+        names = [HEAD_FILE, HEAD_ARRAYS_FILE]
+        if embedder_files:
+            (tmp / EMBEDDER_DIR).mkdir()
+            for name, source in embedder_files.items():
+                shutil.copyfile(source, tmp / EMBEDDER_DIR / name)
+                names.append(f"{EMBEDDER_DIR}/{name}")
         manifest = {**manifest, "format_version": FORMAT_VERSION, "libraries": library_versions()}
-        manifest["files"] = {HEAD_FILE: sha256_file(tmp / HEAD_FILE)}
+        manifest["files"] = {name: sha256_file(tmp / name) for name in names}
         missing = [k for k in REQUIRED_KEYS if k not in manifest]
         if missing:
             raise ArtifactFormatError(f"manifest is missing {missing}")
@@ -100,8 +116,9 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
             json.dump(manifest, fh, indent=2, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
-        with open(tmp / HEAD_FILE, "rb") as fh:
-            os.fsync(fh.fileno())
+        for name in names:
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
         if out_dir.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             backup.rmdir()
@@ -146,8 +163,9 @@ def read_manifest(path: str | Path) -> dict:
 def verify_files(path: str | Path, manifest: dict) -> None:
     """Check every file listed in the manifest against its sha256."""
     path = Path(path)
-    if HEAD_FILE not in manifest["files"]:
-        raise ArtifactIntegrityError(f"{path / MANIFEST_FILE}: 'files' does not list {HEAD_FILE}")
+    for required in (HEAD_FILE, HEAD_ARRAYS_FILE):
+        if required not in manifest["files"]:
+            raise ArtifactIntegrityError(f"{path / MANIFEST_FILE}: 'files' does not list {required}")
     for name, expected in manifest["files"].items():
         file = path / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -162,14 +180,26 @@ def verify_files(path: str | Path, manifest: dict) -> None:
             )
 
 
-def read_artifact(path: str | Path) -> tuple[dict, object]:
-    """Manifest and head of a verified artifact (hashes checked before unpickling)."""
-    import joblib
+def read_artifact(path: str | Path):
+    """Manifest and compiled head of a verified artifact (no pickle, no scikit-learn)."""
+    from router_ml.compiled import load_compiled
 
     path = Path(path)
     manifest = read_manifest(path)
     verify_files(path, manifest)
-    return manifest, joblib.load(path / HEAD_FILE)
+    try:
+        return manifest, load_compiled(path / HEAD_ARRAYS_FILE)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ArtifactFormatError(f"{path / HEAD_ARRAYS_FILE}: not a head this router-ml can read: {exc}") from exc
+
+
+def read_estimator(path: str | Path):
+    """The scikit-learn head (unpickled only after every hash is verified)."""
+    import joblib
+
+    path = Path(path)
+    verify_files(path, read_manifest(path))
+    return joblib.load(path / HEAD_FILE)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -105,6 +105,19 @@ class PerModelSuccessHead(BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
 
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Parameters for router_ml.compiled (a constant model is a zero row with its logit)."""
+        check_is_fitted(self, "estimators_")
+        dim = next((e.coef_.shape[1] for e in self.estimators_ if hasattr(e, "coef_")), 0)
+        coef = np.zeros((len(self.estimators_), dim))
+        intercept = np.zeros(len(self.estimators_))
+        for j, est in enumerate(self.estimators_):
+            if isinstance(est, _ConstantProbability):
+                intercept[j] = _logit(np.array(est.p))
+            else:
+                coef[j], intercept[j] = est.coef_[0], est.intercept_[0]
+        return {prefix + "coef": coef, prefix + "intercept": intercept}
+
 
 class CheapestSuccessfulHead(BaseEstimator):
     """Multinomial classifier on the cheapest-successful label, mapped to per-model success."""
@@ -151,6 +164,15 @@ class CheapestSuccessfulHead(BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         return self.predict_label_proba(X) @ self.success_given_label_
 
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "success_given_label_")
+        if self.classifier_ is None:
+            coef, intercept = np.zeros((0, 0)), np.zeros(0)
+        else:
+            coef, intercept = self.classifier_.coef_, self.classifier_.intercept_
+        return {prefix + "label_coef": coef, prefix + "label_intercept": intercept,
+                prefix + "success_given_label": self.success_given_label_}
+
 
 class KNNHead(BaseEstimator):
     """Success rate of each model among the k most similar training prompts (cosine)."""
@@ -179,6 +201,12 @@ class KNNHead(BaseEstimator):
         tried = self.tried_[neighbours].sum(axis=1)
         wins = self.wins_[neighbours].sum(axis=1)
         return (wins + _PRIOR_WEIGHT * self.prior_) / (tried + _PRIOR_WEIGHT)
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "X_")
+        return {prefix + "train_X": self.X_, prefix + "tried": self.tried_, prefix + "wins": self.wins_,
+                prefix + "prior": self.prior_, prefix + "k": np.array(self.k),
+                prefix + "prior_weight": np.array(_PRIOR_WEIGHT)}
 
 
 class MLPHead(BaseEstimator):
@@ -216,6 +244,19 @@ class MLPHead(BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
 
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "estimators_")
+        out = {prefix + "n_models": np.array(len(self.estimators_))}
+        for j, est in enumerate(self.estimators_):
+            q = f"{prefix}m{j}_"
+            if isinstance(est, _ConstantProbability):
+                out[q + "const"] = np.array(est.p)
+                continue
+            out[q + "layers"] = np.array(len(est.coefs_))
+            for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+                out[f"{q}W{i}"], out[f"{q}b{i}"] = W, b
+        return out
+
 
 class BlendHead(BaseEstimator):
     """The mean of a per-model logistic head and a kNN head.
@@ -238,6 +279,9 @@ class BlendHead(BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "knn_")
         return 0.5 * (self.linear_.predict_proba(X) + self.knn_.predict_proba(X))
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {**self.linear_.to_arrays(prefix + "linear_"), **self.knn_.to_arrays(prefix + "knn_")}
 
 
 HEADS = {
@@ -304,3 +348,15 @@ class RoutingHead(BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         return self.predict(X)[1]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything router_ml.compiled needs to predict exactly as this head does."""
+        from router_ml import compiled
+
+        kind = next((name for name, cls in HEADS.items() if type(self.head) is cls), None)
+        if kind is None:
+            raise ValueError(f"no compiled form for {type(self.head).__name__}")
+        return {"format": np.array(compiled.FORMAT), "kind": np.array(kind),
+                "route_on_calibrated": np.array(self.route_on_calibrated),
+                "calibration_coef": self.calibration.coef_, "calibration_intercept": self.calibration.intercept_,
+                **self.head.to_arrays("head_")}

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -190,13 +188,6 @@ def load_router(
     source = str(path_or_uri)
     path = _download_mlflow_model(source) if source.startswith(("models:/", "runs:/")) else Path(source)
     manifest, head = read_artifact(path)
-    trained_with = manifest["libraries"].get("scikit-learn")
-    installed = metadata.version("scikit-learn")
-    if trained_with and trained_with != installed:
-        warnings.warn(
-            f"{path}: trained with scikit-learn {trained_with}, running {installed}; decisions may differ",
-            stacklevel=2,
-        )
     overrides = {k: v for k, v in (("model", embedder_model), ("device", device)) if v is not None}
     embedder = make_embedder(manifest["embedder"], **overrides)
     if embedder.id != manifest["embedder"]["id"]:

@@ -1,10 +1,11 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from router_ml import load_router
-from router_ml.artifact import HEAD_FILE, MANIFEST_FILE, atomic_write_text, read_manifest, write_artifact
+from router_ml.artifact import HEAD_ARRAYS_FILE, HEAD_FILE, MANIFEST_FILE, atomic_write_text, read_manifest, write_artifact
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError, EmbedderMismatchError
 
 
@@ -22,7 +23,7 @@ def edit_manifest(path, change):
 
 def test_manifest_records_what_the_issue_asks_for(trained_router_dir):
     manifest = read_manifest(trained_router_dir)
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["router_version"] == "test-router-1"
     assert manifest["embedder"]["id"].startswith("hashing") and manifest["embedder"]["dim"] == 256
     assert [m["name"] for m in manifest["cost_model"]["models"]] == manifest["models"]
@@ -34,15 +35,30 @@ def test_manifest_records_what_the_issue_asks_for(trained_router_dir):
     assert len(manifest["training_data"]["sha256"]) == 64
     assert "test" in manifest["metrics"] and "validation" in manifest["metrics"]
     assert manifest["libraries"]["scikit-learn"]
-    assert set(manifest["files"]) == {HEAD_FILE}
+    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE}  # no embedder files for the hashing embedder
 
 
-def test_tampered_head_is_refused_before_unpickling(trained_router_dir, tmp_path):
+@pytest.mark.parametrize("name", [HEAD_FILE, HEAD_ARRAYS_FILE])
+def test_tampered_head_is_refused_before_reading(trained_router_dir, tmp_path, name):
+    from router_ml.artifact import read_estimator
+
     path = copy(trained_router_dir, tmp_path)
-    with open(path / HEAD_FILE, "ab") as fh:
+    with open(path / name, "ab") as fh:
         fh.write(b"\x00")
-    with pytest.raises(ArtifactIntegrityError, match="head.joblib: sha256 is"):
+    with pytest.raises(ArtifactIntegrityError, match=f"{name}: sha256 is"):
         load_router(path)
+    with pytest.raises(ArtifactIntegrityError):
+        read_estimator(path)
+
+
+def test_serving_reads_arrays_not_the_pickle(trained_router_dir, tmp_path):
+    from router_ml.artifact import read_estimator
+
+    path = copy(trained_router_dir, tmp_path)
+    estimator = read_estimator(path)
+    router = load_router(path)
+    X = router.embedder.encode(["What is 2 + 2?"])
+    np.testing.assert_allclose(router.head.predict(X)[1], estimator.predict(X)[1], atol=1e-6)
 
 
 def test_missing_head_is_refused(trained_router_dir, tmp_path):
@@ -55,7 +71,7 @@ def test_missing_head_is_refused(trained_router_dir, tmp_path):
 def test_wrong_format_version_is_refused(trained_router_dir, tmp_path):
     path = copy(trained_router_dir, tmp_path)
     edit_manifest(path, lambda m: m.update(format_version=99))
-    with pytest.raises(ArtifactFormatError, match="format_version is 99"):
+    with pytest.raises(ArtifactFormatError, match="format_version is 99, this router-ml reads version 2"):
         load_router(path)
 
 
@@ -88,18 +104,21 @@ def test_write_never_overwrites_unless_asked(tmp_path):
     assert (out / "keep.txt").read_text() == "user's file"
 
 
-def test_failed_write_leaves_nothing_behind(tmp_path):
+def test_failed_write_leaves_nothing_behind(trained_router_dir, tmp_path):
+    from router_ml.artifact import read_estimator
+
+    head = read_estimator(trained_router_dir)
     out = tmp_path / "router"
     with pytest.raises(ArtifactFormatError, match="missing"):
-        write_artifact(out, {"router_version": "x"}, {"head": 1})  # manifest lacks required keys
+        write_artifact(out, {"router_version": "x"}, head)  # manifest lacks required keys
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overwrite_replaces_atomically(trained_router_dir, tmp_path):
-    from router_ml.artifact import read_artifact
+    from router_ml.artifact import read_estimator
 
-    manifest, head = read_artifact(trained_router_dir)
+    manifest, head = read_manifest(trained_router_dir), read_estimator(trained_router_dir)
     out = copy(trained_router_dir, tmp_path)
     manifest = {k: v for k, v in manifest.items() if k not in ("files", "libraries", "format_version")}
     write_artifact(out, {**manifest, "router_version": "v2"}, head, overwrite=True)

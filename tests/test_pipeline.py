@@ -25,7 +25,8 @@ def test_manifest_test_metrics_match_a_fresh_evaluation(demo_files, tmp_path):
     router = load_router(out)
     data = to_routing_data(read_outcomes(demo_files["holdout"]), load_catalog(demo_files["catalog"]))
     again = evaluate_router(router, data)
-    assert again["metrics"] == result.manifest["metrics"]["test"]["metrics"]
+    # Served from head.npz, trained as scikit-learn estimators: equal up to float rounding.
+    assert again["metrics"] == pytest.approx(result.manifest["metrics"]["test"]["metrics"], abs=1e-7)
     assert again["default"]["quality"] == result.report["default"]["quality"]
     labels = result.manifest["training_data"]["labels"]
     assert sum(labels.values()) == result.manifest["training_data"]["train_prompts"]

@@ -110,7 +110,7 @@ def test_bad_quality_target(router, target):
 def test_import_does_not_load_torch_or_mlflow():
     code = (
         "import sys, router_ml; "
-        "heavy = [m for m in ('torch', 'mlflow', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'mlflow', 'sentence_transformers', 'transformers', 'sklearn') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
