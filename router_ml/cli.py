@@ -75,6 +75,9 @@ def _echo_err(message: str) -> None:
 @click.option("--embedder", default="minilm", show_default=True, help="sentence-transformers model name or path.")
 @click.option("--embedder-kind", default="sentence-transformers", show_default=True, type=click.Choice(["sentence-transformers", "hashing"]))
 @click.option("--truncation", default="tail", show_default=True, type=click.Choice(["head", "tail", "head_tail"]))
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx"]),
+              help="onnx: export the embedder to ONNX; the router then serves without torch.")
+@click.option("--onnx-precision", default="int8", show_default=True, type=click.Choice(["int8", "fp32"]))
 @click.option("--strategy", default="auto", show_default=True, type=click.Choice(["auto", "per_model", "cheapest_successful", "knn", "blend"]))
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
 @click.option("--test-size", default=0.2, show_default=True, type=float)
@@ -92,7 +95,7 @@ def _echo_err(message: str) -> None:
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
 @click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
-def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, strategy, success_threshold,
+def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
           no_mlflow, overwrite, json_out, report_dir, no_baselines):
     """Train a router from an outcomes log and package it in --out."""
@@ -105,7 +108,7 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, trunca
     config = TrainConfig(
         outcomes=str(outcomes), out=str(out), catalog=str(catalog) if catalog else None,
         test_outcomes=str(test_outcomes) if test_outcomes else None, embedder=embedder, embedder_kind=embedder_kind,
-        truncation=truncation, success_threshold=success_threshold, test_size=test_size, seed=seed,
+        truncation=truncation, backend=backend, onnx_precision=onnx_precision, success_threshold=success_threshold, test_size=test_size, seed=seed,
         strategy=strategy, folds=folds, models=[m.strip() for m in models.split(",")] if models else None,
         duplicates=duplicates, column_map=_parse_pairs(column_map, "--map"), router_version=router_version,
         cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
@@ -271,6 +274,29 @@ def promote(name, version, alias, metric, outcomes, catalog, force):
     frame = read_outcomes(outcomes) if outcomes else None
     result = run_promote(name, version, alias, metric, frame=frame, catalog=load_catalog(catalog) if catalog else None,
                          source=str(outcomes) if outcomes else None, force=force, log=_echo_err)
+    click.echo(json.dumps(result))
+
+
+@cli.command()
+@click.option("--router", "router_path", required=True, help="A router trained with the torch backend.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the converted router.")
+@click.option("--backend", default="onnx", show_default=True, type=click.Choice(["onnx"]))
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "int8", "fp32"]),
+              help="auto: int8 if it passes the proof, else fp32.")
+@click.option("--outcomes", type=click.Path(path_type=Path), help="Prompts to prove equivalence on (default: the router's training prompts).")
+@click.option("--min-cosine", default=0.98, show_default=True, type=float, help="Required 1st-percentile cosine to torch's vectors.")
+@click.option("--min-agreement", default=0.97, show_default=True, type=float, help="Required share of identical routes at the default target.")
+@click.option("--force", is_flag=True, help="Write the router even if the proof fails (recorded in its manifest).")
+@click.option("--overwrite", is_flag=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the ONNX export is cached.")
+def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agreement, force, overwrite, cache_dir):
+    """Convert a router to the ONNX backend after proving it routes the same."""
+    from training.convert import convert_router
+    from training.outcomes import read_outcomes
+
+    prompts = read_outcomes(outcomes)["prompt"].drop_duplicates().tolist() if outcomes else None
+    result = convert_router(router_path, out, prompts, precision=precision, min_cosine=min_cosine, min_agreement=min_agreement, force=force,
+                            overwrite=overwrite, cache_dir=str(cache_dir) if cache_dir else None, log=_echo_err)
     click.echo(json.dumps(result))
 
 

@@ -306,19 +306,26 @@ EMBEDDERS = {
 }
 
 
-def make_embedder(spec: dict, **overrides) -> Embedder:
+def make_embedder(spec: dict, artifact_dir: str | Path | None = None, **overrides) -> Embedder:
     """Rebuild the embedder a manifest's spec describes, refusing different model files.
 
     `overrides` change where or how it runs (e.g. `model=` a local copy, `device=`);
-    the fingerprint and dimension must still match the spec.
+    the fingerprint and dimension must still match the spec. ONNX embedders are rebuilt
+    from the files in the router's `artifact_dir`.
     """
     from router_ml.errors import EmbedderMismatchError
 
     kind = spec.get("kind")
-    if kind not in EMBEDDERS:
-        raise ConfigError(f"embedder kind: expected one of {sorted(EMBEDDERS)}, found {kind!r}")
     try:
-        embedder = EMBEDDERS[kind].from_spec(spec, **overrides)
+        if kind == "onnx":
+            from router_ml.onnx_embedder import OnnxEmbedder
+
+            embedder = OnnxEmbedder.from_spec(spec, artifact_dir=artifact_dir,
+                                              **{k: v for k, v in overrides.items() if k == "threads"})
+        elif kind in EMBEDDERS:
+            embedder = EMBEDDERS[kind].from_spec(spec, **{k: v for k, v in overrides.items() if k != "threads"})
+        else:
+            raise ConfigError(f"embedder kind: expected one of {sorted(EMBEDDERS) + ['onnx']}, found {kind!r}")
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"embedder spec {spec}: {exc!r}") from exc
     if embedder.dim != spec.get("dim"):

@@ -116,3 +116,15 @@ def test_import_does_not_load_torch_or_mlflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert router_ml.load_router is load_router
+
+
+def test_decision_cache_returns_the_same_decision_and_is_bounded(trained_router_dir):
+    router = load_router(trained_router_dir, decision_cache_size=2)
+    first = router.route(PROMPTS[0])
+    assert router.route(PROMPTS[0]) is first
+    assert router.route(PROMPTS[0], 0.0) is not first  # another target, another entry
+    router.route(PROMPTS[1])
+    assert len(router._decisions) == 2 and router.route(PROMPTS[0]) is not first  # evicted
+    off = load_router(trained_router_dir, decision_cache_size=0)
+    assert off.route(PROMPTS[0]) is not off.route(PROMPTS[0])
+    assert off.route(PROMPTS[0]).to_dict() == first.to_dict()

@@ -35,6 +35,7 @@ from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_o
 from training.selection import DEFAULT_CANDIDATES, Candidate, select_head
 
 STRATEGIES = ("auto", *HEADS)
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -47,6 +48,8 @@ class TrainConfig:
     test_outcomes: str | None = None
     embedder: str = DEFAULT_MODEL
     embedder_kind: str = "sentence-transformers"
+    backend: str = "torch"  # for sentence-transformers models: "torch", or "onnx" (no torch when serving)
+    onnx_precision: str = "int8"  # with backend "onnx": "int8" (fastest) or "fp32"
     truncation: str = DEFAULT_TRUNCATION
     success_threshold: float = 0.5
     test_size: float = 0.2
@@ -74,6 +77,10 @@ class TrainConfig:
             raise ConfigError(f"strategy: expected one of {STRATEGIES}, found {self.strategy!r}")
         if self.embedder_kind not in EMBEDDERS:
             raise ConfigError(f"embedder_kind: expected one of {sorted(EMBEDDERS)}, found {self.embedder_kind!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: expected one of {BACKENDS}, found {self.backend!r}")
+        if self.onnx_precision not in ("int8", "fp32"):
+            raise ConfigError(f"onnx_precision: expected int8 or fp32, found {self.onnx_precision!r}")
         if self.truncation not in TRUNCATIONS:
             raise ConfigError(f"truncation: expected one of {TRUNCATIONS}, found {self.truncation!r}")
         if self.duplicates not in DUPLICATE_POLICIES:
@@ -98,9 +105,15 @@ class TrainResult:
     model_version: str | None = None
 
 
-def make_training_embedder(config: TrainConfig):
+def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = print):
     if config.embedder_kind == "hashing":
         return HashingEmbedder()
+    if config.backend == "onnx":
+        from router_ml.onnx_embedder import OnnxEmbedder
+        from training.onnx_export import export_onnx
+
+        return OnnxEmbedder(export_onnx(config.embedder, config.cache_dir, precision=config.onnx_precision, log=log),
+                            truncation=config.truncation)
     return SentenceTransformerEmbedder(model=config.embedder, truncation=config.truncation)
 
 
@@ -183,7 +196,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
 
     # 3. Embeddings.
-    embedder = DiskCachedEmbedder(make_training_embedder(config), config.cache_dir)
+    embedder = DiskCachedEmbedder(make_training_embedder(config, log), config.cache_dir)
     log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
     X = embedder.encode(train_data.prompts, progress=progress)
 
@@ -243,7 +256,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         manifest["metrics"]["test"] = test_summary(report)
 
     # 6. The artifact (and the report beside it, when asked).
-    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite)
+    embedder_files = embedder.embedder.files() if hasattr(embedder.embedder, "files") else None
+    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder_files)
     log(f"wrote {path}")
     result = TrainResult(path, manifest, report, selection.table)
     if report is not None and config.report_dir:
