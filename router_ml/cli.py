@@ -300,6 +300,59 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
     click.echo(json.dumps(result))
 
 
+@cli.command()
+@click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--audit", "audit_path", default="audit.sqlite", show_default=True, type=click.Path(path_type=Path),
+              help="SQLite audit database (created if missing).")
+@click.option("--no-audit", is_flag=True, help="Serve without an audit trail (outcomes cannot be recorded).")
+@click.option("--prompt-storage", default="hash", show_default=True, type=click.Choice(["hash", "text"]),
+              help="Keep prompts in the audit log as sha256 + length, or as text (needed to retrain from the log).")
+@click.option("--exploration-rate", default=0.0, show_default=True, type=float,
+              help="Share of requests sent to a different model, so that retraining sees every model.")
+@click.option("--fallback-model", help="Model answered when the router itself fails (default: the dearest model).")
+@click.option("--max-batch", default=1000, show_default=True, type=int, help="Most prompts per request (413 above).")
+@click.option("--reload-interval", default=30.0, show_default=True, type=float,
+              help="Seconds between registry checks for a new version under the alias (models:/ sources; 0 = off).")
+@click.option("--flush-interval", default=0.2, show_default=True, type=float, help="Audit writer's commit interval (s).")
+def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
+          reload_interval, flush_interval):
+    """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
+    import signal
+
+    def stop_while_loading(signum, frame):
+        raise SystemExit(0)  # nothing is served or written yet: leave cleanly
+
+    signal.signal(signal.SIGTERM, stop_while_loading)
+    import uvicorn
+
+    from router_ml.audit import AuditStore
+    from router_ml.http import create_app
+    from router_ml.serving import RoutingService
+
+    audit = None if no_audit else AuditStore(audit_path, prompt_storage=prompt_storage, flush_interval=flush_interval)
+    try:
+        service = RoutingService(router_path, audit=audit, exploration_rate=exploration_rate,
+                                 fallback_model=fallback_model, max_batch=max_batch)
+    except BaseException:
+        if audit is not None:
+            audit.close()
+        raise
+    if reload_interval > 0:
+        service.watch_registry(reload_interval)
+    app = create_app(service)
+
+    @app.on_event("shutdown")
+    def flush_audit():  # after uvicorn has drained the requests in flight
+        service.close()
+
+    _echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs)")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn installs its graceful handler
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    service.close()
+
+
 @cli.command("demo-data")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for outcomes.csv and catalog.yaml.")
 @click.option("--prompts", default=2400, show_default=True, type=int)

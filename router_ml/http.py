@@ -1,0 +1,171 @@
+"""The HTTP service: FastAPI routes over a RoutingService (`router-ml serve`).
+
+    POST /v1/route      {"prompt": "..."} or {"prompts": [...]}, optional quality_target, metadata
+    POST /v1/outcomes   {"request_id", "model", "success" | "score", "cost", "latency_ms"} or a list
+    GET  /healthz       the process is up
+    GET  /readyz        a router is loaded and the audit store is writing (503 otherwise)
+    GET  /metrics       Prometheus metrics
+    POST /admin/reload  reload the router now (e.g. after a promotion)
+    GET  /docs          OpenAPI documentation
+
+Errors are JSON: {"error": {"type", "message", "field"}}. Bad requests get 4xx naming
+the field (400 malformed JSON, 404 unknown request id, 409 duplicate outcome, 413 too
+many prompts or a prompt over the size limit, 415 not JSON, 422 invalid fields). A
+failure inside the router never becomes a 500 for a valid request: the service answers
+with the fallback model and says so in `reason` and `fallback`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, model_validator
+
+from router_ml.audit import AuditError, DuplicateOutcomeError, UnknownRequestError
+from router_ml.errors import ConfigError, PromptError, PromptTooLongError
+from router_ml.serving import BatchTooLargeError, RoutingService
+
+
+class RouteRequest(BaseModel):
+    prompt: str | None = Field(None, description="One prompt to route.")
+    prompts: list[str] | None = Field(None, description="Several prompts to route in one batch.")
+    quality_target: float | None = Field(None, ge=0.0, le=1.0, description="0 = cheapest, 1 = highest quality.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Kept in the audit log with each decision.")
+
+    @model_validator(mode="after")
+    def one_of_prompt_or_prompts(self):
+        if (self.prompt is None) == (self.prompts is None):
+            raise ValueError("give either 'prompt' or 'prompts'")
+        if self.prompts is not None and not self.prompts:
+            raise ValueError("'prompts' is empty; give at least one prompt")
+        return self
+
+
+class Served(BaseModel):
+    request_id: str
+    model: str
+    confidence: float | None
+    scores: dict[str, float]
+    costs: dict[str, float]
+    estimated_cost: float | None
+    reason: str
+    router_version: str
+    quality_target: float | None
+    exploration: bool
+    fallback: str | None
+    propensity: float | None
+    latency_ms: float
+
+
+class RouteResponse(BaseModel):
+    decisions: list[Served]
+
+
+class Outcome(BaseModel):
+    request_id: str
+    model: str
+    success: bool | None = None
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    cost: float | None = Field(None, ge=0.0)
+    latency_ms: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def success_or_score(self):
+        if self.success is None and self.score is None:
+            raise ValueError("give 'success' (true/false) or 'score' (0..1)")
+        return self
+
+
+def _error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
+
+
+def create_app(service: RoutingService) -> FastAPI:
+    app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
+                  "handle it well, and records every decision.")
+    app.state.service = service
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed_json", f"the body is not valid JSON: {first.get('msg')}", "body")
+        location = [str(x) for x in first.get("loc", ()) if x != "body"]
+        return _error(422, "invalid_request", first.get("msg", "invalid request"), ".".join(location) or "body")
+
+    @app.middleware("http")
+    async def json_only(request: Request, call_next):
+        if request.method == "POST" and request.url.path.startswith("/v1/"):
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return _error(415, "unsupported_media_type",
+                              f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
+        return await call_next(request)
+
+    @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch")
+    def route(body: RouteRequest):
+        prompts = [body.prompt] if body.prompt is not None else body.prompts
+        try:
+            served = service.route(prompts, body.quality_target, body.metadata)
+        except BatchTooLargeError as exc:
+            return _error(413, "too_many_prompts", str(exc), "prompts")
+        except PromptTooLongError as exc:
+            return _error(413, "prompt_too_long", str(exc), _field(exc, body))
+        except PromptError as exc:
+            return _error(422, "invalid_prompt", str(exc), _field(exc, body))
+        except ConfigError as exc:
+            return _error(422, "invalid_request", str(exc), "quality_target")
+        return {"decisions": served}
+
+    @app.post("/v1/outcomes", summary="Report how a routed request went")
+    def outcomes(body: Outcome | list[Outcome]):
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            return _error(422, "invalid_request", "no outcomes given", "body")
+        for i, item in enumerate(items):
+            where = f"[{i}]." if isinstance(body, list) else ""
+            try:
+                service.record_outcome(item.request_id, item.model, success=item.success, score=item.score,
+                                       cost=item.cost, latency_ms=item.latency_ms)
+            except UnknownRequestError as exc:
+                return _error(404, "unknown_request_id", str(exc), f"{where}request_id")
+            except DuplicateOutcomeError as exc:
+                return _error(409, "duplicate_outcome", str(exc), f"{where}model")
+            except (AuditError, ConfigError) as exc:
+                return _error(503 if isinstance(exc, ConfigError) else 422, "outcome_not_recorded", str(exc), None)
+        return {"recorded": len(items)}
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        ok, detail = service.ready()
+        return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, **detail})
+
+    @app.get("/metrics")
+    def metrics():
+        service._update_audit_gauges()
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)")
+    def reload():
+        try:
+            version = service.reload()
+        except Exception as exc:  # noqa: BLE001 - the current router keeps serving
+            return _error(503, "reload_failed", f"still serving {service.router.version}: {exc}", None)
+        return {"router_version": version}
+
+    return app
+
+
+def _field(exc: Exception, body: RouteRequest) -> str:
+    message = str(exc)
+    if message.startswith("prompts["):
+        return message.split(":", 1)[0]
+    return "prompt" if body.prompt is not None else "prompts"
