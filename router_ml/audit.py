@@ -124,13 +124,14 @@ def _close_all() -> None:  # a normal exit flushes every open store
 
 class AuditStore:
     def __init__(self, path: str | Path, *, prompt_storage: str = "hash", batch_size: int = 256,
-                 flush_interval: float = 0.2, queue_size: int = 50_000) -> None:
+                 flush_interval: float = 0.2, queue_size: int = 50_000, max_bytes: int | None = None) -> None:
         if prompt_storage not in PROMPT_STORAGE:
             raise AuditError(f"prompt_storage: expected one of {PROMPT_STORAGE}, found {prompt_storage!r}")
         self.path = Path(path)
         self.prompt_storage = prompt_storage
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.max_bytes = max_bytes  # a cap on the database's size; past it writes fail as "disk full"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -157,6 +158,9 @@ class AuditStore:
         db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        if self.max_bytes:
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {max(1, self.max_bytes // page)}")
         return db
 
     # -- decisions -----------------------------------------------------------------------
@@ -204,8 +208,8 @@ class AuditStore:
                     for _ in batch:
                         self._queue.task_done()
                     batch = []
-                elif stop:
-                    for _ in batch:  # give up on exit rather than hang; counted as dropped
+                elif stop or self._closed:
+                    for _ in batch:  # closing: one try per batch, then give up rather than hang; counted as dropped
                         self._queue.task_done()
                     with self._lock:
                         self._dropped += len(batch)
