@@ -342,15 +342,48 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     if reload_interval > 0:
         service.watch_registry(reload_interval)
     app = create_app(service)
-
-    @app.on_event("shutdown")
-    def flush_audit():  # after uvicorn has drained the requests in flight
-        service.close()
-
     _echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs)")
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn installs its graceful handler
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
-    service.close()
+    # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
+    # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    finally:
+        service.close()  # after uvicorn has drained the requests in flight: flush the audit log
+    _echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
+
+
+@cli.command()
+@click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The service's audit database (decisions and reported outcomes).")
+@click.option("--outcomes", "outcome_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Offline outcomes logs to add (repeatable); prompts with every model's outcome form the holdout.")
+@click.option("--base", required=True, help="The current router, e.g. models:/NAME@champion (its settings and prices are reused).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the challenger router.")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
+@click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--metric", default="aiq", show_default=True, help="Metric the challenger must match or beat on the holdout.")
+@click.option("--holdout-size", default=0.25, show_default=True, type=float, help="Share of complete prompts held out.")
+@click.option("--since", type=float, help="Only decisions logged at or after this unix time.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def retrain(audit_path, outcome_paths, base, out, catalog, register, alias, metric, holdout_size, since, seed, cache_dir,
+            no_promote, overwrite):
+    """Train a challenger from logged outcomes, evaluate it against --base, promote it if it wins."""
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    config = RetrainConfig(audit=str(audit_path), base=base, out=str(out), outcomes=[str(p) for p in outcome_paths],
+                           catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
+                           holdout_size=holdout_size, since=since, seed=seed,
+                           cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite)
+    result = run_retrain(config, log=_echo_err, progress=sys.stderr.isatty())
+    click.echo(json.dumps({"challenger": str(result.challenger), "version": result.version, "promoted": result.promoted,
+                           "decision": result.decision, "data": result.stats}, default=str))
 
 
 @cli.command("demo-data")

@@ -94,8 +94,7 @@ def create_app(service: RoutingService) -> FastAPI:
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":
             return _error(400, "malformed_json", f"the body is not valid JSON: {first.get('msg')}", "body")
-        location = [str(x) for x in first.get("loc", ()) if x != "body"]
-        return _error(422, "invalid_request", first.get("msg", "invalid request"), ".".join(location) or "body")
+        return _error(422, "invalid_request", first.get("msg", "invalid request"), _location(first.get("loc", ())))
 
     @app.middleware("http")
     async def json_only(request: Request, call_next):
@@ -162,6 +161,22 @@ def create_app(service: RoutingService) -> FastAPI:
         return {"router_version": version}
 
     return app
+
+
+def _location(loc) -> str:
+    """A field path as users write it ("prompts[1]", "[0].score"), without pydantic's internal
+    tags for unions and validators ("function-after[...]", "list[Outcome]")."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or str(part) in ("Outcome", "RouteRequest"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
 
 
 def _field(exc: Exception, body: RouteRequest) -> str:

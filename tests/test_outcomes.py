@@ -48,6 +48,16 @@ def test_success_threshold_and_success_column(tmp_path):
     assert table["score"].tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
+def test_rows_may_give_score_or_success(tmp_path):
+    rows = [{**ROWS[0], "success": None}, {**ROWS[1], "score": None, "success": False},
+            {**ROWS[2], "score": None, "success": True}, {**ROWS[3], "success": None}]
+    for name in ("mixed.csv", "mixed.jsonl", "mixed.parquet"):
+        table = read_outcomes(write(tmp_path, rows, name))
+        assert table["success"].tolist() == [True, False, True, True]
+        assert table["score"].tolist() == pytest.approx([1.0, 0.0, 1.0, 0.7])
+    bad(tmp_path, [{**ROWS[0], "score": None, "success": None}], "success", name="neither.jsonl")
+
+
 def bad(tmp_path, rows, fragment, name="bad.csv", **kwargs):
     path = write(tmp_path, rows, name)
     with pytest.raises(OutcomesError) as err:

@@ -155,7 +155,7 @@ def validate_outcomes(
     if "success" in columns:
         success, bad_success = _as_bool(frame["success"])
         if "score" in columns:  # a row may give either; it must give at least one
-            bad_success &= missing_score
+            bad_success = bad_success & missing_score
             _bad_rows(frame, bad_success, "success", "true/false (or a score in [0, 1]) on every row", source)
             success = success.where(~success.isna(), pd.Series(score >= success_threshold))
         else:

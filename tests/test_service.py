@@ -1,0 +1,170 @@
+"""The routing service and its HTTP app, in process (FastAPI's TestClient)."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router_ml import load_router
+from router_ml.audit import AuditStore, read_joined
+from router_ml.errors import ConfigError
+from router_ml.http import create_app
+from router_ml.serving import RoutingService
+
+
+@pytest.fixture()
+def service(trained_router_dir, tmp_path):
+    audit = AuditStore(tmp_path / "audit.sqlite", flush_interval=0.02)
+    svc = RoutingService(str(trained_router_dir), audit=audit, seed=0)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture()
+def client(service):
+    with TestClient(create_app(service)) as c:
+        yield c
+
+
+def post(client, path, body):
+    return client.post(path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+
+
+def test_route_one_and_batch_are_audited(client, service, tmp_path):
+    one = post(client, "/v1/route", {"prompt": "What is 2 + 2?", "metadata": {"tier": "free"}})
+    assert one.status_code == 200
+    [d] = one.json()["decisions"]
+    assert d["model"] in service.router.models and d["router_version"] == "test-router-1"
+    assert 0 <= d["confidence"] <= 1 and d["fallback"] is None and not d["exploration"] and d["request_id"]
+    batch = post(client, "/v1/route", {"prompts": ["a", "b", "c"], "quality_target": 0.0})
+    assert batch.status_code == 200
+    decisions = batch.json()["decisions"]
+    assert len(decisions) == 3 and all(x["quality_target"] == 0.0 for x in decisions)
+    assert len({x["request_id"] for x in decisions}) == 3
+    service.audit.flush()
+    rows = {r["request_id"]: r for r in read_joined(tmp_path / "audit.sqlite")}
+    assert set(rows) == {d["request_id"]} | {x["request_id"] for x in decisions}
+    assert rows[d["request_id"]]["metadata"] == {"tier": "free"}
+    assert rows[d["request_id"]]["prompt"] is None and rows[d["request_id"]]["prompt_chars"] == len("What is 2 + 2?")
+
+
+def test_outcomes_join_and_errors_name_the_field(client, service, tmp_path):
+    [d] = post(client, "/v1/route", {"prompt": "hello"}).json()["decisions"]
+    ok = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": d["model"], "success": True, "cost": 0.01})
+    assert ok.status_code == 200 and ok.json() == {"recorded": 1}
+    dup = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": d["model"], "success": False})
+    assert dup.status_code == 409 and dup.json()["error"]["field"] == "model"
+    unknown = post(client, "/v1/outcomes", {"request_id": "nope", "model": d["model"], "score": 0.5})
+    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "unknown_request_id"
+    missing = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": "x"})
+    assert missing.status_code == 422 and "success" in missing.json()["error"]["message"]
+    bad_score = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": "x", "score": 2})
+    assert bad_score.status_code == 422 and bad_score.json()["error"]["field"] == "score"
+    [row] = read_joined(tmp_path / "audit.sqlite")
+    assert row["outcomes"][0]["success"] == 1 and row["outcomes"][0]["cost"] == 0.01
+
+
+def test_bad_requests_are_4xx_json_naming_the_field(client, service):
+    malformed = client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "malformed_json"
+    wrong_type = client.post("/v1/route", content=b"prompt=hi", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert wrong_type.status_code == 415 and wrong_type.json()["error"]["field"] == "content-type"
+    empty = post(client, "/v1/route", {"prompts": []})
+    assert empty.status_code == 422 and "empty" in empty.json()["error"]["message"]
+    neither = post(client, "/v1/route", {"quality_target": 0.5})
+    assert neither.status_code == 422
+    target = post(client, "/v1/route", {"prompt": "x", "quality_target": 1.5})
+    assert target.status_code == 422 and target.json()["error"]["field"] == "quality_target"
+    wrong_kind = post(client, "/v1/route", {"prompts": ["ok", 3]})
+    assert wrong_kind.status_code == 422 and wrong_kind.json()["error"]["field"] == "prompts[1]"
+    huge = post(client, "/v1/route", {"prompt": "x" * 1_000_000})
+    assert huge.status_code == 413 and huge.json()["error"]["type"] == "prompt_too_long"
+    assert huge.json()["error"]["field"] == "prompt"
+    too_many = post(client, "/v1/route", {"prompts": ["hi"] * 10_000})
+    assert too_many.status_code == 413 and "limit of 1000" in too_many.json()["error"]["message"]
+    blank = post(client, "/v1/route", {"prompts": ["fine", "   "]})
+    assert blank.status_code == 422 and blank.json()["error"]["field"] == "prompts[1]"
+    service.audit.flush()
+    assert service.audit.count() == 0  # nothing rejected was routed or audited
+
+
+def test_router_failure_answers_with_the_fallback_model(client, service, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("embedding backend crashed")
+
+    monkeypatch.setattr(service.router, "route", broken)
+    monkeypatch.setattr(service.router, "route_batch", broken)
+    for body in ({"prompt": "hi"}, {"prompts": ["a", "b"]}):
+        r = post(client, "/v1/route", body)
+        assert r.status_code == 200
+        for d in r.json()["decisions"]:
+            assert d["model"] == service.fallback_model and d["fallback"] == "router_error"
+            assert "embedding backend crashed" in d["reason"]
+    metrics = client.get("/metrics").text
+    assert 'router_fallbacks_total{reason="router_error"} 3.0' in metrics
+    service.audit.flush()
+    assert {r["fallback"] for r in service.audit.decisions()} == {"router_error"}
+
+
+def test_health_ready_metrics_and_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["router_version"] == "test-router-1"
+    post(client, "/v1/route", {"prompts": ["a", "b"]})
+    text = client.get("/metrics").text
+    assert "router_requests_total" in text and "router_request_latency_seconds_bucket" in text
+    assert "router_prompts_total 2.0" in text and "router_routes_total{model=" in text
+    assert 'router_info{router_version="test-router-1"' in text
+    assert "/v1/route" in client.get("/openapi.json").json()["paths"]
+
+
+def test_readyz_reports_a_failing_audit_store(client, service, monkeypatch):
+    monkeypatch.setattr(service.audit, "stats", lambda: {"queued": 0, "written": 0, "dropped": 3, "write_errors": 1,
+                                                         "last_error": "disk full", "healthy": False})
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["audit"]["last_error"] == "disk full"
+
+
+def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path):
+    audit = AuditStore(tmp_path / "audit.sqlite")
+    svc = RoutingService(str(trained_router_dir), audit=audit, exploration_rate=0.5, seed=1)
+    router = load_router(trained_router_dir)
+    prompts = [f"question number {i}" for i in range(60)]
+    served = svc.route(prompts)
+    plain = router.route_batch(prompts)
+    explored = [s for s in served if s["exploration"]]
+    assert 10 < len(explored) < 50
+    n_other = len(router.models) - 1
+    for s, d in zip(served, plain):
+        if s["exploration"]:
+            assert s["model"] != d.model and s["propensity"] == pytest.approx(0.5 / n_other)
+            assert s["reason"].startswith("exploration")
+        else:
+            assert s["model"] == d.model and s["propensity"] == 0.5
+    svc.close()
+    rows = read_joined(tmp_path / "audit.sqlite")
+    assert sum(r["exploration"] for r in rows) == len(explored)
+    with pytest.raises(ConfigError, match="exploration_rate"):
+        RoutingService(str(trained_router_dir), exploration_rate=1.0)
+
+
+def test_reload_keeps_serving_when_the_source_is_unreachable(client, service, trained_router_dir):
+    def unreachable(source):
+        raise ConnectionError("registry at http://mlflow:5000 unreachable")
+
+    service.loader = unreachable
+    r = post(client, "/admin/reload", {})
+    assert r.status_code == 503 and "still serving test-router-1" in r.json()["error"]["message"]
+    assert post(client, "/v1/route", {"prompt": "still here"}).status_code == 200
+    assert 'router_reloads_total{result="failed"} 1.0' in client.get("/metrics").text
+    service.loader = load_router
+    assert post(client, "/admin/reload", {}).json() == {"router_version": "test-router-1"}
+
+
+def test_reload_refuses_a_router_without_the_fallback_model(service, trained_router_dir):
+    real = load_router(trained_router_dir)
+    real.models = [m for m in real.models if m != service.fallback_model]
+    service.loader = lambda source: real
+    with pytest.raises(ConfigError, match="fallback model"):
+        service.reload()
+    assert service.router.version == "test-router-1"
