@@ -316,8 +316,12 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--reload-interval", default=30.0, show_default=True, type=float,
               help="Seconds between registry checks for a new version under the alias (models:/ sources; 0 = off).")
 @click.option("--flush-interval", default=0.2, show_default=True, type=float, help="Audit writer's commit interval (s).")
+@click.option("--decision-cache", default=1024, show_default=True, type=click.IntRange(min=0),
+              help="Decisions kept for repeated prompts (0 = off).")
+@click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
+              help="Prompt embeddings kept in memory (0 = off).")
 def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
-          reload_interval, flush_interval):
+          reload_interval, flush_interval, decision_cache, embedding_cache):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
@@ -327,14 +331,18 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     signal.signal(signal.SIGTERM, stop_while_loading)
     import uvicorn
 
+    import functools
+
     from router_ml.audit import AuditStore
     from router_ml.http import create_app
+    from router_ml.router import load_router
     from router_ml.serving import RoutingService
 
     audit = None if no_audit else AuditStore(audit_path, prompt_storage=prompt_storage, flush_interval=flush_interval)
     try:
+        loader = functools.partial(load_router, decision_cache_size=decision_cache, embedding_cache_size=embedding_cache)
         service = RoutingService(router_path, audit=audit, exploration_rate=exploration_rate,
-                                 fallback_model=fallback_model, max_batch=max_batch)
+                                 fallback_model=fallback_model, max_batch=max_batch, loader=loader)
     except BaseException:
         if audit is not None:
             audit.close()
