@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     prompt_sha256 TEXT NOT NULL,
     prompt_chars INTEGER NOT NULL,
     prompt TEXT,
-    metadata TEXT
+    metadata TEXT,
+    steps TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     request_id TEXT NOT NULL,
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
 _COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
-            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata")
+            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps")
 
 
 class AuditError(RouterError):
@@ -109,6 +110,7 @@ class DecisionRecord:
     propensity: float | None = None
     latency_ms: float | None = None
     metadata: dict = field(default_factory=dict)
+    steps: list | None = None  # gateway: cascade steps and fallback attempts, in order
     ts: float = field(default_factory=time.time)
 
 
@@ -136,6 +138,9 @@ class AuditStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+                if "steps" not in columns:  # a database from before the gateway
+                    db.execute("ALTER TABLE decisions ADD COLUMN steps TEXT")
                 db.execute("CREATE TABLE IF NOT EXISTS _write_check (x INTEGER)")
                 db.execute("DELETE FROM _write_check")
         except sqlite3.Error as exc:
@@ -185,7 +190,8 @@ class AuditStore:
         digest = hashlib.sha256(r.prompt.encode("utf-8")).hexdigest()
         return (r.request_id, r.ts, r.router_version, r.model, r.confidence, json.dumps(r.scores), r.quality_target,
                 r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, digest, len(r.prompt),
-                r.prompt if self.prompt_storage == "text" else None, json.dumps(r.metadata) if r.metadata else None)
+                r.prompt if self.prompt_storage == "text" else None, json.dumps(r.metadata) if r.metadata else None,
+                json.dumps(r.steps) if r.steps is not None else None)
 
     def _run(self) -> None:
         db = self._connect()
@@ -331,6 +337,7 @@ def read_joined(path: str | Path, since: float | None = None) -> list[dict]:
     for d in decisions:
         d["scores"] = json.loads(d["scores"]) if d["scores"] else {}
         d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+        d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
         d["exploration"] = bool(d["exploration"])
         d["outcomes"] = outcomes.get(d["request_id"], [])
     return decisions

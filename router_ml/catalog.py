@@ -25,7 +25,7 @@ from router_ml.errors import CatalogError
 
 DEFAULT_OUTPUT_TOKENS = 256
 DEFAULT_CHARS_PER_TOKEN = 4.0
-_MODEL_KEYS = {"input_price", "output_price", "output_tokens", "description"}
+_MODEL_KEYS = {"input_price", "output_price", "output_tokens", "description", "base_url", "api_key_env", "upstream_model"}
 _TOP_KEYS = {"models", "default_output_tokens", "chars_per_token"}
 
 
@@ -37,6 +37,12 @@ class ModelPrice:
     output_price: float
     output_tokens: int | None = None
     description: str = ""
+    # Where the gateway sends this model's calls (OpenAI-compatible): base URL (may name
+    # environment variables as ${VAR}), the variable holding the API key, and the model
+    # name the provider expects (default: the catalog name).
+    base_url: str | None = None
+    api_key_env: str | None = None
+    upstream_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,12 @@ def _number(value, where: str, *, integer: bool = False, positive: bool = False)
     return int(value) if integer else float(value)
 
 
+def _text(value, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CatalogError(f"{where}: expected a non-empty string, found {value!r}")
+    return value.strip()
+
+
 def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
     """Validate a parsed catalog; every error names `source` and the offending key."""
     if not isinstance(data, dict):
@@ -116,6 +128,8 @@ def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
                 else _number(entry["output_tokens"], f"{where}.output_tokens", integer=True)
             ),
             description=str(entry.get("description", "")),
+            **{key: _text(entry[key], f"{where}.{key}") for key in ("base_url", "api_key_env", "upstream_model")
+               if entry.get(key) is not None},
         )
     return Catalog(
         models=models,

@@ -320,8 +320,12 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
               help="Decisions kept for repeated prompts (0 = off).")
 @click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
               help="Prompt embeddings kept in memory (0 = off).")
+@click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rules, cascade and fallbacks (YAML) applied to every request.")
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions.")
 def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
-          reload_interval, flush_interval, decision_cache, embedding_cache):
+          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
@@ -341,15 +345,32 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     audit = None if no_audit else AuditStore(audit_path, prompt_storage=prompt_storage, flush_interval=flush_interval)
     try:
         loader = functools.partial(load_router, decision_cache_size=decision_cache, embedding_cache_size=embedding_cache)
+        router = loader(router_path)
+        policy = None
+        if policy_path:
+            from router_ml.rules import load_policy
+
+            policy = load_policy(policy_path, router.models, router.cost_model.chars_per_token)
+            for warning in policy.warnings:
+                _echo_err(f"warning: {warning}")
         service = RoutingService(router_path, audit=audit, exploration_rate=exploration_rate,
-                                 fallback_model=fallback_model, max_batch=max_batch, loader=loader)
+                                 fallback_model=fallback_model, max_batch=max_batch, loader=loader, router=router,
+                                 policy=policy)
+        gateway = None
+        if catalog_path:
+            from router_ml.catalog import load_catalog
+            from router_ml.gateway import Gateway, Upstreams
+            from router_ml.rules import Fallbacks
+
+            upstreams = Upstreams(load_catalog(catalog_path), policy.fallbacks if policy else Fallbacks(), router.models)
+            gateway = Gateway(service, upstreams)
     except BaseException:
         if audit is not None:
             audit.close()
         raise
     if reload_interval > 0:
         service.watch_registry(reload_interval)
-    app = create_app(service)
+    app = create_app(service, gateway)
     _echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs)")
     # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
     # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
@@ -394,6 +415,106 @@ def retrain(audit_path, outcome_paths, base, out, catalog, register, alias, metr
                            "decision": result.decision, "data": result.stats}, default=str))
 
 
+@cli.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Historical outcomes to replay on.")
+@click.option("--policy", "policies", multiple=True, metavar="[NAME=]FILE",
+              help="A policy file (rules, cascade); repeat to compare several. Single-shot routing is always included.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--false-pass", default=0.0, show_default=True, type=float, help="Simulated check: share of failed responses it lets through.")
+@click.option("--false-fail", default=0.0, show_default=True, type=float, help="Simulated check: share of good responses it rejects.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full replay report as JSON.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, seed, success_threshold, json_out, cache_dir):
+    """Evaluate policies (rules + router + cascade) offline on an outcomes log, beside single-shot routing."""
+    from router_ml.catalog import load_catalog
+    from router_ml.router import load_router
+    from router_ml.rules import load_policy
+    from training.embed_cache import DiskCachedEmbedder
+    from training.evaluation import training_side
+    from training.outcomes import read_outcomes, to_routing_data
+    from training.replay import format_replay
+    from training.replay import replay as run_replay
+
+    router = load_router(router_path)
+    named = {"single-shot": None}
+    for spec in policies:
+        name, _, path = spec.rpartition("=")
+        named[name or Path(path).stem] = load_policy(path, router.models, router.cost_model.chars_per_token)
+        for warning in named[name or Path(path).stem].warnings:
+            _echo_err(f"warning: {warning}")
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
+    report = run_replay(router, data, named, false_pass=false_pass, false_fail=false_fail, seed=seed,
+                        source=str(outcomes), embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir),
+                        training=training_side(router, log=_echo_err), log=_echo_err)
+    click.echo(format_replay(report))
+    if json_out:
+        _write_json(json_out, report)
+
+
+@cli.group()
+def rules():
+    """Policy files: check rules against a log."""
+
+
+@rules.command("check")
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path), help="The policy file.")
+@click.option("--router", "router_path", help="Router whose models the rules may name (or --catalog).")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog whose models the rules may name.")
+@click.option("--outcomes", type=click.Path(path_type=Path), help="An outcomes log: rules are applied to each prompt (metadata: task).")
+@click.option("--audit", "audit_path", type=click.Path(path_type=Path), help="An audit database: counts the rules recorded as fired.")
+def rules_check(policy_path, router_path, catalog, outcomes, audit_path):
+    """Validate a policy and report rules that shadow others or never fired on a log (exit 1 if any)."""
+    from router_ml.rules import load_policy
+
+    if bool(router_path) == bool(catalog):
+        _fail("give --router or --catalog (the models the rules may name)")
+    if router_path:
+        from router_ml.router import load_router
+
+        router = load_router(router_path)
+        models, cpt = router.models, router.cost_model.chars_per_token
+    else:
+        from router_ml.catalog import load_catalog
+
+        cat = load_catalog(catalog)
+        models, cpt = list(cat.models), cat.chars_per_token
+    policy = load_policy(policy_path, models, cpt)
+    counts = {rule.name: 0 for rule in policy.rules}
+    seen = 0
+    if outcomes:
+        from training.outcomes import read_outcomes
+
+        frame = read_outcomes(outcomes).drop_duplicates("prompt_id")
+        for prompt, task in zip(frame["prompt"], frame["task"]):
+            for name in policy.apply_rules(prompt, {"task": task} if task is not None else {}).fired:
+                counts[name] += 1
+        seen = len(frame)
+    if audit_path:
+        from router_ml.audit import read_joined
+
+        decisions = read_joined(audit_path)
+        for d in decisions:
+            for name in (d["rule"] or "").split(","):
+                if name in counts:
+                    counts[name] += 1
+        seen += len(decisions)
+    problems = list(policy.warnings)
+    for rule in policy.rules:
+        click.echo(f"line {rule.line:4d}  {rule.name:30s} fired {counts[rule.name]:7d}  {rule.describe()}")
+    if outcomes or audit_path:
+        problems += [f"{policy_path}:{r.line}: rule {r.name!r} never fired on {seen} requests"
+                     for r in policy.rules if counts[r.name] == 0]
+    for problem in problems:
+        click.echo(f"warning: {problem}")
+    click.echo(f"{len(policy.rules)} rules, {len(problems)} warnings")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
 @cli.command("demo-data")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for outcomes.csv and catalog.yaml.")
 @click.option("--prompts", default=2400, show_default=True, type=int)
@@ -413,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in args if not a.startswith("-")), "")
     prefix = f"router-ml {command}".strip()
     try:
-        cli.main(args=args, prog_name="router-ml", standalone_mode=False)
+        code = cli.main(args=args, prog_name="router-ml", standalone_mode=False)
+        if isinstance(code, int):  # click returns ctx.exit()'s code when not standalone
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

@@ -59,3 +59,11 @@ class EmbedderMismatchError(ArtifactError):
 
 class EmbedderError(RouterError):
     """An embedding model cannot be found or loaded."""
+
+
+class PolicyError(ConfigError):
+    """A policy file (rules, cascade, fallbacks) is invalid; the message names the line."""
+
+
+class UpstreamError(RouterError):
+    """Every model a request could go to failed (errors, timeouts, bad responses)."""

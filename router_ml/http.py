@@ -6,6 +6,7 @@
     GET  /readyz        a router is loaded and the audit store is writing (503 otherwise)
     GET  /metrics       Prometheus metrics
     POST /admin/reload  reload the router now (e.g. after a promotion)
+    POST /v1/chat/completions  OpenAI-compatible: route, call the model, fall back (router_ml.gateway)
     GET  /docs          OpenAPI documentation
 
 Errors are JSON: {"error": {"type", "message", "field"}}. Bad requests get 4xx naming
@@ -58,6 +59,8 @@ class Served(BaseModel):
     fallback: str | None
     propensity: float | None
     latency_ms: float
+    rule: str | None = None
+    cascade: list[str] = Field(default_factory=list, description="Models a gateway would try, in order.")
 
 
 class RouteResponse(BaseModel):
@@ -83,7 +86,7 @@ def _error(status: int, kind: str, message: str, field: str | None = None) -> JS
     return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
 
 
-def create_app(service: RoutingService) -> FastAPI:
+def create_app(service: RoutingService, gateway=None) -> FastAPI:
     app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
                   "handle it well, and records every decision.")
     app.state.service = service
@@ -137,6 +140,32 @@ def create_app(service: RoutingService) -> FastAPI:
             except (AuditError, ConfigError) as exc:
                 return _error(503 if isinstance(exc, ConfigError) else 422, "outcome_not_recorded", str(exc), None)
         return {"recorded": len(items)}
+
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed")
+    async def chat_completions(request: Request):
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import StreamingResponse
+
+        from router_ml.gateway import RequestError
+
+        if gateway is None:
+            return _error(404, "gateway_off", "the gateway is off: start `router-ml serve` with --catalog naming each "
+                          "model's base_url", None)
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return _error(400, "malformed_json", f"the body is not valid JSON: {exc}", "body")
+        try:
+            reply = await run_in_threadpool(gateway.handle, body)
+        except RequestError as exc:
+            return _error(422, "invalid_request", str(exc), exc.field)
+        except PromptTooLongError as exc:
+            return _error(413, "prompt_too_long", str(exc), "messages")
+        except (PromptError, ConfigError) as exc:
+            return _error(422, "invalid_request", str(exc), "messages")
+        if reply.stream is not None:
+            return StreamingResponse(reply.stream, media_type="text/event-stream", headers=reply.headers)
+        return JSONResponse(status_code=reply.status, content=reply.body, headers=reply.headers)
 
     @app.get("/healthz")
     def healthz():

@@ -17,7 +17,8 @@ predictions at training time and stored in the artifact, so 0.5 means "half the 
 seen on held-out prompts", not a raw threshold whose meaning changes with every
 model set.
 
-Deliberately left out: rules, cascades and fallbacks, which sit above this policy.
+Rules, cascades and fallbacks sit above this policy (router_ml.rules, router_ml.cascade);
+the only thing they pass down is a restriction of the candidate models (`allowed`).
 """
 
 from __future__ import annotations
@@ -57,12 +58,19 @@ def check_quality_target(value) -> float:
     return value
 
 
-def choose(proba: np.ndarray, costs: np.ndarray, lam: float, cost_scale: float) -> np.ndarray:
-    """Index of the chosen model per row (see module docstring); ties go to the cheaper model."""
+def choose(proba: np.ndarray, costs: np.ndarray, lam: float, cost_scale: float,
+           allowed: np.ndarray | None = None) -> np.ndarray:
+    """Index of the chosen model per row (see module docstring); ties go to the cheaper model.
+
+    `allowed` (boolean, one per model or one row per prompt) restricts the candidates,
+    as rules do; every row must allow at least one model.
+    """
     if math.isinf(lam):
-        return np.argmin(costs, axis=1)
+        return np.argmin(costs if allowed is None else np.where(allowed, costs, np.inf), axis=1)
     # The tie-break term is far below any real probability difference.
     utility = proba - (lam / cost_scale) * costs - 1e-9 * costs / cost_scale
+    if allowed is not None:
+        utility = np.where(allowed, utility, -np.inf)
     return np.argmax(utility, axis=1)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from router_ml.artifact import MANIFEST_FILE, read_artifact
 from router_ml.catalog import CostModel
 from router_ml.embedding import CachedEmbedder, Embedder, make_embedder
-from router_ml.errors import ArtifactError, ArtifactFormatError, EmbedderMismatchError, PromptError, PromptTooLongError
+from router_ml.errors import ArtifactError, ArtifactFormatError, ConfigError, EmbedderMismatchError, PromptError, PromptTooLongError
 from router_ml.policy import Decision, QualitySchedule, check_quality_target, choose
 
 DEFAULT_MAX_PROMPT_CHARS = 500_000
@@ -76,7 +76,7 @@ class Router:
         self.embedder = CachedEmbedder(embedder, maxsize=embedding_cache_size)
         # Repeated (prompt, target) pairs return the same Decision object; treat it as read-only.
         self.decision_cache_size = decision_cache_size
-        self._decisions: OrderedDict[tuple[str, float], Decision] = OrderedDict()
+        self._decisions: OrderedDict[tuple, Decision] = OrderedDict()
         self._decisions_lock = threading.Lock()
         self._lams: dict[float, float] = {}
         self._blas = None
@@ -110,7 +110,7 @@ class Router:
     def __repr__(self) -> str:
         return f"Router(version={self.version!r}, models={self.models}, embedder={self.embedder.id!r})"
 
-    def _check_prompts(self, prompts) -> list[str]:
+    def check_prompts(self, prompts) -> list[str]:
         if isinstance(prompts, str):
             raise PromptError("route_batch: expected a list of prompts, found a single string; use route() for one")
         prompts = list(prompts)
@@ -136,66 +136,96 @@ class Router:
         `embeddings` (from this router's embedder) skips embedding, for evaluations that
         already hold them.
         """
-        prompts = self._check_prompts(prompts)
+        prompts = self.check_prompts(prompts)
         if embeddings is None:
             embeddings = self.embedder.encode(prompts)
         routing, proba = self._predict_head(embeddings)
         costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
         return Scores(routing, proba, costs)
 
-    def choose_indices(self, scores: Scores, quality_target: float | None = None) -> np.ndarray:
-        """Chosen model index per prompt of `predict_scores` output, at a quality target."""
-        target = self._quality_target(quality_target)
-        return choose(scores.routing, scores.costs, self._lam(target), self.cost_scale)
+    def allowed_mask(self, models) -> np.ndarray | None:
+        """Boolean mask over `self.models` for a restriction (None: every model)."""
+        if models is None:
+            return None
+        unknown = sorted(set(models) - set(self.models))
+        if unknown:
+            raise ConfigError(f"allowed models {unknown}: not routed by {self.version} (it routes {self.models})")
+        mask = np.array([m in set(models) for m in self.models])
+        if not mask.any():
+            raise ConfigError("allowed models: the restriction leaves no model to route to")
+        return mask
 
-    def route(self, prompt: str, quality_target: float | None = None) -> Decision:
-        """Route one prompt; `quality_target` None uses the router's default.
+    def choose_indices(self, scores: Scores, quality_target: float | None = None, allowed=None) -> np.ndarray:
+        """Chosen model index per prompt of `predict_scores` output, at a quality target.
+
+        `allowed`: model names to choose among, or a boolean (n_prompts, n_models) mask.
+        """
+        target = self._quality_target(quality_target)
+        mask = allowed if isinstance(allowed, np.ndarray) else self.allowed_mask(allowed)
+        return choose(scores.routing, scores.costs, self._lam(target), self.cost_scale, mask)
+
+    def route(self, prompt: str, quality_target: float | None = None, allowed=None) -> Decision:
+        """Route one prompt; `quality_target` None uses the router's default; `allowed`
+        (model names) restricts the candidates, as rules do.
 
         The serving path: a decision-cache lookup, one embedding, one head call.
         """
         target = self._quality_target(quality_target)
-        cached = self.decision_cache_size and self._cached(prompt, target)
+        key = (prompt, target, None if allowed is None else tuple(sorted(allowed)))
+        cached = self.decision_cache_size and self._cached(key)
         if cached:
             return cached
-        self._check_prompts([prompt])
+        self.check_prompts([prompt])
+        mask = self.allowed_mask(allowed)
         routing, proba = self._predict_head(self.embedder.encode([prompt]))
         costs = self.cost_model.estimate(len(prompt))
         lam = self._lam(target)
-        chosen = int(choose(routing, costs, lam, self.cost_scale)[0])
-        decision = self._decision(routing[0], proba[0], costs[0], chosen, target, lam)
+        chosen = int(choose(routing, costs, lam, self.cost_scale, mask)[0])
+        decision = self._decision(routing[0], proba[0], costs[0], chosen, target, lam, mask)
         if self.decision_cache_size:
-            self._remember(prompt, target, decision)
+            self._remember(key, decision)
         return decision
 
-    def _cached(self, prompt, target: float) -> Decision | None:
+    def _cached(self, key) -> Decision | None:
         with self._decisions_lock:
-            decision = self._decisions.get((prompt, target)) if isinstance(prompt, str) else None
+            decision = self._decisions.get(key) if isinstance(key[0], str) else None
             if decision is not None:
-                self._decisions.move_to_end((prompt, target))
+                self._decisions.move_to_end(key)
             return decision
 
-    def _remember(self, prompt: str, target: float, decision: Decision) -> None:
+    def _remember(self, key, decision: Decision) -> None:
         with self._decisions_lock:
-            self._decisions[(prompt, target)] = decision
+            self._decisions[key] = decision
             while len(self._decisions) > self.decision_cache_size:
                 self._decisions.popitem(last=False)
 
-    def route_batch(self, prompts: list[str], quality_target: float | None = None) -> list[Decision]:
+    def route_batch(self, prompts: list[str], quality_target: float | None = None, allowed=None) -> list[Decision]:
         """Route many prompts with one batched embedding; same decisions as `route` one by one."""
         target = self._quality_target(quality_target)
         if len(prompts) == 0:
             return []
-        scores = self.predict_scores(prompts)
-        chosen = self.choose_indices(scores, target)
+        mask = self.allowed_mask(allowed)
+        return self.decisions_from(self.predict_scores(prompts), target, mask)
+
+    def decisions_from(self, scores: Scores, quality_target: float | None = None, allowed=None, rows=None) -> list[Decision]:
+        """Decisions from `predict_scores` output (optionally for some `rows`), without re-embedding:
+        how evaluations and replays sweep targets and restrictions over the same prompts."""
+        target = self._quality_target(quality_target)
+        mask = allowed if isinstance(allowed, np.ndarray) or allowed is None else self.allowed_mask(allowed)
+        if rows is not None:
+            scores = Scores(scores.routing[rows], scores.proba[rows], scores.costs[rows])
+        chosen = choose(scores.routing, scores.costs, self._lam(target), self.cost_scale, mask)
         lam = self._lam(target)
         return [
-            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam)
+            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam, mask)
             for i in range(len(chosen))
         ]
 
-    def _decision(self, routing, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float) -> Decision:
+    def _decision(self, routing, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
+                  mask: np.ndarray | None = None) -> Decision:
         models = self.models
-        best = int(np.argmax(routing - 1e-9 * costs))
+        among = routing - 1e-9 * costs
+        best = int(np.argmax(among if mask is None else np.where(mask, among, -np.inf)))
         if math.isinf(lam):
             reason = f"quality_target {target:g}: the cheapest model"
         elif chosen == best:
@@ -205,6 +235,8 @@ class Router:
                 f"quality_target {target:g}: p={proba[chosen]:.2f} at ~${costs[chosen]:.2g}; "
                 f"{models[best]} is likelier (p={proba[best]:.2f}) but costs ~${costs[best]:.2g}"
             )
+        if mask is not None and not mask.all():
+            reason += f" (among {', '.join(m for m, ok in zip(models, mask) if ok)})"
         return Decision(
             model=models[chosen],
             confidence=float(proba[chosen]),

@@ -29,8 +29,10 @@ import time
 from typing import Callable
 
 from router_ml.audit import AuditStore, DecisionRecord, new_request_id
+from router_ml.cascade import Plan, make_plans
 from router_ml.errors import ConfigError, PromptError, RouterError
 from router_ml.router import Router, load_router
+from router_ml.rules import Policy, RuleResult
 
 log = logging.getLogger("router_ml.serving")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -76,6 +78,7 @@ class RoutingService:
         seed: int | None = None,
         loader: Callable[[str], Router] = load_router,
         router: Router | None = None,
+        policy: Policy | None = None,
     ) -> None:
         if not 0.0 <= exploration_rate < 1.0:
             raise ConfigError(f"exploration_rate: expected a share in [0, 1), found {exploration_rate!r}")
@@ -86,6 +89,7 @@ class RoutingService:
         self.audit = audit
         self.exploration_rate = exploration_rate
         self.max_batch = max_batch
+        self.policy = policy
         self.metrics = Metrics()
         self._random = random.Random(seed)
         self._reload_lock = threading.Lock()
@@ -109,19 +113,9 @@ class RoutingService:
         """Route a batch; bad prompts raise PromptError/ConfigError, router failures fall back."""
         if len(prompts) > self.max_batch:
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
-        router = self._router  # this request finishes on this router, whatever a reload does
         started = time.perf_counter()
-        try:
-            decisions = [router.route(prompts[0], quality_target)] if len(prompts) == 1 else \
-                router.route_batch(prompts, quality_target)
-            served = [self._served(d) for d in decisions]
-        except (PromptError, ConfigError):
-            self.metrics.requests.labels("rejected").inc()
-            raise
-        except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
-            log.exception("router failed; answering with the fallback model")
-            self.metrics.fallbacks.labels("router_error").inc(len(prompts))
-            served = [self._fallback(router, quality_target, exc) for _ in prompts]
+        router, plans = self.plan(prompts, quality_target, metadata)
+        served = [self._served(plan) for plan in plans]
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()
         self.metrics.latency.observe(elapsed)
@@ -131,37 +125,68 @@ class RoutingService:
             item["request_id"] = new_request_id()
             item["latency_ms"] = per_prompt_ms
             self.metrics.routes.labels(item["model"]).inc()
-            if self.audit is not None:
-                self.audit.record(DecisionRecord(
-                    request_id=item["request_id"], router_version=item["router_version"], model=item["model"],
-                    prompt=prompt, confidence=item["confidence"], scores=item["scores"],
-                    quality_target=item["quality_target"], reason=item["reason"], rule=item.get("rule"),
-                    fallback=item["fallback"], exploration=item["exploration"], propensity=item["propensity"],
-                    latency_ms=per_prompt_ms, metadata=metadata or {},
-                ))
-        self._update_audit_gauges()
+            self.record(prompt, item, metadata)
         return served
 
-    def _served(self, decision) -> dict:
-        item = decision.to_dict()
-        item.update(exploration=False, fallback=None, propensity=1.0 - self.exploration_rate)
-        others = [m for m in decision.scores if m != decision.model]
+    def plan(self, prompts: list[str], quality_target: float | None = None, metadata: dict | None = None,
+             force: str | None = None) -> tuple[Router, list[Plan]]:
+        """Rules, router and cascade for each prompt (nothing called yet); a router failure
+        gives the fallback model's plan. `force` (a model the client named) skips the router."""
+        router = self._router  # this request finishes on this router, whatever a reload does
+        try:
+            router.check_prompts(prompts)
+            if force is not None:
+                return router, [Plan([force], RuleResult(fired=["client-model"], force=force), None, quality_target)
+                                for _ in prompts]
+            return router, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts), quality_target)
+        except (PromptError, ConfigError):
+            self.metrics.requests.labels("rejected").inc()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
+            log.exception("router failed; answering with the fallback model")
+            self.metrics.fallbacks.labels("router_error").inc(len(prompts))
+            note = (f"router error ({type(exc).__name__}: {exc}); answered with the fallback model "
+                    f"{self.fallback_model}")
+            return router, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
+                                 fallback="router_error") for _ in prompts]
+
+    def record(self, prompt: str, item: dict, metadata: dict | None, steps: list | None = None) -> None:
+        if self.audit is not None:
+            self.audit.record(DecisionRecord(
+                request_id=item["request_id"], router_version=item["router_version"], model=item["model"],
+                prompt=prompt, confidence=item["confidence"], scores=item["scores"],
+                quality_target=item["quality_target"], reason=item["reason"], rule=item.get("rule"),
+                fallback=item["fallback"], exploration=item["exploration"], propensity=item["propensity"],
+                latency_ms=item.get("latency_ms"), metadata=metadata or {}, steps=steps,
+            ))
+            self._update_audit_gauges()
+
+    def _served(self, plan: Plan) -> dict:
+        d = plan.decision
+        plain = d is not None and not plan.rules.fired and not plan.notes and len(plan.steps) == 1
+        item = {
+            "model": plan.model, "confidence": plan.confidence, "scores": d.scores if d else {},
+            "costs": d.costs if d else {}, "estimated_cost": d.costs.get(plan.model) if d else None,
+            "reason": d.reason if plain else plan.reason(), "router_version": self._router_version_of(plan),
+            "quality_target": d.quality_target if d else plan.quality_target, "exploration": False,
+            "fallback": plan.fallback, "propensity": None, "rule": plan.rules.rule, "cascade": list(plan.steps),
+        }
+        if d is None or plan.rules.force or len(plan.steps) > 1:
+            return item  # forced, fallen back or cascading: no exploration
+        candidates = plan.rules.allowed or list(d.scores)
+        others = [m for m in candidates if m != d.model]
+        item["propensity"] = 1.0 - self.exploration_rate if others else 1.0
         if self.exploration_rate and others and self._random.random() < self.exploration_rate:
             chosen = self._random.choice(others)
-            item.update(model=chosen, confidence=decision.scores[chosen], estimated_cost=decision.costs[chosen],
+            item.update(model=chosen, confidence=d.scores[chosen], estimated_cost=d.costs[chosen], cascade=[chosen],
                         exploration=True, propensity=self.exploration_rate / len(others),
-                        reason=f"exploration: sent to {chosen} instead of {decision.model} "
-                               f"(rate {self.exploration_rate:g}); router: {decision.reason}")
+                        reason=f"exploration: sent to {chosen} instead of {d.model} "
+                               f"(rate {self.exploration_rate:g}); {item['reason']}")
             self.metrics.explorations.inc()
         return item
 
-    def _fallback(self, router: Router, quality_target, exc: Exception) -> dict:
-        return {
-            "model": self.fallback_model, "confidence": None, "scores": {}, "costs": {}, "estimated_cost": None,
-            "reason": f"router error ({type(exc).__name__}: {exc}); answered with the fallback model {self.fallback_model}",
-            "router_version": router.version, "quality_target": quality_target, "exploration": False,
-            "fallback": "router_error", "propensity": None,
-        }
+    def _router_version_of(self, plan: Plan) -> str:
+        return plan.decision.router_version if plan.decision is not None else self._router.version
 
     def _update_audit_gauges(self) -> None:
         if self.audit is not None:

@@ -1,0 +1,455 @@
+"""Policy files: ordered rules, a cascade and fallback chains, in one small YAML file.
+
+    rules:                                  # checked in order for every request
+      - name: long-context
+        when: {min_tokens: 3000}            # all conditions must hold
+        force: big-model                    # send it there; later rules are not checked
+      - name: free-tier
+        when: {metadata: {tier: free}}      # request metadata; a list means "any of"
+        restrict: [nano, mini]              # the router chooses among these
+      - name: code
+        when: {regex: '(?m)^\\s*(def|class|fn) '}
+        quality_target: 0.9                 # the knob, for matching requests
+    cascade:                                # try a cheap model, escalate when not good enough
+      steps: [nano, router]                 # "router": the learned router's choice
+      escalate_if:
+        confidence_below: 0.6               # skip a step the router doubts
+        check: {json: true}                 # or regex, min_chars/max_chars, function: "pkg.mod:fn"
+      max_escalations: 1
+      max_cost: 0.05                        # USD per request, estimated before each call
+    fallbacks:                              # when a model errors or times out
+      default: [mini, big-model]
+      chains: {big-model: [big-model-backup]}
+      retries: 1
+      timeout_s: 30
+      cooldown_s: 30
+
+Rules. Conditions: `min_tokens` / `max_tokens` (the prompt's length in tokens, estimated
+from its characters as the catalog does), `regex` (searched in the prompt), `metadata`
+(key: value or key: [values]). Every matching rule applies its actions in order:
+`restrict` narrows the candidates (a restriction that would leave no model is skipped
+and noted), the first `quality_target` set wins, and `force` picks the model and stops.
+A rule may combine `restrict` and `quality_target`; `force` stands alone.
+
+Validation at load, each message naming the file and line: unknown keys or models, a
+bad regex, a rule that can never match (min_tokens above max_tokens), a rule whose
+restriction is disjoint from an earlier one that always applies with it (contradictory),
+and duplicate names are errors; a rule that can never fire because an earlier `force`
+rule matches whenever it does (shadowed) is a warning. `router-ml rules check` also
+reports rules that never fired on a log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from router_ml.catalog import DEFAULT_CHARS_PER_TOKEN
+from router_ml.errors import PolicyError
+
+ROUTER_STEP = "router"
+_TOP = {"rules", "cascade", "fallbacks"}
+_RULE = {"name", "when", "force", "restrict", "quality_target", "__line__"}
+_WHEN = {"min_tokens", "max_tokens", "regex", "metadata", "__line__"}
+_CASCADE = {"steps", "escalate_if", "max_escalations", "max_cost", "__line__"}
+_ESCALATE = {"confidence_below", "check", "__line__"}
+_CHECKS = {"json", "regex", "min_chars", "max_chars", "function"}
+_FALLBACKS = {"default", "chains", "retries", "timeout_s", "cooldown_s", "__line__"}
+
+
+# -- reading YAML with line numbers ----------------------------------------------------
+
+def _loader():
+    import yaml
+
+    class LineLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            mapping = super().construct_mapping(node, deep=deep)
+            mapping["__line__"] = node.start_mark.line + 1
+            return mapping
+
+    return LineLoader
+
+
+def _read(path: Path) -> dict:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy file: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise PolicyError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if data is None:
+        data = {"__line__": 1}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}:1: expected a mapping with rules, cascade and/or fallbacks")
+    return data
+
+
+# -- conditions and rules ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Condition:
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    regex: re.Pattern | None = None
+    metadata: dict[str, frozenset] = field(default_factory=dict)
+
+    def matches(self, tokens: int, prompt: str, metadata: dict) -> bool:
+        if self.min_tokens is not None and tokens < self.min_tokens:
+            return False
+        if self.max_tokens is not None and tokens > self.max_tokens:
+            return False
+        for key, values in self.metadata.items():
+            if key not in metadata or _norm(metadata[key]) not in values:
+                return False
+        return self.regex is None or self.regex.search(prompt) is not None
+
+    def implies(self, other: "Condition") -> bool:
+        """Whenever this condition holds, `other` holds too (checked structurally)."""
+        if other.min_tokens is not None and (self.min_tokens is None or self.min_tokens < other.min_tokens):
+            return False
+        if other.max_tokens is not None and (self.max_tokens is None or self.max_tokens > other.max_tokens):
+            return False
+        if other.regex is not None and (self.regex is None or self.regex.pattern != other.regex.pattern
+                                        or self.regex.flags != other.regex.flags):
+            return False
+        return all(key in self.metadata and self.metadata[key] <= values for key, values in other.metadata.items())
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    line: int
+    when: Condition
+    force: str | None = None
+    restrict: tuple[str, ...] | None = None
+    quality_target: float | None = None
+
+    def describe(self) -> str:
+        action = (f"force {self.force}" if self.force else
+                  ", ".join(x for x in (f"restrict to {list(self.restrict)}" if self.restrict else "",
+                                        f"quality_target {self.quality_target:g}" if self.quality_target is not None else "")
+                            if x))
+        return f"rule {self.name!r} (line {self.line}): {action}"
+
+
+@dataclass
+class RuleResult:
+    """What the rules decided for one request."""
+
+    fired: list[str] = field(default_factory=list)
+    force: str | None = None
+    allowed: tuple[str, ...] | None = None
+    quality_target: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rule(self) -> str | None:
+        return ",".join(self.fired) or None
+
+
+# -- cascade and fallbacks ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """A response check: True means the response is good enough to return."""
+
+    kind: str
+    value: object
+    fn: Callable[[str], bool]
+
+    def __call__(self, text: str) -> bool:
+        return bool(self.fn(text))
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.value}"
+
+
+def make_check(spec: dict, where: str) -> Check:
+    keys = set(spec) - {"__line__"}
+    if len(keys) != 1 or not keys <= _CHECKS:
+        raise PolicyError(f"{where}: check: expected exactly one of {sorted(_CHECKS)}, found {sorted(keys) or 'none'}")
+    kind = keys.pop()
+    value = spec[kind]
+    if kind == "json":
+        if value is not True:
+            raise PolicyError(f"{where}: check.json: expected true")
+        return Check(kind, value, _is_json)
+    if kind == "regex":
+        pattern = _compile(value, f"{where}: check.regex")
+        return Check(kind, value, lambda text: pattern.search(text) is not None)
+    if kind in ("min_chars", "max_chars"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PolicyError(f"{where}: check.{kind}: expected a whole number >= 0, found {value!r}")
+        return Check(kind, value, (lambda t: len(t) >= value) if kind == "min_chars" else (lambda t: len(t) <= value))
+    if not isinstance(value, str) or ":" not in value:
+        raise PolicyError(f"{where}: check.function: expected 'package.module:function', found {value!r}")
+    module, _, attr = value.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PolicyError(f"{where}: check.function: cannot import {value!r}: {exc}") from exc
+    if not callable(fn):
+        raise PolicyError(f"{where}: check.function: {value!r} is not callable")
+    return Check(kind, value, fn)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Cascade:
+    steps: tuple[str, ...]  # model names, or ROUTER_STEP for the router's choice
+    confidence_below: float | None = None
+    check: Check | None = None
+    max_escalations: int = 1
+    max_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Fallbacks:
+    default: tuple[str, ...] = ()
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    retries: int = 1
+    timeout_s: float = 30.0
+    cooldown_s: float = 30.0
+
+    def chain_for(self, model: str) -> list[str]:
+        """`model`, then the models to try when it fails, without repeats."""
+        chain = [model, *self.chains.get(model, self.default)]
+        return list(dict.fromkeys(chain))
+
+
+# -- the policy ----------------------------------------------------------------------------
+
+@dataclass
+class Policy:
+    rules: list[Rule] = field(default_factory=list)
+    cascade: Cascade | None = None
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)
+    warnings: list[str] = field(default_factory=list)
+    source: str = "<memory>"
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+
+    def apply_rules(self, prompt: str, metadata: dict | None = None) -> RuleResult:
+        metadata = metadata or {}
+        tokens = max(1, int(round(len(prompt) / self.chars_per_token)))
+        result = RuleResult()
+        for rule in self.rules:
+            if not rule.when.matches(tokens, prompt, metadata):
+                continue
+            if rule.force:
+                result.fired.append(rule.name)
+                result.force = rule.force
+                break
+            applied = False
+            if rule.restrict is not None:
+                narrowed = rule.restrict if result.allowed is None else tuple(m for m in result.allowed if m in rule.restrict)
+                if narrowed:
+                    result.allowed = narrowed
+                    applied = True
+                else:
+                    result.notes.append(f"{rule.name}: skipped, its restriction {list(rule.restrict)} leaves no model "
+                                        f"with {list(result.allowed)}")
+            if rule.quality_target is not None and result.quality_target is None:
+                result.quality_target = rule.quality_target
+                applied = True
+            if applied:
+                result.fired.append(rule.name)
+        return result
+
+
+def load_policy(path: str | Path, models: list[str], chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> Policy:
+    """Read and validate a policy file against the models that can be routed to."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"{path}: policy file not found")
+    return policy_from_dict(_read(path), models, str(path), chars_per_token)
+
+
+def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
+                     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> Policy:
+    known = set(models)
+
+    def at(obj, fallback: int = 1) -> str:
+        line = obj.get("__line__", fallback) if isinstance(obj, dict) else fallback
+        return f"{source}:{line}"
+
+    def keys_of(obj: dict, allowed: set, where: str) -> None:
+        unknown = sorted(set(obj) - allowed)
+        if unknown:
+            raise PolicyError(f"{where}: unknown keys {unknown}; expected some of {sorted(allowed - {'__line__'})}")
+
+    def model(name, where: str, allow_router: bool = False) -> str:
+        if allow_router and name == ROUTER_STEP:
+            return name
+        if not isinstance(name, str) or name not in known:
+            raise PolicyError(f"{where}: model {name!r} is not in the catalog/router ({', '.join(models)})")
+        return name
+
+    def model_list(value, where: str, allow_router: bool = False) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise PolicyError(f"{where}: expected a non-empty list of models, found {value!r}")
+        return tuple(model(v, where, allow_router) for v in value)
+
+    keys_of(data, _TOP | {"__line__"}, at(data))
+    policy = Policy(source=source, chars_per_token=chars_per_token)
+
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise PolicyError(f"{at(data)}: rules: expected a list of rules")
+    names: dict[str, int] = {}
+    for i, raw in enumerate(raw_rules, start=1):
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{source}: rules[{i}]: expected a mapping with when and an action, found {raw!r}")
+        where = at(raw)
+        keys_of(raw, _RULE, where)
+        name = str(raw.get("name", f"rule-{i}"))
+        if name in names:
+            raise PolicyError(f"{where}: rule name {name!r} is already used on line {names[name]}")
+        names[name] = raw.get("__line__", 1)
+        rule = Rule(name=name, line=raw.get("__line__", 1), when=_condition(raw.get("when") or {}, where),
+                    force=model(raw["force"], where) if raw.get("force") is not None else None,
+                    restrict=model_list(raw["restrict"], where) if raw.get("restrict") is not None else None,
+                    quality_target=_target(raw.get("quality_target"), where))
+        if rule.force is None and rule.restrict is None and rule.quality_target is None:
+            raise PolicyError(f"{where}: rule {name!r} has no action; give force, restrict or quality_target")
+        if rule.force is not None and (rule.restrict is not None or rule.quality_target is not None):
+            raise PolicyError(f"{where}: rule {name!r}: force picks the model, so restrict/quality_target would be "
+                              "ignored; split it into two rules")
+        _check_against_earlier(rule, policy, where)
+        policy.rules.append(rule)
+
+    raw = data.get("cascade")
+    if raw is not None:
+        where = at(raw, data.get("__line__", 1))
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: cascade: expected a mapping with steps and escalate_if")
+        keys_of(raw, _CASCADE, where)
+        steps = model_list(raw.get("steps"), f"{where}: cascade.steps", allow_router=True)
+        if len(steps) < 2:
+            raise PolicyError(f"{where}: cascade.steps: expected at least two steps, found {list(steps)}")
+        escalate = raw.get("escalate_if") or {}
+        if not isinstance(escalate, dict):
+            raise PolicyError(f"{where}: cascade.escalate_if: expected a mapping")
+        keys_of(escalate, _ESCALATE, at(escalate, raw.get("__line__", 1)))
+        below = escalate.get("confidence_below")
+        if below is not None:
+            below = _target(below, f"{where}: cascade.escalate_if.confidence_below")
+        check = None
+        if escalate.get("check") is not None:
+            if not isinstance(escalate["check"], dict):
+                raise PolicyError(f"{where}: cascade.escalate_if.check: expected a mapping such as {{json: true}}")
+            check = make_check(escalate["check"], at(escalate["check"], raw.get("__line__", 1)))
+        if below is None and check is None:
+            raise PolicyError(f"{where}: cascade.escalate_if: give confidence_below and/or check")
+        max_esc = raw.get("max_escalations", len(steps) - 1)
+        if isinstance(max_esc, bool) or not isinstance(max_esc, int) or max_esc < 0:
+            raise PolicyError(f"{where}: cascade.max_escalations: expected a whole number >= 0, found {max_esc!r}")
+        max_cost = raw.get("max_cost")
+        if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or max_cost <= 0):
+            raise PolicyError(f"{where}: cascade.max_cost: expected a cost in USD > 0, found {max_cost!r}")
+        policy.cascade = Cascade(steps, below, check, max_esc, None if max_cost is None else float(max_cost))
+
+    raw = data.get("fallbacks")
+    if raw is not None:
+        where = at(raw, data.get("__line__", 1))
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: fallbacks: expected a mapping")
+        keys_of(raw, _FALLBACKS, where)
+        default = model_list(raw["default"], f"{where}: fallbacks.default") if raw.get("default") is not None else ()
+        chains_raw = raw.get("chains") or {}
+        if not isinstance(chains_raw, dict):
+            raise PolicyError(f"{where}: fallbacks.chains: expected model: [fallback models]")
+        chains = {model(k, f"{where}: fallbacks.chains"): model_list(v, f"{where}: fallbacks.chains.{k}")
+                  for k, v in chains_raw.items() if k != "__line__"}
+        policy.fallbacks = Fallbacks(
+            default, chains,
+            retries=_number(raw.get("retries", 1), f"{where}: fallbacks.retries", integer=True),
+            timeout_s=_number(raw.get("timeout_s", 30.0), f"{where}: fallbacks.timeout_s", positive=True),
+            cooldown_s=_number(raw.get("cooldown_s", 30.0), f"{where}: fallbacks.cooldown_s"),
+        )
+    return policy
+
+
+def _check_against_earlier(rule: Rule, policy: Policy, where: str) -> None:
+    for earlier in policy.rules:
+        if not rule.when.implies(earlier.when):
+            continue  # the earlier rule does not always fire with this one
+        if earlier.force:
+            policy.warnings.append(f"{where}: rule {rule.name!r} never fires: rule {earlier.name!r} "
+                                   f"(line {earlier.line}) matches whenever it does and forces {earlier.force}")
+        elif rule.restrict and earlier.restrict and not set(rule.restrict) & set(earlier.restrict):
+            raise PolicyError(f"{where}: rule {rule.name!r} contradicts rule {earlier.name!r} (line {earlier.line}): "
+                              f"both apply to the same requests, and restricting to {list(rule.restrict)} after "
+                              f"{list(earlier.restrict)} leaves no model")
+
+
+def _condition(raw, where: str) -> Condition:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: when: expected a mapping of conditions, found {raw!r}")
+    unknown = sorted(set(raw) - _WHEN)
+    if unknown:
+        raise PolicyError(f"{where}: when: unknown conditions {unknown}; expected some of "
+                          f"{sorted(_WHEN - {'__line__'})}")
+    lo = _number(raw["min_tokens"], f"{where}: when.min_tokens", integer=True) if raw.get("min_tokens") is not None else None
+    hi = _number(raw["max_tokens"], f"{where}: when.max_tokens", integer=True) if raw.get("max_tokens") is not None else None
+    if lo is not None and hi is not None and lo > hi:
+        raise PolicyError(f"{where}: when: min_tokens {lo} > max_tokens {hi}: the rule can never match")
+    meta = raw.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise PolicyError(f"{where}: when.metadata: expected key: value (or key: [values])")
+    metadata = {}
+    for key, value in meta.items():
+        if key == "__line__":
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values or any(isinstance(v, (dict, list)) or v is None for v in values):
+            raise PolicyError(f"{where}: when.metadata.{key}: expected a value or a list of values, found {value!r}")
+        metadata[str(key)] = frozenset(_norm(v) for v in values)
+    regex = _compile(raw["regex"], f"{where}: when.regex") if raw.get("regex") is not None else None
+    return Condition(lo, hi, regex, metadata)
+
+
+def _norm(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _compile(pattern, where: str) -> re.Pattern:
+    if not isinstance(pattern, str) or not pattern:
+        raise PolicyError(f"{where}: expected a regular expression, found {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise PolicyError(f"{where}: bad regular expression {pattern!r}: {exc}") from exc
+
+
+def _target(value, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise PolicyError(f"{where}: expected a number in [0, 1], found {value!r}")
+    return float(value)
+
+
+def _number(value, where: str, *, integer: bool = False, positive: bool = False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+        raise PolicyError(f"{where}: expected {'a whole number' if integer else 'a number'}, found {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise PolicyError(f"{where}: expected a number {'> 0' if positive else '>= 0'}, found {value!r}")
+    return int(value) if integer else float(value)

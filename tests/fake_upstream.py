@@ -1,0 +1,109 @@
+"""A small OpenAI-compatible server on localhost, with misbehaviours chosen by URL path.
+
+    /ok/chat/completions          a normal completion ("plain answer from MODEL")
+    /json/chat/completions        a completion whose content is JSON
+    /slow/chat/completions        answers after `slow_s` seconds (to trigger timeouts)
+    /err500/chat/completions      HTTP 500
+    /bad400/chat/completions      HTTP 400 with an OpenAI-style error (the request's fault)
+    /malformed/chat/completions   HTTP 200 with a body that is not JSON
+    /flaky/chat/completions       HTTP 500 on the first call, then normal
+With "stream": true, ok/json send three SSE chunks and [DONE]; /drop sends one chunk and
+closes the connection mid-stream.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeUpstream:
+    def __init__(self, slow_s: float = 2.0) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.auth: list[str | None] = []
+        self.slow_s = slow_s
+        self._flaky_seen = False
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                kind = self.path.strip("/").split("/")[0]
+                upstream.calls.append((kind, body))
+                upstream.auth.append(self.headers.get("Authorization"))
+                upstream.handle(self, kind, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # dropped connections are on purpose
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- behaviours ---------------------------------------------------------------------
+
+    def handle(self, h, kind: str, body: dict) -> None:
+        model = body.get("model", "?")
+        if kind == "slow":
+            time.sleep(self.slow_s)
+            kind = "ok"
+        if kind == "flaky":
+            if not self._flaky_seen:
+                self._flaky_seen = True
+                return self._send(h, 500, b'{"error": "overloaded"}')
+            kind = "ok"
+        if kind == "err500":
+            return self._send(h, 500, b'{"error": {"message": "internal error"}}')
+        if kind == "bad400":
+            return self._send(h, 400, json.dumps({"error": {"message": "max_tokens too large", "type": "invalid_request_error"}}).encode())
+        if kind == "malformed":
+            return self._send(h, 200, b"<html>gateway timeout</html>", "text/html")
+        content = json.dumps({"answer": 42, "model": model}) if kind == "json" else f"plain answer from {model}"
+        if body.get("stream"):
+            return self._stream(h, model, content, drop=kind == "drop")
+        data = {"id": "cmpl-1", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+        self._send(h, 200, json.dumps(data).encode())
+
+    @staticmethod
+    def _send(h, status: int, payload: bytes, kind: str = "application/json") -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", kind)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
+    @staticmethod
+    def _stream(h, model: str, content: str, drop: bool) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        pieces = [content[: len(content) // 3], content[len(content) // 3: 2 * len(content) // 3], content[2 * len(content) // 3:]]
+        events = [{"id": "c", "object": "chat.completion.chunk", "model": model,
+                   "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+        for i, event in enumerate(events):
+            data = f"data: {json.dumps(event)}\n\n".encode()
+            h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            h.wfile.flush()
+            if drop and i == 0:
+                time.sleep(0.05)
+                h.connection.shutdown(2)  # mid-stream: no terminating chunk
+                h.close_connection = True
+                return
+        done = b"data: [DONE]\n\n"
+        h.wfile.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+        h.wfile.flush()

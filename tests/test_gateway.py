@@ -1,0 +1,218 @@
+"""The OpenAI-compatible gateway against real HTTP upstreams on localhost (tests/fake_upstream.py)."""
+
+import json
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from router_ml.audit import AuditStore, read_joined
+from router_ml.catalog import catalog_from_dict
+from router_ml.errors import ConfigError
+from router_ml.gateway import Gateway, Upstreams
+from router_ml.http import create_app
+from router_ml.rules import Fallbacks, load_policy
+from router_ml.serving import RoutingService
+from tests.fake_upstream import FakeUpstream
+
+PRICES = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
+ASK = {"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeUpstream(slow_s=2.0)
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def gateway(trained_router_dir, tmp_path, fake):
+    """make(kinds={model: behaviour}, policy=YAML text) -> (TestClient, audit path, service)."""
+    made = []
+
+    def make(kinds=None, policy=None):
+        kinds = {m: "ok" for m in PRICES} | (kinds or {})
+        catalog = catalog_from_dict({"models": {m: {"input_price": a, "output_price": b, "base_url": f"${{FAKE}}/{kinds[m]}",
+                                                    "upstream_model": f"up-{m}", **({"api_key_env": "PRO_KEY"} if m == "pro" else {})}
+                                                for m, (a, b) in PRICES.items()}}, "test catalog")
+        policy_obj = None
+        if policy is not None:
+            path = tmp_path / f"policy{len(made)}.yaml"
+            path.write_text(policy)
+            policy_obj = load_policy(path, list(PRICES))
+        audit_path = tmp_path / f"audit{len(made)}.sqlite"
+        service = RoutingService(str(trained_router_dir), audit=AuditStore(audit_path, flush_interval=0.02), policy=policy_obj)
+        fallbacks = policy_obj.fallbacks if policy_obj else Fallbacks(timeout_s=0.5)
+        upstreams = Upstreams(catalog, fallbacks, service.router.models, environ={"FAKE": fake.url, "PRO_KEY": "sk-test"})
+        client = TestClient(create_app(service, Gateway(service, upstreams)))
+        made.append((service, upstreams))
+        return client, audit_path, service
+
+    yield make
+    for service, upstreams in made:
+        service.close()
+        upstreams.close()
+
+
+def rows(audit_path, service):
+    service.audit.flush()
+    return read_joined(audit_path)
+
+
+def test_routes_forwards_and_names_the_model_in_headers(gateway, fake):
+    client, audit, service = gateway()
+    r = client.post("/v1/chat/completions", json=ASK)
+    assert r.status_code == 200, r.text
+    model = r.headers["x-router-model"]
+    assert model in PRICES and r.headers["x-router-version"] == "test-router-1" and r.headers["x-router-reason"]
+    assert r.json()["choices"][0]["message"]["content"] == f"plain answer from up-{model}"
+    kind, body = fake.calls[-1]
+    assert body["model"] == f"up-{model}" and body["messages"] == ASK["messages"] and "metadata" not in body
+    [row] = rows(audit, service)
+    assert row["request_id"] == r.headers["x-router-request-id"] and row["model"] == model
+    assert row["steps"][0]["outcome"] == "accepted" and row["steps"][0]["attempts"][0]["status"] == 200
+    assert row["metadata"]["cost"] == pytest.approx((10 * PRICES[model][0] + 5 * PRICES[model][1]) / 1e6)
+
+
+def test_client_named_model_and_api_key(gateway, fake):
+    client, _, _ = gateway()
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.headers["x-router-model"] == "pro" and r.headers["x-router-rule"] == "client-model"
+    assert fake.auth[-1] == "Bearer sk-test"
+    bad = client.post("/v1/chat/completions", json={**ASK, "model": "gpt-7"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "model"
+
+
+def test_rules_restrict_and_are_audited(gateway):
+    client, audit, service = gateway(policy="""
+rules:
+  - name: free-tier
+    when: {metadata: {tier: free}}
+    restrict: [nano, mini]
+  - name: long
+    when: {min_tokens: 2000}
+    force: pro
+""")
+    free = client.post("/v1/chat/completions", json={**ASK, "metadata": {"tier": "free"}, "router": {"quality_target": 1.0}})
+    assert free.headers["x-router-rule"] == "free-tier" and free.headers["x-router-model"] in ("nano", "mini")
+    long = client.post("/v1/chat/completions", json={**ASK, "messages": [{"role": "user", "content": "word " * 2000}]})
+    assert long.headers["x-router-model"] == "pro" and long.headers["x-router-rule"] == "long"
+    assert [r["rule"] for r in rows(audit, service)] == ["free-tier", "long"]
+
+
+def test_cascade_escalates_when_the_check_fails(gateway, fake):
+    policy = """
+cascade:
+  steps: [nano, pro]
+  escalate_if: {check: {json: true}}
+"""
+    client, audit, service = gateway(kinds={"nano": "ok", "pro": "json"}, policy=policy)
+    r = client.post("/v1/chat/completions", json=ASK)
+    assert r.headers["x-router-model"] == "pro" and json.loads(r.json()["choices"][0]["message"]["content"])["answer"] == 42
+    steps = rows(audit, service)[0]["steps"]
+    assert [(s["model"], s["outcome"]) for s in steps] == [("nano", "check_failed"), ("pro", "accepted")]
+    client2, audit2, service2 = gateway(kinds={"nano": "json"}, policy=policy)
+    assert client2.post("/v1/chat/completions", json=ASK).headers["x-router-model"] == "nano"
+    assert [s["outcome"] for s in rows(audit2, service2)[0]["steps"]] == ["accepted"]
+
+
+FALLBACKS = """
+fallbacks:
+  chains: {pro: [mini]}
+  retries: 1
+  timeout_s: 0.5
+  cooldown_s: 60
+"""
+
+
+@pytest.mark.parametrize("kind, error", [("err500", "HTTP 500"), ("slow", "timeout"), ("malformed", "malformed response")])
+def test_fallback_on_upstream_error_timeout_or_bad_body(gateway, fake, kind, error):
+    client, audit, service = gateway(kinds={"pro": kind}, policy=FALLBACKS)
+    before = sum(1 for k, _ in fake.calls if k == kind)
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.status_code == 200 and r.headers["x-router-model"] == "mini"
+    assert error in r.headers["x-router-fallback"] and "pro -> mini" in r.headers["x-router-fallback"]
+    assert sum(1 for k, _ in fake.calls if k == kind) - before == 2  # one retry
+    # pro is cooling down: the next request goes straight to mini
+    again = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert again.headers["x-router-model"] == "mini" and sum(1 for k, _ in fake.calls if k == kind) - before == 2
+    [first, second] = rows(audit, service)
+    attempts = first["steps"][0]["attempts"]
+    assert [a["model"] for a in attempts] == ["pro", "pro", "mini"] and "pro -> mini" in first["fallback"]
+    assert "cooling down" in second["steps"][0]["attempts"][0]["error"]
+
+
+def test_every_model_failing_is_a_clear_502_and_audited(gateway):
+    client, audit, service = gateway(kinds={"pro": "err500", "mini": "err500"}, policy=FALLBACKS)
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.status_code == 502 and r.json()["error"]["type"] == "upstream_failed"
+    assert "pro: HTTP 500" in r.json()["error"]["message"] and "mini: HTTP 500" in r.json()["error"]["message"]
+    [row] = rows(audit, service)
+    assert row["fallback"] == "all_failed" and len(row["steps"][0]["attempts"]) == 4
+
+
+def test_request_errors_from_the_provider_pass_through(gateway, fake):
+    client, audit, service = gateway(kinds={"pro": "bad400"}, policy=FALLBACKS)
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "max_tokens too large"
+    assert fake.calls[-1][0] == "bad400"  # no fallback for the request's own fault
+    assert rows(audit, service)[0]["fallback"] == "client_error"
+
+
+def sse(response) -> list[str]:
+    return [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+
+
+def test_streaming_passes_through_and_falls_back_before_the_first_byte(gateway):
+    client, audit, service = gateway(kinds={"pro": "err500"}, policy=FALLBACKS)
+    with client.stream("POST", "/v1/chat/completions", json={**ASK, "model": "pro", "stream": True}) as r:
+        r.read()
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert r.headers["x-router-model"] == "mini"
+    events = sse(r)
+    assert events[-1] == "[DONE]"
+    assert "".join(json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]) == "plain answer from up-mini"
+    [row] = rows(audit, service)
+    assert row["model"] == "mini" and "pro -> mini" in row["fallback"]
+
+
+def test_a_stream_that_drops_ends_with_an_error_event(gateway):
+    client, audit, service = gateway(kinds={"pro": "drop"}, policy=FALLBACKS)
+    with client.stream("POST", "/v1/chat/completions", json={**ASK, "model": "pro", "stream": True}) as r:
+        r.read()
+    events = sse(r)
+    assert len(events) == 2 and json.loads(events[-1])["error"]["type"] == "upstream_failed"
+    [row] = rows(audit, service)
+    assert "stream_interrupted" in row["fallback"] and row["steps"][-1]["outcome"] == "stream_interrupted"
+
+
+def test_bad_chat_requests(gateway, trained_router_dir):
+    client, audit, service = gateway()
+    cases = [({"model": "auto"}, "messages"), ({"messages": []}, "messages"),
+             ({"messages": [{"content": "hi"}]}, "messages[0]"), ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+             ({**ASK, "stream": "yes"}, "stream"), ({**ASK, "router": {"quality_target": 2}}, "router.quality_target"),
+             ({**ASK, "metadata": ["x"]}, "metadata")]
+    for body, field in cases:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, (body, r.text)
+    malformed = client.post("/v1/chat/completions", content=b"{", headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert rows(audit, service) == []
+    off = TestClient(create_app(RoutingService(str(trained_router_dir))))
+    assert off.post("/v1/chat/completions", json=ASK).status_code == 404
+
+
+def test_endpoints_are_checked_at_start(trained_router_dir):
+    router_models = list(PRICES)
+    no_url = catalog_from_dict({"models": {m: {"input_price": 1, "output_price": 1} for m in PRICES}}, "c.yaml")
+    with pytest.raises(ConfigError, match="no base_url for models"):
+        Upstreams(no_url, Fallbacks(), router_models, environ={})
+    with_env = catalog_from_dict({"models": {m: {"input_price": 1, "output_price": 1, "base_url": "${NOPE}/v1"}
+                                             for m in PRICES}}, "c.yaml")
+    with pytest.raises(ConfigError, match="environment variable NOPE is not set"):
+        Upstreams(with_env, Fallbacks(), router_models, environ={})
+    keyed = catalog_from_dict({"models": {m: {"input_price": 1, "output_price": 1, "base_url": "http://x",
+                                              "api_key_env": "KEY"} for m in PRICES}}, "c.yaml")
+    with pytest.raises(ConfigError, match="KEY is not set"):
+        Upstreams(keyed, Fallbacks(), router_models, environ={})

@@ -1,0 +1,163 @@
+"""Offline replay: evaluate any policy (rules + router + cascade) on a historical outcomes log.
+
+    router-ml replay --router models/v1 --outcomes held_out.csv --policy cascade.yaml --false-pass 0.1
+
+Each policy runs through the same code as the live gateway (router_ml.cascade): rules
+see the prompt and the request metadata (the log's `task` column, as `task`), the
+router decides among what the rules leave, and a cascade step "calls" a model by reading
+its logged outcome and paying its logged (or catalog-priced) cost. The response check is
+simulated, since a log holds scores, not responses: a step whose logged outcome is a
+success passes with probability 1 - false_fail, a failure passes with probability
+false_pass (a real check is imperfect); the draws are fixed per (prompt, model), so
+every point of a sweep sees the same check. Without a check in the policy only its
+`confidence_below` skips apply.
+
+Every policy is swept over the same quality targets, giving a cost-quality curve per
+policy, measured with the evaluation's metrics (AIQ, gap closed, cost to match the best
+single model, quality at its cost) beside single-shot routing; the table also gives
+each policy at the router's default target, with its escalation rate and calls per
+request. Prompts without every model's outcome, and prompts the router was trained on
+(`training`), are skipped, as in `evaluate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from router_ml.cascade import make_plans, run_cascade
+from router_ml.errors import ConfigError
+from router_ml.rules import Policy
+from training.evaluation import _Context, align_to_router, sweep_targets
+from training.outcomes import RoutingData
+
+
+@dataclass
+class Logged:
+    """A simulated call: what the log says this model did on this prompt."""
+
+    model: str
+    score: float
+    success: bool
+    cost: float
+    passes_check: bool
+
+
+def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, false_pass: float = 0.0,
+           false_fail: float = 0.0, seed: int = 0, targets=None, source: str = "outcomes", embedder=None,
+           training: RoutingData | None = None,
+           log: Callable[[str], None] = lambda _: None) -> dict:
+    """Replay each named policy (None: single-shot routing) on `data`; a JSON-able report."""
+    for name, rate in (("false_pass", false_pass), ("false_fail", false_fail)):
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"{name}: expected a rate in [0, 1], found {rate!r}")
+    data = align_to_router(data, router.models, source)
+    keep = data.complete.copy()
+    if training is not None:
+        seen = set(training.prompt_ids)
+        overlap = np.array([pid in seen for pid in data.prompt_ids], dtype=bool)
+        if (overlap & keep).any():
+            log(f"dropping {int((overlap & keep).sum())} prompts the router was trained on")
+        keep &= ~overlap
+    data = data.subset(np.flatnonzero(keep))
+    if len(data) == 0:
+        raise ConfigError(f"{source}: no prompt left: replay needs prompts with every model's outcome that the "
+                          "router was not trained on")
+    targets = sorted(set(sweep_targets(router) if targets is None else targets) | {router.default_quality_target})
+    ctx = _Context(data)
+    col = {m: j for j, m in enumerate(data.models)}
+    rng = np.random.default_rng(seed)
+    draws = rng.random(data.scores.shape)  # one check draw per (prompt, model)
+    passes = np.where(data.success >= 0.5, draws >= false_fail, draws < false_pass)
+    metadata = [{"task": t} if t is not None else {} for t in data.tasks]
+    log(f"embedding {len(data)} prompts once for every policy and target")
+    scores = router.predict_scores(data.prompts, embeddings=(embedder or router.embedder).encode(data.prompts))
+
+    report = {"source": source, "prompts": len(data), "router_version": router.version, "models": data.models,
+              "false_pass": false_pass, "false_fail": false_fail, "seed": seed, "targets": targets,
+              "default_quality_target": router.default_quality_target, "policies": {}}
+    for name, policy in policies.items():
+        points, default = [], None
+        for target in targets:
+            run = _run_policy(router, policy, data, metadata, target, scores, col, passes)
+            points.append([run["mean_cost"], run["quality"]])
+            if target == router.default_quality_target:
+                default = run
+        points = np.array(points)
+        metrics, _, _ = _curve_metrics(ctx, points)
+        report["policies"][name] = {
+            "source": None if policy is None else policy.source,
+            "metrics": metrics,
+            "default": default,
+            "curve": [{"quality_target": t, "mean_cost": float(c), "quality": float(q)}
+                      for t, (c, q) in zip(targets, points)],
+        }
+        log(f"{name}: AIQ {metrics['aiq']:.4g}, at the default target cost {default['mean_cost']:.4g}, "
+            f"quality {default['quality']:.4g}")
+    report["single_models"] = {m: {"mean_cost": float(c), "quality": float(q)} for m, (c, q) in zip(data.models, ctx.singles)}
+    report["oracle"] = {"mean_cost": float(ctx.oracle_point[0]), "quality": float(ctx.oracle_point[1])}
+    report["random_mixing_aiq"] = float(ctx.aiq_zero)
+    return report
+
+
+def _run_policy(router, policy, data, metadata, target, scores, col, passes) -> dict:
+    plans = make_plans(router, policy, data.prompts, metadata, target, scores=scores)
+    cascade = policy.cascade if policy else None
+    simulate_check = cascade is not None and cascade.check is not None
+    cost = np.empty(len(plans))
+    quality = np.empty(len(plans))
+    calls = np.empty(len(plans))
+    escalated = np.zeros(len(plans), dtype=bool)
+    fired: dict[str, int] = {}
+    for i, plan in enumerate(plans):
+        def call(model, i=i):
+            j = col[model]
+            return Logged(model, float(data.scores[i, j]), bool(data.success[i, j] >= 0.5), float(data.costs[i, j]),
+                          bool(passes[i, j]))
+
+        estimates = {m: float(data.costs[i, col[m]]) for m in plan.steps}
+        result, steps, spent = run_cascade(plan, cascade, call, (lambda r: r.passes_check) if simulate_check else None,
+                                           estimated_costs=estimates)
+        cost[i], quality[i] = spent, result.score
+        called = [s for s in steps if s.outcome in ("accepted", "check_failed")]
+        calls[i] = len(called)
+        escalated[i] = len(called) > 1
+        for rule in plan.rules.fired:
+            fired[rule] = fired.get(rule, 0) + 1
+    return {"quality_target": target, "mean_cost": float(cost.mean()), "quality": float(quality.mean()),
+            "calls_per_request": float(calls.mean()), "escalation_rate": float(escalated.mean()), "rules_fired": fired}
+
+
+def _curve_metrics(ctx: _Context, points: np.ndarray):
+    from training import metrics
+
+    aiq = metrics.aiq(points, ctx.singles)
+    return {
+        "aiq": aiq,
+        "gap_closed": metrics.gap_closed(aiq, ctx.aiq_zero, ctx.aiq_oracle),
+        "cost_to_match_best": metrics.cost_to_match(points, ctx.singles),
+        "quality_at_best_cost": metrics.quality_at_best_cost(points, ctx.singles),
+    }, points, None
+
+
+def format_replay(report: dict) -> str:
+    best = max(report["single_models"].items(), key=lambda kv: (kv[1]["quality"], -kv[1]["mean_cost"]))
+    lines = [
+        f"Replay of {report['router_version']} on {report['prompts']} prompts of {report['source']} "
+        f"(simulated check: false pass {report['false_pass']:g}, false fail {report['false_fail']:g}); "
+        f"best single model {best[0]}: quality {best[1]['quality']:.4f} at ${best[1]['mean_cost']:.4g} per prompt.",
+        "",
+        f"| policy | AIQ | gap closed | cost to match best | quality at best's cost | at default target "
+        f"{report['default_quality_target']:g}: cost | quality | escalated | calls/request |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, p in report["policies"].items():
+        m, d = p["metrics"], p["default"]
+        ctm = m["cost_to_match_best"]
+        lines.append(
+            f"| {name} | {m['aiq']:.4f} | {m['gap_closed']:.4f} | {'n/a' if ctm is None or not np.isfinite(ctm) else f'{ctm:.4f}'} | "
+            f"{m['quality_at_best_cost']:.4f} | ${d['mean_cost']:.4g} | {d['quality']:.4f} | {d['escalation_rate']:.1%} | "
+            f"{d['calls_per_request']:.2f} |")
+    return "\n".join(lines)
