@@ -29,6 +29,8 @@ demo: $(STAMP)
 		--catalog data/demo/catalog.yaml --report reports/demo-holdout
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table --quality-target 0.5
+	$(BIN)/router-ml replay --router models/demo --outcomes data/demo/holdout.csv --policy data/policy.example.yaml \
+		--false-pass 0.1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

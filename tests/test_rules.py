@@ -125,3 +125,11 @@ rules:
     good.write_text("rules:\n  - {name: code, when: {metadata: {task: code}}, quality_target: 0.9}\n")
     assert main(["rules", "check", "--policy", str(good), "--router", str(trained_router_dir),
                  "--outcomes", str(demo_files["holdout"])]) == 0
+
+
+def test_the_example_policy_loads_against_the_demo_models():
+    from pathlib import Path
+
+    p = load_policy(Path(__file__).resolve().parents[1] / "data" / "policy.example.yaml", MODELS)
+    assert [r.name for r in p.rules][:2] == ["very-long-prompts", "free-tier"] and not p.warnings
+    assert p.cascade.steps == ("nano", "router") and p.fallbacks.chain_for("pro") == ["pro", "legacy-xl"]
