@@ -140,7 +140,11 @@ class AuditStore:
                 db.executescript(SCHEMA)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
                 if "steps" not in columns:  # a database from before the gateway
-                    db.execute("ALTER TABLE decisions ADD COLUMN steps TEXT")
+                    try:
+                        db.execute("ALTER TABLE decisions ADD COLUMN steps TEXT")
+                    except sqlite3.OperationalError as exc:  # another process migrated it first
+                        if "duplicate column" not in str(exc):
+                            raise
                 db.execute("CREATE TABLE IF NOT EXISTS _write_check (x INTEGER)")
                 db.execute("DELETE FROM _write_check")
         except sqlite3.Error as exc:

@@ -157,12 +157,17 @@ def run_cascade(plan: Plan, cascade: Cascade | None, call: Callable[[str], objec
         spent += cost
         served_by = getattr(result, "model", model)
         attempts = getattr(result, "attempts", None)
-        passed = check is None or check(result)
+        detail = ""
+        try:
+            passed = check is None or bool(check(result))
+        except Exception as exc:  # noqa: BLE001 - a broken check fails the response, not the request
+            passed, detail = False, f"the check raised {type(exc).__name__}: {exc}"
         if passed or i == len(plan.steps) - 1:
-            records.append(StepRecord(model, "accepted" if passed else "check_failed", cost,
-                                      "" if passed else "last step: returned anyway", served_by, attempts))
+            if not passed:
+                detail = "; ".join(x for x in (detail, "last step: returned anyway") if x)
+            records.append(StepRecord(model, "accepted" if passed else "check_failed", cost, detail, served_by, attempts))
             return result, records, spent
-        records.append(StepRecord(model, "check_failed", cost, served_by=served_by, attempts=attempts))
+        records.append(StepRecord(model, "check_failed", cost, detail, served_by=served_by, attempts=attempts))
         last = result
     if last is not None:
         return last, records, spent

@@ -380,6 +380,8 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
     finally:
         service.close()  # after uvicorn has drained the requests in flight: flush the audit log
+        if gateway is not None:
+            gateway.upstreams.close()
     _echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
 
 

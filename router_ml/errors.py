@@ -67,3 +67,7 @@ class PolicyError(ConfigError):
 
 class UpstreamError(RouterError):
     """Every model a request could go to failed (errors, timeouts, bad responses)."""
+
+
+class ModelNotAllowedError(PolicyError):
+    """The client named a model that the policy's rules do not allow for this request."""

@@ -65,6 +65,7 @@ class Answer:
     text: str = ""  # the assistant's message, for response checks
     data: dict | None = None  # the JSON body (non-streaming)
     stream: Iterator[bytes] | None = None  # the remaining bytes (streaming)
+    response: httpx.Response | None = None  # the open upstream response (streaming), to close
     attempts: list[dict] = field(default_factory=list)
 
 
@@ -110,9 +111,11 @@ class Upstreams:
             with self._lock:
                 self._cooling[model] = time.monotonic() + self.fallbacks.cooldown_s
 
-    def call(self, model: str, body: dict, stream: bool = False) -> Answer:
-        """Call `model`, retrying and falling back along its chain; UpstreamError if all fail."""
-        chain = self.fallbacks.chain_for(model)
+    def call(self, model: str, body: dict, stream: bool = False, *, allowed=None, first: bool = True) -> Answer:
+        """Call `model`, retrying and falling back along its chain (within `allowed`, the models
+        the rules left); UpstreamError if all fail. A 4xx other than 429 on the request's very
+        first attempt (`first`) is the request's fault: UpstreamClientError, passed through."""
+        chain = [m for m in self.fallbacks.chain_for(model) if m == model or allowed is None or m in allowed]
         attempts: list[dict] = []
         for i, name in enumerate(chain):
             if self.cooling(name) and any(not self.cooling(m) for m in chain[i + 1:]):
@@ -121,7 +124,10 @@ class Upstreams:
             for attempt in range(self.fallbacks.retries + 1):
                 started = time.perf_counter()
                 try:
-                    answer = self._once(name, body, stream)
+                    answer = self._once(name, body, stream, may_reject=first and not attempts)
+                except UpstreamClientError as exc:
+                    exc.attempts = attempts + [{"model": name, "attempt": attempt + 1, "status": exc.response.status_code}]
+                    raise
                 except _Failed as exc:
                     attempts.append({"model": name, "attempt": attempt + 1, "error": str(exc),
                                      "ms": round(1000 * (time.perf_counter() - started), 1)})
@@ -135,7 +141,7 @@ class Upstreams:
         error.attempts = attempts
         raise error
 
-    def _once(self, model: str, body: dict, stream: bool) -> Answer:
+    def _once(self, model: str, body: dict, stream: bool, may_reject: bool) -> Answer:
         url, headers, upstream_model = self.endpoints[model]
         payload = {**{k: v for k, v in body.items() if k not in ("metadata", "router")}, "model": upstream_model,
                    "stream": stream}
@@ -153,18 +159,22 @@ class Upstreams:
         if response.status_code >= 400:
             if stream:
                 response.read()
-            raise UpstreamClientError(response)
+            if may_reject:
+                raise UpstreamClientError(response)
+            # Later in the chain a 4xx says this model cannot take the request (context length,
+            # a bad key): another model may.
+            raise _Failed(f"HTTP {response.status_code}")
         if stream:
             return self._open_stream(model, response)
         try:
             data = response.json()
-            text = data["choices"][0]["message"]["content"] or ""
+            text = _text_of(data["choices"][0]["message"]["content"])
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise _Failed("malformed response: not a chat completion") from exc
         return Answer(model, model, self._cost(model, body, data.get("usage"), text), text, data=data)
 
     def _open_stream(self, model: str, response: httpx.Response) -> Answer:
-        chunks = response.iter_raw()
+        chunks = response.iter_bytes()  # decoded: the client gets no Content-Encoding from us
         try:
             first = next(chunks)  # fallback is still possible until the first bytes arrive
         except StopIteration as exc:
@@ -175,13 +185,10 @@ class Upstreams:
             raise _Failed(f"stream failed before any data: {type(exc).__name__}") from exc
 
         def rest() -> Iterator[bytes]:
-            try:
-                yield first
-                yield from chunks
-            finally:
-                response.close()
+            yield first
+            yield from chunks
 
-        return Answer(model, model, 0.0, stream=rest())
+        return Answer(model, model, 0.0, stream=rest(), response=response)
 
     def _cost(self, model: str, body: dict, usage: dict | None, text: str) -> float:
         price = self.catalog.models[model]
@@ -234,12 +241,67 @@ class Reply:
     stream: Iterator[bytes] | None = None
 
 
+class Relay:
+    """A streamed answer on its way to the client: yields the provider's bytes, turns a
+    drop into an error event, and on `close()` (the end, an error or the client gone,
+    whichever comes first; idempotent) closes the upstream response and writes the audit
+    row once."""
+
+    def __init__(self, answer: Answer, on_close) -> None:
+        self.answer = answer
+        self._on_close = on_close
+        self._interrupted: str | None = None
+        self._done = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> "Relay":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        try:
+            return next(self.answer.stream)
+        except StopIteration:
+            self._done = True
+            raise
+        except httpx.HTTPError as exc:
+            self._done = True
+            self._interrupted = f"stream interrupted: {type(exc).__name__}"
+            event = {"error": {"type": "upstream_failed", "message": f"{self.answer.model}: {self._interrupted}"}}
+            return f"data: {json.dumps(event)}\n\n".encode()
+
+    def next_chunk(self) -> bytes | None:
+        """The next bytes, or None at the end (for async callers)."""
+        try:
+            return next(self)
+        except StopIteration:
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if not self._done and self._interrupted is None:
+            self._interrupted = "client disconnected before the end of the stream"
+        if self.answer.response is not None:
+            self.answer.response.close()
+        self._on_close(self._interrupted)
+
+
 class Gateway:
     """Routes and executes chat completions for a RoutingService."""
 
     def __init__(self, service, upstreams: Upstreams) -> None:
         self.service = service
         self.upstreams = upstreams
+        service.reload_checks.append(self._covers)
+
+    def _covers(self, router) -> list[str]:
+        missing = sorted(set(router.models) - set(self.upstreams.endpoints))
+        return [f"the catalog has no endpoint for its models {missing}"] if missing else []
 
     def handle(self, body: dict) -> Reply:
         prompt, metadata, target, forced, stream = self._parse(body)
@@ -253,44 +315,43 @@ class Gateway:
         item = {"request_id": request_id, "router_version": router.version, "confidence": plan.confidence,
                 "scores": plan.decision.scores if plan.decision else {}, "quality_target": plan.quality_target,
                 "rule": plan.rules.rule, "exploration": False, "propensity": None, "reason": plan.reason()}
+        allowed = plan.rules.allowed
+
+        def call(model: str) -> Answer:
+            return self.upstreams.call(model, body, stream, allowed=allowed, first=model == plan.steps[0])
+
         try:
-            answer, steps, spent = run_cascade(plan, cascade, lambda m: self.upstreams.call(m, body, stream), check)
+            answer, steps, spent = run_cascade(plan, cascade, call, check)
         except UpstreamClientError as exc:
-            self._audit(prompt, item, metadata, plan.model, "client_error", [], started)
+            attempts = getattr(exc, "attempts", [])
+            self._audit(prompt, item, metadata, plan.model, "client_error",
+                        [{"model": plan.model, "outcome": "rejected", "attempts": attempts}], started)
             return Reply(exc.response.status_code, self._headers(item, plan.model, None),
                          body=_json_or_error(exc.response))
         except UpstreamError as exc:
             steps = [s.to_dict() for s in getattr(exc, "steps", [])]
-            self._audit(prompt, item, metadata, plan.model, "all_failed", steps, started)
+            self._audit(prompt, item, metadata, plan.model, _join(plan.fallback, "all_failed"), steps, started)
             self.service.metrics.fallbacks.labels("all_failed").inc()
             message = f"every model failed: {exc}"
             return Reply(502, self._headers(item, plan.model, "all_failed"),
                          body={"error": {"type": "upstream_failed", "message": message, "field": None}})
         records = [s.to_dict() for s in steps]
-        fallback = _fallback_summary(records) or plan.fallback
-        if fallback:
+        upstream = _fallback_summary(records)
+        if upstream:
             self.service.metrics.fallbacks.labels("upstream").inc()
-        audit_steps = records
+        fallback = _join(plan.fallback, upstream)
         headers = self._headers(item, answer.model, fallback)
         self.service.metrics.routes.labels(answer.model).inc()
         if answer.stream is None:
-            self._audit(prompt, item, metadata, answer.model, fallback, audit_steps, started, cost=spent)
+            self._audit(prompt, item, metadata, answer.model, fallback, records, started, cost=spent)
             return Reply(200, headers, body=answer.data)
-        return Reply(200, headers, stream=self._relay(answer, prompt, item, metadata, fallback, audit_steps, started))
 
-    def _relay(self, answer: Answer, prompt, item, metadata, fallback, steps, started) -> Iterator[bytes]:
-        interrupted = None
-        try:
-            yield from answer.stream
-        except httpx.HTTPError as exc:
-            interrupted = f"stream interrupted: {type(exc).__name__}"
-            event = {"error": {"type": "upstream_failed", "message": f"{answer.model}: {interrupted}"}}
-            yield f"data: {json.dumps(event)}\n\n".encode()
-        finally:
-            if interrupted:
-                steps = steps + [{"model": answer.model, "outcome": "stream_interrupted", "detail": interrupted}]
-                fallback = ", ".join(x for x in (fallback, "stream_interrupted") if x)
-            self._audit(prompt, item, metadata, answer.model, fallback, steps, started)
+        def audit_stream(interrupted: str | None) -> None:
+            extra = [{"model": answer.model, "outcome": "stream_interrupted", "detail": interrupted}] if interrupted else []
+            self._audit(prompt, item, metadata, answer.model,
+                        _join(fallback, "stream_interrupted" if interrupted else None), records + extra, started)
+
+        return Reply(200, headers, stream=Relay(answer, audit_stream))
 
     def _audit(self, prompt, item, metadata, model, fallback, steps, started, cost=None) -> None:
         record = {**item, "model": model, "fallback": fallback,
@@ -346,6 +407,10 @@ class Gateway:
         if not isinstance(stream, bool):
             raise RequestError("expected true or false", "stream")
         return prompt, metadata, target, forced, stream
+
+
+def _join(*parts: str | None) -> str | None:
+    return "; ".join(p for p in parts if p) or None
 
 
 def _fallback_summary(records: list[dict]) -> str | None:

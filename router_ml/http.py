@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
 from router_ml.audit import AuditError, DuplicateOutcomeError, UnknownRequestError
-from router_ml.errors import ConfigError, PromptError, PromptTooLongError
+from router_ml.errors import ConfigError, ModelNotAllowedError, PromptError, PromptTooLongError
 from router_ml.serving import BatchTooLargeError, RoutingService
 
 
@@ -86,10 +87,14 @@ def _error(status: int, kind: str, message: str, field: str | None = None) -> JS
     return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
 
 
-def create_app(service: RoutingService, gateway=None) -> FastAPI:
+def create_app(service: RoutingService, gateway=None, gateway_concurrency: int = 64) -> FastAPI:
     app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
                   "handle it well, and records every decision.")
     app.state.service = service
+    app.state.gateway = gateway
+    # Upstream calls can block for long (timeouts, retries, streams): they get their own
+    # threads, so health checks and /v1/route never wait behind them.
+    gateway_threads = anyio.CapacityLimiter(gateway_concurrency)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -143,9 +148,6 @@ def create_app(service: RoutingService, gateway=None) -> FastAPI:
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed")
     async def chat_completions(request: Request):
-        from starlette.concurrency import run_in_threadpool
-        from starlette.responses import StreamingResponse
-
         from router_ml.gateway import RequestError
 
         if gateway is None:
@@ -156,28 +158,30 @@ def create_app(service: RoutingService, gateway=None) -> FastAPI:
         except ValueError as exc:
             return _error(400, "malformed_json", f"the body is not valid JSON: {exc}", "body")
         try:
-            reply = await run_in_threadpool(gateway.handle, body)
+            reply = await anyio.to_thread.run_sync(gateway.handle, body, limiter=gateway_threads)
         except RequestError as exc:
             return _error(422, "invalid_request", str(exc), exc.field)
+        except ModelNotAllowedError as exc:
+            return _error(422, "model_not_allowed", str(exc), "model")
         except PromptTooLongError as exc:
             return _error(413, "prompt_too_long", str(exc), "messages")
         except (PromptError, ConfigError) as exc:
             return _error(422, "invalid_request", str(exc), "messages")
         if reply.stream is not None:
-            return StreamingResponse(reply.stream, media_type="text/event-stream", headers=reply.headers)
+            return _RelayResponse(reply.stream, gateway_threads, headers=reply.headers)
         return JSONResponse(status_code=reply.status, content=reply.body, headers=reply.headers)
 
     @app.get("/healthz")
-    def healthz():
+    async def healthz():
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz():
+    async def readyz():
         ok, detail = service.ready()
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, **detail})
 
     @app.get("/metrics")
-    def metrics():
+    async def metrics():
         service._update_audit_gauges()
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -190,6 +194,31 @@ def create_app(service: RoutingService, gateway=None) -> FastAPI:
         return {"router_version": version}
 
     return app
+
+
+class _RelayResponse(StreamingResponse):
+    """Streams a gateway Relay on the gateway's threads and always closes it (end of stream,
+    upstream drop or client disconnect), so the upstream connection is released and the
+    audit row written exactly once."""
+
+    def __init__(self, relay, limiter, headers: dict) -> None:
+        async def chunks():
+            while True:
+                chunk = await anyio.to_thread.run_sync(relay.next_chunk, limiter=limiter)
+                if chunk is None:
+                    return
+                yield chunk
+
+        super().__init__(chunks(), media_type="text/event-stream", headers=headers)
+        self.relay = relay
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.relay.close, limiter=self.limiter)
 
 
 def _location(loc) -> str:

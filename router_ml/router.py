@@ -217,7 +217,8 @@ class Router:
         chosen = choose(scores.routing, scores.costs, self._lam(target), self.cost_scale, mask)
         lam = self._lam(target)
         return [
-            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam, mask)
+            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam,
+                           mask[i] if mask is not None and mask.ndim == 2 else mask)
             for i in range(len(chosen))
         ]
 

@@ -28,7 +28,10 @@ Rules. Conditions: `min_tokens` / `max_tokens` (the prompt's length in tokens, e
 from its characters as the catalog does), `regex` (searched in the prompt), `metadata`
 (key: value or key: [values]). Every matching rule applies its actions in order:
 `restrict` narrows the candidates (a restriction that would leave no model is skipped
-and noted), the first `quality_target` set wins, and `force` picks the model and stops.
+and noted), the first `quality_target` set wins, and `force` picks the model and stops
+(a `force` outside an earlier restriction is skipped and noted: restrictions are
+guarantees, e.g. what a tier may use). A model the client names is honoured only within
+the restriction, and a `force` rule overrides it.
 A rule may combine `restrict` and `quality_target`; `force` stands alone.
 
 Validation at load, each message naming the file and line: unknown keys or models, a
@@ -43,12 +46,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from router_ml.catalog import DEFAULT_CHARS_PER_TOKEN
+from router_ml.catalog import DEFAULT_CHARS_PER_TOKEN, estimate_tokens
 from router_ml.errors import PolicyError
 
 ROUTER_STEP = "router"
@@ -246,14 +250,26 @@ class Policy:
     source: str = "<memory>"
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
 
+    def models(self) -> set[str]:
+        """Every model the policy names (rules, cascade steps, fallback chains)."""
+        named = {r.force for r in self.rules if r.force} | {m for r in self.rules for m in (r.restrict or ())}
+        if self.cascade is not None:
+            named |= set(self.cascade.steps) - {ROUTER_STEP}
+        named |= set(self.fallbacks.default) | set(self.fallbacks.chains)
+        return named | {m for chain in self.fallbacks.chains.values() for m in chain}
+
     def apply_rules(self, prompt: str, metadata: dict | None = None) -> RuleResult:
         metadata = metadata or {}
-        tokens = max(1, int(round(len(prompt) / self.chars_per_token)))
+        tokens = int(estimate_tokens(len(prompt), self.chars_per_token))
         result = RuleResult()
         for rule in self.rules:
             if not rule.when.matches(tokens, prompt, metadata):
                 continue
             if rule.force:
+                if result.allowed is not None and rule.force not in result.allowed:
+                    result.notes.append(f"{rule.name}: skipped, it forces {rule.force} outside the restriction "
+                                        f"{list(result.allowed)}")
+                    continue
                 result.fired.append(rule.name)
                 result.force = rule.force
                 break
@@ -362,7 +378,8 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
         if isinstance(max_esc, bool) or not isinstance(max_esc, int) or max_esc < 0:
             raise PolicyError(f"{where}: cascade.max_escalations: expected a whole number >= 0, found {max_esc!r}")
         max_cost = raw.get("max_cost")
-        if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or max_cost <= 0):
+        if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float))
+                                     or not math.isfinite(max_cost) or max_cost <= 0):
             raise PolicyError(f"{where}: cascade.max_cost: expected a cost in USD > 0, found {max_cost!r}")
         policy.cascade = Cascade(steps, below, check, max_esc, None if max_cost is None else float(max_cost))
 
@@ -394,10 +411,13 @@ def _check_against_earlier(rule: Rule, policy: Policy, where: str) -> None:
         if earlier.force:
             policy.warnings.append(f"{where}: rule {rule.name!r} never fires: rule {earlier.name!r} "
                                    f"(line {earlier.line}) matches whenever it does and forces {earlier.force}")
-        elif rule.restrict and earlier.restrict and not set(rule.restrict) & set(earlier.restrict):
-            raise PolicyError(f"{where}: rule {rule.name!r} contradicts rule {earlier.name!r} (line {earlier.line}): "
-                              f"both apply to the same requests, and restricting to {list(rule.restrict)} after "
-                              f"{list(earlier.restrict)} leaves no model")
+        elif earlier.restrict and (rule.restrict or rule.force):
+            wanted = rule.restrict or (rule.force,)
+            if not set(wanted) & set(earlier.restrict):
+                action = f"restricting to {list(wanted)}" if rule.restrict else f"forcing {rule.force}"
+                raise PolicyError(f"{where}: rule {rule.name!r} contradicts rule {earlier.name!r} (line {earlier.line}): "
+                                  f"both apply to the same requests, and {action} after restricting to "
+                                  f"{list(earlier.restrict)} leaves no model")
 
 
 def _condition(raw, where: str) -> Condition:
@@ -442,13 +462,14 @@ def _compile(pattern, where: str) -> re.Pattern:
 def _target(value, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:  # NaN fails too
         raise PolicyError(f"{where}: expected a number in [0, 1], found {value!r}")
     return float(value)
 
 
 def _number(value, where: str, *, integer: bool = False, positive: bool = False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (integer and int(value) != value):
         raise PolicyError(f"{where}: expected {'a whole number' if integer else 'a number'}, found {value!r}")
     if value < 0 or (positive and value == 0):
         raise PolicyError(f"{where}: expected a number {'> 0' if positive else '>= 0'}, found {value!r}")

@@ -30,7 +30,7 @@ from typing import Callable
 
 from router_ml.audit import AuditStore, DecisionRecord, new_request_id
 from router_ml.cascade import Plan, make_plans
-from router_ml.errors import ConfigError, PromptError, RouterError
+from router_ml.errors import ConfigError, ModelNotAllowedError, PromptError, RouterError
 from router_ml.router import Router, load_router
 from router_ml.rules import Policy, RuleResult
 
@@ -90,6 +90,7 @@ class RoutingService:
         self.exploration_rate = exploration_rate
         self.max_batch = max_batch
         self.policy = policy
+        self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
         self.metrics = Metrics()
         self._random = random.Random(seed)
         self._reload_lock = threading.Lock()
@@ -136,8 +137,7 @@ class RoutingService:
         try:
             router.check_prompts(prompts)
             if force is not None:
-                return router, [Plan([force], RuleResult(fired=["client-model"], force=force), None, quality_target)
-                                for _ in prompts]
+                return router, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
             return router, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts), quality_target)
         except (PromptError, ConfigError):
             self.metrics.requests.labels("rejected").inc()
@@ -149,6 +149,19 @@ class RoutingService:
                     f"{self.fallback_model}")
             return router, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
                                  fallback="router_error") for _ in prompts]
+
+    def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
+        """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""
+        rules = self.policy.apply_rules(prompt, metadata) if self.policy is not None else RuleResult()
+        if rules.force:
+            return Plan([rules.force], rules, None, quality_target,
+                        notes=[f"the client asked for {model}; rule {rules.fired[-1]} forces {rules.force}"])
+        if rules.allowed is not None and model not in rules.allowed:
+            raise ModelNotAllowedError(f"model {model!r} is not allowed for this request by rules {rules.fired} "
+                                       f"(allowed: {list(rules.allowed)}); use \"auto\" or an allowed model")
+        rules.fired.append("client-model")
+        rules.force = model
+        return Plan([model], rules, None, rules.quality_target if rules.quality_target is not None else quality_target)
 
     def record(self, prompt: str, item: dict, metadata: dict | None, steps: list | None = None) -> None:
         if self.audit is not None:
@@ -223,9 +236,16 @@ class RoutingService:
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise
+            problems = []
             if self.fallback_model not in fresh.models:
+                problems.append(f"it lacks the fallback model {self.fallback_model!r}")
+            if self.policy is not None and self.policy.models() - set(fresh.models):
+                problems.append(f"the policy names models it does not route: {sorted(self.policy.models() - set(fresh.models))}")
+            for check in self.reload_checks:
+                problems += check(fresh)
+            if problems:
                 self.metrics.reloads.labels("failed").inc()
-                raise ConfigError(f"the new router lacks the fallback model {self.fallback_model!r}")
+                raise ConfigError(f"not serving {fresh.version}: " + "; ".join(problems))
             self._router = fresh
             if source:
                 self.source = source

@@ -216,3 +216,82 @@ def test_endpoints_are_checked_at_start(trained_router_dir):
                                               "api_key_env": "KEY"} for m in PRICES}}, "c.yaml")
     with pytest.raises(ConfigError, match="KEY is not set"):
         Upstreams(keyed, Fallbacks(), router_models, environ={})
+
+
+def test_a_4xx_later_in_the_chain_is_a_failure_not_the_answer(gateway, fake):
+    client, audit, service = gateway(kinds={"pro": "err500", "mini": "bad400"}, policy="""
+fallbacks:
+  chains: {pro: [mini, legacy-xl]}
+  retries: 0
+""")
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.status_code == 200 and r.headers["x-router-model"] == "legacy-xl"
+    assert "mini: HTTP 400" in r.headers["x-router-fallback"]
+
+
+def test_a_check_that_raises_fails_the_response_not_the_request(gateway, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("broken_checks")
+    module.check = lambda text: 1 / 0
+    monkeypatch.setitem(sys.modules, "broken_checks", module)
+    client, audit, service = gateway(policy="""
+cascade:
+  steps: [nano, pro]
+  escalate_if: {check: {function: "broken_checks:check"}}
+""")
+    r = client.post("/v1/chat/completions", json=ASK)
+    assert r.status_code == 200 and r.headers["x-router-model"] == "pro"
+    steps = rows(audit, service)[0]["steps"]
+    assert steps[0]["outcome"] == "check_failed" and "ZeroDivisionError" in steps[0]["detail"]
+
+
+def test_client_model_within_the_rules(gateway):
+    client, _, _ = gateway(policy="""
+rules:
+  - {name: free, when: {metadata: {tier: free}}, restrict: [nano, mini]}
+fallbacks:
+  default: [pro, mini]
+""")
+    denied = client.post("/v1/chat/completions", json={**ASK, "model": "pro", "metadata": {"tier": "free"}})
+    assert denied.status_code == 422 and denied.json()["error"]["type"] == "model_not_allowed"
+    ok = client.post("/v1/chat/completions", json={**ASK, "model": "mini", "metadata": {"tier": "free"}})
+    assert ok.headers["x-router-model"] == "mini" and ok.headers["x-router-rule"] == "free,client-model"
+
+
+def test_fallback_chain_stays_within_the_rules(gateway):
+    client, audit, service = gateway(kinds={"nano": "err500"}, policy="""
+rules:
+  - {name: free, when: {metadata: {tier: free}}, restrict: [nano, mini]}
+fallbacks:
+  default: [pro, mini]
+  retries: 0
+""")
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "nano", "metadata": {"tier": "free"}})
+    assert r.headers["x-router-model"] == "mini"  # pro is first in the chain but not allowed for free
+
+
+def test_a_client_that_leaves_mid_stream_still_gets_audited(gateway):
+    from router_ml.gateway import Relay
+
+    client, audit, service = gateway()
+    reply = client.app.state.gateway.handle({**ASK, "model": "mini", "stream": True})
+    assert isinstance(reply.stream, Relay)
+    reply.stream.close()  # what the HTTP layer does when the client disconnects before the first chunk
+    reply.stream.close()  # idempotent
+    assert reply.stream.answer.response.is_closed
+    [row] = rows(audit, service)
+    assert "stream_interrupted" in row["fallback"] and "client disconnected" in row["steps"][-1]["detail"]
+
+
+def test_reload_refuses_a_router_the_catalog_cannot_serve(gateway, trained_router_dir):
+    from router_ml import load_router
+
+    client, _, service = gateway()
+    fresh = load_router(trained_router_dir)
+    fresh.models = fresh.models + ["gpt-9"]
+    service.loader = lambda source: fresh
+    with pytest.raises(ConfigError, match=r"no endpoint for its models \['gpt-9'\]"):
+        service.reload()
+

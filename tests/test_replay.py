@@ -36,14 +36,20 @@ def test_single_shot_replay_equals_evaluate(setup):
     assert default["quality"] == pytest.approx(evaluated["default"]["quality"])
 
 
+def binarised(data):
+    from dataclasses import replace
+
+    return replace(data, scores=data.success.copy())
+
+
 def test_cascade_with_a_perfect_check_and_with_a_check_that_passes_everything(setup):
     router, data = setup
+    data = binarised(data)  # scores 0/1: a cheap success is as good as any answer
     report = replay(router, data, {"single": None, "cascade": cascade(router)}, targets=TARGETS)
     single, casc = report["policies"]["single"]["curve"], report["policies"]["cascade"]["curve"]
-    binary = set(np.unique(data.scores)) <= {0.0, 1.0}
-    for s, c in zip(single, casc):
-        if binary:  # cheap success is as good as any; failure escalates to the router's choice
-            assert c["quality"] >= s["quality"] - 1e-12
+    for s, c in zip(single, casc):  # a failure escalates to the router's choice: never worse
+        assert c["quality"] >= s["quality"] - 1e-12
+    assert any(c["quality"] > s["quality"] for s, c in zip(single, casc))
     assert report["policies"]["cascade"]["default"]["escalation_rate"] > 0
     # A check that lets every response through never escalates: always the cheapest model.
     lax = replay(router, data, {"cascade": cascade(router)}, false_pass=1.0, targets=TARGETS)
@@ -57,11 +63,15 @@ def test_cascade_with_a_perfect_check_and_with_a_check_that_passes_everything(se
 
 def test_confidence_only_cascade_and_rules(setup):
     router, data = setup
-    conf = cascade(router, confidence_below=0.99)  # doubts the cheap model almost always: skips it
+    never = cascade(router, confidence_below=1.0)  # the cheap step is always skipped: the router alone
+    always = cascade(router, confidence_below=0.0)  # never skipped, no check: the cheap step always answers
     rules = policy_from_dict({"rules": [{"name": "code", "when": {"metadata": {"task": "code"}},
                                          "restrict": ["coder", "pro"]}]}, router.models)
-    report = replay(router, data, {"single": None, "confident": conf, "rules": rules}, targets=TARGETS)
-    assert report["policies"]["confident"]["default"]["calls_per_request"] == 1.0
+    report = replay(router, data, {"single": None, "never": never, "always": always, "rules": rules}, targets=TARGETS)
+    assert report["policies"]["never"]["curve"] == report["policies"]["single"]["curve"]
+    cheapest = report["single_models"][router.models[0]]
+    for point in report["policies"]["always"]["curve"]:
+        assert point["mean_cost"] == pytest.approx(cheapest["mean_cost"])
     fired = report["policies"]["rules"]["default"]["rules_fired"]
     assert fired["code"] == sum(1 for t in data.tasks if t == "code")
 

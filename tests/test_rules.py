@@ -48,6 +48,18 @@ rules:
     assert p.apply_rules("hello", {"tier": "paid"}).fired == []
 
 
+def test_force_outside_an_earlier_restriction_is_skipped(tmp_path):
+    p = policy(tmp_path, """
+rules:
+  - {name: free, when: {metadata: {tier: free}}, restrict: [nano, mini]}
+  - {name: long, when: {min_tokens: 100}, force: pro}
+""")
+    r = p.apply_rules("x" * 1000, {"tier": "free"})
+    assert r.force is None and r.allowed == ("nano", "mini") and "long: skipped" in r.notes[0]
+    assert p.apply_rules("x" * 1000, {"tier": "paid"}).force == "pro"
+    assert p.models() == {"nano", "mini", "pro"}
+
+
 def test_restriction_that_would_leave_nothing_is_skipped_and_noted(tmp_path):
     p = policy(tmp_path, """
 rules:
@@ -69,6 +81,11 @@ rules:
     ("rules:\n  - {name: a, restrict: [nano]}\n  - {name: b, when: {metadata: {t: x}}, restrict: [pro]}\n",
      "p.yaml:3: rule 'b' contradicts rule 'a' (line 2)"),
     ("rules:\n  - {name: a, quality_target: 1.5}\n", "expected a number in [0, 1]"),
+    ("rules:\n  - {name: a, quality_target: .nan}\n", "expected a number in [0, 1]"),
+    ("rules:\n  - {name: a, restrict: [nano, mini]}\n  - {name: b, when: {min_tokens: 10}, force: pro}\n",
+     "p.yaml:3: rule 'b' contradicts rule 'a' (line 2): both apply to the same requests, and forcing pro"),
+    ("rules:\n  - {name: a, when: {min_tokens: .inf}, force: pro}\n", "expected a whole number"),
+    ("cascade:\n  steps: [nano, router]\n  escalate_if: {confidence_below: 0.5}\n  max_cost: .nan\n", "max_cost"),
     ("routes: []\n", "unknown keys ['routes']"),
     ("rules: [\n", "not valid YAML"),
     ("cascade:\n  steps: [nano]\n  escalate_if: {check: {json: true}}\n", "at least two steps"),

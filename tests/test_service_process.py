@@ -207,3 +207,33 @@ def test_mlflow_models_serve_answers_a_scoring_request(trained_router_dir, tmp_p
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+def test_serve_with_policy_and_catalog_runs_the_gateway(trained_router_dir, tmp_path):
+    """`router-ml serve --policy --catalog` wires the gateway: real HTTP on both sides."""
+    from tests.fake_upstream import FakeUpstream
+
+    upstream = FakeUpstream()
+    try:
+        prices = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
+        kinds = {"pro": "err500"}
+        catalog = {"models": {m: {"input_price": a, "output_price": b, "base_url": "${UPSTREAM}/" + kinds.get(m, "ok")}
+                              for m, (a, b) in prices.items()}}
+        (tmp_path / "catalog.yaml").write_text(json.dumps(catalog))
+        (tmp_path / "policy.yaml").write_text("fallbacks:\n  chains: {pro: [mini]}\n  retries: 0\n")
+        audit = tmp_path / "audit.sqlite"
+        with Server(str(trained_router_dir), tmp_path, "--audit", str(audit), "--policy", str(tmp_path / "policy.yaml"),
+                    "--catalog", str(tmp_path / "catalog.yaml"), env={"UPSTREAM": upstream.url}) as server:
+            server.wait_ready()
+            ask = {"model": "pro", "messages": [{"role": "user", "content": "hello"}]}
+            r = httpx.post(server.url + "/v1/chat/completions", json=ask, timeout=30)
+            assert r.status_code == 200 and r.headers["x-router-model"] == "mini", r.text
+            with httpx.stream("POST", server.url + "/v1/chat/completions", json={**ask, "stream": True}, timeout=30) as s:
+                body = s.read().decode()
+            assert s.headers["x-router-model"] == "mini" and body.rstrip().endswith("data: [DONE]")
+            assert server.stop() == 0
+        rows = read_joined(audit)
+        assert len(rows) == 2 and "pro: HTTP 500" in rows[0]["fallback"]
+        assert "pro: cooling down" in rows[1]["fallback"]  # the second request skips the failing model
+    finally:
+        upstream.close()

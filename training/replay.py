@@ -117,9 +117,7 @@ def _run_policy(router, policy, data, metadata, target, scores, col, passes) -> 
             return Logged(model, float(data.scores[i, j]), bool(data.success[i, j] >= 0.5), float(data.costs[i, j]),
                           bool(passes[i, j]))
 
-        estimates = {m: float(data.costs[i, col[m]]) for m in plan.steps}
-        result, steps, spent = run_cascade(plan, cascade, call, (lambda r: r.passes_check) if simulate_check else None,
-                                           estimated_costs=estimates)
+        result, steps, spent = run_cascade(plan, cascade, call, (lambda r: r.passes_check) if simulate_check else None)
         cost[i], quality[i] = spent, result.score
         called = [s for s in steps if s.outcome in ("accepted", "check_failed")]
         calls[i] = len(called)
