@@ -173,7 +173,9 @@ def test_mlflow_models_serve_answers_a_scoring_request(trained_router_dir, tmp_p
     from training.tracking import log_router_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # mlflow starts the scoring server as `uvicorn` through a shell: the venv's bin must be on PATH
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     mlflow = import_mlflow()
     mlflow.set_tracking_uri(uri)
     try:
