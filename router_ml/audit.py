@@ -92,6 +92,11 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def prompt_sha256(prompt: str) -> str:
+    """How the log identifies a prompt stored as a hash."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class DecisionRecord:
     """One routed request, as the audit log keeps it."""
@@ -191,9 +196,9 @@ class AuditStore:
         return True
 
     def _row(self, r: DecisionRecord) -> tuple:
-        digest = hashlib.sha256(r.prompt.encode("utf-8")).hexdigest()
         return (r.request_id, r.ts, r.router_version, r.model, r.confidence, json.dumps(r.scores), r.quality_target,
-                r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, digest, len(r.prompt),
+                r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, prompt_sha256(r.prompt),
+                len(r.prompt),
                 r.prompt if self.prompt_storage == "text" else None, json.dumps(r.metadata) if r.metadata else None,
                 json.dumps(r.steps) if r.steps is not None else None)
 

@@ -78,6 +78,27 @@ class _ConstantProbability:
         return np.tile([1.0 - self.p, self.p], (len(X), 1))
 
 
+def _fit_per_model(X: np.ndarray, Y: np.ndarray, fit_one, min_rows: int = 1) -> list:
+    """One estimator per model, fitted by `fit_one(X, y)` on the prompts where that model was
+    tried; a constant at the model's prior rate where its outcomes never vary (or are fewer
+    than `min_rows`)."""
+    prior = _prior_rates(Y)
+    estimators = []
+    for j in range(Y.shape[1]):
+        tried = ~np.isnan(Y[:, j])
+        y = Y[tried, j].astype(int)
+        if len(np.unique(y)) < 2 or tried.sum() < min_rows:
+            estimators.append(_ConstantProbability(float(prior[j])))
+        else:
+            estimators.append(fit_one(X[tried], y))
+    return estimators
+
+
+def _success_columns(estimators: list, X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return np.column_stack([est.predict_proba(X)[:, 1] for est in estimators])
+
+
 class PerModelSuccessHead(BaseEstimator):
     """One logistic regression per model on the prompts where that model was tried."""
 
@@ -87,23 +108,14 @@ class PerModelSuccessHead(BaseEstimator):
 
     def fit(self, X, Y, costs=None) -> "PerModelSuccessHead":
         X, Y = _check_targets(X, Y)
-        prior = _prior_rates(Y)
-        self.estimators_ = []
-        for j in range(Y.shape[1]):
-            tried = ~np.isnan(Y[:, j])
-            y = Y[tried, j]
-            if len(np.unique(y)) < 2:
-                self.estimators_.append(_ConstantProbability(float(prior[j])))
-                continue
-            clf = LogisticRegression(C=self.C, max_iter=self.max_iter)
-            self.estimators_.append(clf.fit(X[tried], y.astype(int)))
+        self.estimators_ = _fit_per_model(
+            X, Y, lambda Xj, y: LogisticRegression(C=self.C, max_iter=self.max_iter).fit(Xj, y))
         self.n_models_ = Y.shape[1]
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimators_")
-        X = np.asarray(X, dtype=np.float32)
-        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+        return _success_columns(self.estimators_, X)
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Parameters for router_ml.compiled (a constant model is a zero row with its logit)."""
@@ -222,27 +234,22 @@ class MLPHead(BaseEstimator):
         from sklearn.neural_network import MLPClassifier
 
         X, Y = _check_targets(X, Y)
-        prior = _prior_rates(Y)
-        self.estimators_ = []
-        for j in range(Y.shape[1]):
-            tried = ~np.isnan(Y[:, j])
-            y = Y[tried, j].astype(int)
-            if len(np.unique(y)) < 2 or tried.sum() < 20:
-                self.estimators_.append(_ConstantProbability(float(prior[j])))
-                continue
+
+        def fit_one(Xj, y):
             # Early stopping holds out 10 %: worth it only when that is a real validation set.
             mlp = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=self.max_iter,
-                                early_stopping=bool(tried.sum() >= 1000), random_state=self.random_state)
+                                early_stopping=bool(len(y) >= 1000), random_state=self.random_state)
             with warnings.catch_warnings():
                 # A baseline with a fixed budget of epochs; not converging is part of what it measures.
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                self.estimators_.append(mlp.fit(X[tried], y))
+                return mlp.fit(Xj, y)
+
+        self.estimators_ = _fit_per_model(X, Y, fit_one, min_rows=20)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimators_")
-        X = np.asarray(X, dtype=np.float32)
-        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+        return _success_columns(self.estimators_, X)
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         check_is_fitted(self, "estimators_")

@@ -182,7 +182,7 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
 
     @app.get("/metrics")
     async def metrics():
-        service._update_audit_gauges()
+        service.update_audit_gauges()
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)")

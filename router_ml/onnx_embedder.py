@@ -23,7 +23,6 @@ route-agreement proof on many-model sets, where fp32 passes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,14 +37,6 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "embedder.json"
 FILES = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
 BATCH_SIZE = 32
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class OnnxEmbedder:

@@ -374,14 +374,11 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
             check = make_check(escalate["check"], at(escalate["check"], raw.get("__line__", 1)))
         if below is None and check is None:
             raise PolicyError(f"{where}: cascade.escalate_if: give confidence_below and/or check")
-        max_esc = raw.get("max_escalations", len(steps) - 1)
-        if isinstance(max_esc, bool) or not isinstance(max_esc, int) or max_esc < 0:
-            raise PolicyError(f"{where}: cascade.max_escalations: expected a whole number >= 0, found {max_esc!r}")
+        max_esc = _number(raw.get("max_escalations", len(steps) - 1), f"{where}: cascade.max_escalations", integer=True)
         max_cost = raw.get("max_cost")
-        if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float))
-                                     or not math.isfinite(max_cost) or max_cost <= 0):
-            raise PolicyError(f"{where}: cascade.max_cost: expected a cost in USD > 0, found {max_cost!r}")
-        policy.cascade = Cascade(steps, below, check, max_esc, None if max_cost is None else float(max_cost))
+        if max_cost is not None:
+            max_cost = _number(max_cost, f"{where}: cascade.max_cost (USD)", positive=True)
+        policy.cascade = Cascade(steps, below, check, max_esc, max_cost)
 
     raw = data.get("fallbacks")
     if raw is not None:

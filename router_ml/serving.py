@@ -116,7 +116,7 @@ class RoutingService:
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
         started = time.perf_counter()
         router, plans = self.plan(prompts, quality_target, metadata)
-        served = [self._served(plan) for plan in plans]
+        served = [self._served(plan, router) for plan in plans]
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()
         self.metrics.latency.observe(elapsed)
@@ -172,15 +172,14 @@ class RoutingService:
                 fallback=item["fallback"], exploration=item["exploration"], propensity=item["propensity"],
                 latency_ms=item.get("latency_ms"), metadata=metadata or {}, steps=steps,
             ))
-            self._update_audit_gauges()
 
-    def _served(self, plan: Plan) -> dict:
+    def _served(self, plan: Plan, router: Router) -> dict:
         d = plan.decision
         plain = d is not None and not plan.rules.fired and not plan.notes and len(plan.steps) == 1
         item = {
             "model": plan.model, "confidence": plan.confidence, "scores": d.scores if d else {},
             "costs": d.costs if d else {}, "estimated_cost": d.costs.get(plan.model) if d else None,
-            "reason": d.reason if plain else plan.reason(), "router_version": self._router_version_of(plan),
+            "reason": d.reason if plain else plan.reason(), "router_version": router.version,
             "quality_target": d.quality_target if d else plan.quality_target, "exploration": False,
             "fallback": plan.fallback, "propensity": None, "rule": plan.rules.rule, "cascade": list(plan.steps),
         }
@@ -198,10 +197,8 @@ class RoutingService:
             self.metrics.explorations.inc()
         return item
 
-    def _router_version_of(self, plan: Plan) -> str:
-        return plan.decision.router_version if plan.decision is not None else self._router.version
-
-    def _update_audit_gauges(self) -> None:
+    def update_audit_gauges(self) -> None:
+        """Refresh the audit gauges (on each /metrics scrape, not per request)."""
         if self.audit is not None:
             stats = self.audit.stats()
             self.metrics.audit_queue.set(stats["queued"])

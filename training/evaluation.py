@@ -129,15 +129,19 @@ class _Context:
         self.aiq_oracle = metrics.oracle_aiq(self.singles, self.oracle_point)
         self.strong = int(np.argmax(self.singles[:, 0])) if len(data.models) == 2 else None
 
-    def curve_metrics(self, choices: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray | None]:
-        points = _points(choices, self.scores, self.costs)
+    def point_metrics(self, points: np.ndarray) -> dict:
+        """Cost-quality metrics of a curve given as (mean cost, mean score) points."""
         aiq = metrics.aiq(points, self.singles)
-        result = {
+        return {
             "aiq": aiq,
             "gap_closed": metrics.gap_closed(aiq, self.aiq_zero, self.aiq_oracle),
             "cost_to_match_best": metrics.cost_to_match(points, self.singles),
             "quality_at_best_cost": metrics.quality_at_best_cost(points, self.singles),
         }
+
+    def curve_metrics(self, choices: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray | None]:
+        points = _points(choices, self.scores, self.costs)
+        result = self.point_metrics(points)
         share = None
         if self.strong is not None:
             share = (choices == self.strong).mean(axis=1)

@@ -31,7 +31,8 @@ import numpy as np
 
 from router_ml.embedding import DEFAULT_MODEL, model_fingerprint, resolve_model_path
 from router_ml.errors import EmbedderError
-from router_ml.onnx_embedder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, file_sha256
+from router_ml.artifact import sha256_file
+from router_ml.onnx_embedder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 from training.embed_cache import default_cache_dir
 
 RECIPES = {"int8": "fused-int8-dynamic-per-channel-v1", "fp32": "fused-fp32-v1"}
@@ -96,7 +97,7 @@ def export_onnx(model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None,
         _copy_tokenizer(source, tmp / TOKENIZER_FILE)
         config = {
             "recipe": recipe, "precision": precision, "source_model": model, "source_fingerprint": fingerprint, "inputs": inputs,
-            "dim": None, "pad_id": _pad_id(source), "onnx_sha256": file_sha256(tmp / MODEL_FILE), **settings,
+            "dim": None, "pad_id": _pad_id(source), "onnx_sha256": sha256_file(tmp / MODEL_FILE), **settings,
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         config["dim"] = _check_against_torch(source, tmp, settings)

@@ -86,7 +86,7 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
             if target == router.default_quality_target:
                 default = run
         points = np.array(points)
-        metrics, _, _ = _curve_metrics(ctx, points)
+        metrics = ctx.point_metrics(points)
         report["policies"][name] = {
             "source": None if policy is None else policy.source,
             "metrics": metrics,
@@ -126,18 +126,6 @@ def _run_policy(router, policy, data, metadata, target, scores, col, passes) -> 
             fired[rule] = fired.get(rule, 0) + 1
     return {"quality_target": target, "mean_cost": float(cost.mean()), "quality": float(quality.mean()),
             "calls_per_request": float(calls.mean()), "escalation_rate": float(escalated.mean()), "rules_fired": fired}
-
-
-def _curve_metrics(ctx: _Context, points: np.ndarray):
-    from training import metrics
-
-    aiq = metrics.aiq(points, ctx.singles)
-    return {
-        "aiq": aiq,
-        "gap_closed": metrics.gap_closed(aiq, ctx.aiq_zero, ctx.aiq_oracle),
-        "cost_to_match_best": metrics.cost_to_match(points, ctx.singles),
-        "quality_at_best_cost": metrics.quality_at_best_cost(points, ctx.singles),
-    }, points, None
 
 
 def format_replay(report: dict) -> str:

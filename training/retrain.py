@@ -34,7 +34,6 @@ from exploration and how many prompts were censored.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -103,10 +102,6 @@ def audit_outcomes(audit_path: str | Path, known_prompts: dict[str, str] | None 
         log(f"{audit_path}: {stats['no_prompt_text']} decisions with outcomes have no prompt text (logged as hashes, "
             "not found in the offline logs) and are left out; serve with --prompt-storage text to retrain from the log")
     return pd.DataFrame(rows, columns=["prompt", "model", "score", "success", "cost", "task", "source"]), stats
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def catalog_for(router, catalog_path: str | None) -> Catalog:
@@ -179,6 +174,7 @@ class RetrainResult:
 
 
 def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RetrainResult:
+    from router_ml.audit import prompt_sha256
     from router_ml.router import load_router
     from training.evaluation import training_side
     from training.outcomes import read_outcomes
@@ -193,7 +189,7 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
 
     offline = [read_outcomes(p, success_threshold=threshold, duplicates="mean").assign(source=f"offline:{p}")
                for p in config.outcomes]
-    known = {_sha256(p): p for frame in offline for p in frame["prompt"].unique()}
+    known = {prompt_sha256(p): p for frame in offline for p in frame["prompt"].unique()}
     audit_rows, stats = audit_outcomes(config.audit, known, config.since, log)
     log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
         f"{stats['outcome_rows']} outcome rows ({stats['exploration_rows']} from exploration)")
