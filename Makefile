@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, route
-#   make test   install what the tests need and run them
+#   make test   install what the tests need and run them all (CI: .ci/run runs `make lint test`)
+# While working: `make test-fast` (unit tests, no real embedding model or processes) and `make lint`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test clean-demo
+.PHONY: install demo test test-fast lint clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 clean-demo:
 	rm -rf models/demo reports data/demo/outcomes.csv data/demo/holdout.csv data/demo/catalog.yaml

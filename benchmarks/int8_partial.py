@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import prepare  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.report import to_json_text  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     from benchmarks.policies import router_dir
     from router_ml import load_router
-    from router_ml.onnx_embedder import OnnxEmbedder
+    from router_ml.core.embedders.onnx import OnnxEmbedder
     from training.embed_cache import DiskCachedEmbedder
     from training.onnx_export import export_onnx
     from training.outcomes import read_outcomes

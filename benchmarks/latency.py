@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, SHARED  # noqa: E402
 from router_ml import load_router  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.report import to_json_text  # noqa: E402
 
 N_PROMPTS = 1000

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import prepare  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.report import to_json_text  # noqa: E402
 
 SEEDS = range(5)
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from router_ml import load_router
-    from router_ml.rules import load_policy, policy_from_dict
+    from router_ml.policy.file import load_policy, policy_from_dict
     from training.embed_cache import DiskCachedEmbedder
     from training.evaluation import training_side
     from training.outcomes import read_outcomes, to_routing_data

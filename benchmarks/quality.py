@@ -29,7 +29,6 @@ default target, and no metric is worse by more than 0.005. Embeddings are cached
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
 from training.pipeline import TrainConfig, train  # noqa: E402
 from training.report import to_json_text, write_report  # noqa: E402
@@ -73,7 +72,7 @@ def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
     import numpy as np
 
     from router_ml import load_router
-    from router_ml.catalog import load_catalog
+    from router_ml.core.catalog import load_catalog
     from training.convert import convert_router, embedding_agreement
     from training.evaluation import evaluate_router
     from training.outcomes import read_outcomes, split_prompts, to_routing_data

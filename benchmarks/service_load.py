@@ -18,7 +18,6 @@ Writes results/service_load.md and results/service_load.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -34,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.latency import percentile, router_source  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.report import to_json_text  # noqa: E402
 
 

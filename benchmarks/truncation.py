@@ -26,15 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare  # noqa: E402
 from router_ml import load_router  # noqa: E402
-from router_ml.artifact import atomic_write_text  # noqa: E402
-from router_ml.catalog import load_catalog  # noqa: E402
-from router_ml.embedding import TRUNCATIONS, SentenceTransformerEmbedder  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
+from router_ml.core.catalog import load_catalog  # noqa: E402
+from router_ml.core.embedders import TRUNCATIONS  # noqa: E402
+from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
 from training import metrics  # noqa: E402
 from training.embed_cache import DiskCachedEmbedder  # noqa: E402
 from training.evaluation import evaluate_router  # noqa: E402
-from training.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
 from training.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
 from training.pipeline import TrainConfig, train  # noqa: E402
+from training.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
 
 
 def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict:
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
                 mlflow=False, cache_dir=args.cache_dir, router_version=f"trunc-{truncation}",
             )
             config_candidates = {"strategy": "per_model"}
-            result = train(config, log=lambda m: print(f"  [{bench.name}/{truncation}] {m}", flush=True), progress=False)
+            tag = f"{bench.name}/{truncation}"
+            result = train(config, log=lambda m, tag=tag: print(f"  [{tag}] {m}", flush=True), progress=False)
             router = load_router(out)
             overall = result.report["metrics"]
             on_long = evaluate_router(router, test.subset(long_rows))["metrics"] if len(long_rows) else {}

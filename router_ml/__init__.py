@@ -7,8 +7,14 @@
 
 Importing this package loads numpy and the library's own modules only: torch and
 sentence-transformers load when a router first embeds, mlflow only for `models:/` URIs.
+
+Layers (each imports only the ones before it): `router_ml.core` (the predictor),
+`router_ml.policy` (rules, checks, cascades, fallbacks), `router_ml.serve` (the service,
+audit trail, HTTP app and gateway). `training` (the pipeline) uses them; they never use it.
 """
 
+from router_ml.core.decision import Decision
+from router_ml.core.router import Router, load_router
 from router_ml.errors import (
     ArtifactError,
     ArtifactExistsError,
@@ -24,8 +30,6 @@ from router_ml.errors import (
     PromptTooLongError,
     RouterError,
 )
-from router_ml.policy import Decision
-from router_ml.router import Router, load_router
 
 __version__ = "0.1.0"
 

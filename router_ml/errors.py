@@ -4,14 +4,26 @@ Every message says what was expected, what was found and, where there is one, wh
 do about it. Input errors name the file, the row (1-based, as a spreadsheet shows it,
 counting the header as row 1) and the field. Nothing here is caught silently anywhere
 in the library.
+
+Every class lives here, whichever layer raises it, so that a caller catches by type
+(never by class name) and the CLI maps any of them to its exit status (`exit_code`).
+What an error carries beyond its message (the request field it names, the upstream
+attempts behind it) is a declared field, set by the constructor.
 """
 
 from __future__ import annotations
+
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 1
 
 
 class RouterError(Exception):
     """Base class: catch this to handle every router-ml error."""
 
+    exit_code = EXIT_BAD_INPUT  # what `router-ml` exits with when this error ends a command
+
+
+# -- data, configuration and prompts ----------------------------------------------------
 
 class OutcomesError(RouterError, ValueError):
     """An outcomes table does not satisfy the contract in data/README.md."""
@@ -37,6 +49,12 @@ class PromptTooLongError(PromptError):
     """A prompt is longer than the router's `max_prompt_chars`."""
 
 
+class BatchTooLargeError(PromptError):
+    """More prompts in one request than the service accepts."""
+
+
+# -- artifacts and embedders ------------------------------------------------------------
+
 class ArtifactError(RouterError):
     """A packaged router cannot be written or read."""
 
@@ -61,13 +79,67 @@ class EmbedderError(RouterError):
     """An embedding model cannot be found or loaded."""
 
 
+# -- policy -----------------------------------------------------------------------------
+
 class PolicyError(ConfigError):
     """A policy file (rules, cascade, fallbacks) is invalid; the message names the line."""
 
 
-class UpstreamError(RouterError):
-    """Every model a request could go to failed (errors, timeouts, bad responses)."""
-
-
 class ModelNotAllowedError(PolicyError):
     """The client named a model that the policy's rules do not allow for this request."""
+
+
+class UpstreamError(RouterError):
+    """Every model a request could go to failed (errors, timeouts, bad responses).
+
+    `attempts`: every call made (model, attempt, status or error); `steps`: the cascade
+    steps behind the failure (`router_ml.policy.cascade.StepRecord`), when a cascade ran.
+    """
+
+    def __init__(self, message: str, *, attempts: list[dict] | None = None, steps: list | None = None) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts or [])
+        self.steps = list(steps or [])
+
+
+# -- the service ------------------------------------------------------------------------
+
+class InvalidRequestError(RouterError, ValueError):
+    """A request to the service is invalid; `field` names the offending part ("messages[2]")."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UpstreamRejectedError(RouterError):
+    """The provider rejected the request itself (a 4xx other than 429): passed to the client.
+
+    `status` and `body` are the provider's answer; `attempts` the calls made.
+    """
+
+    def __init__(self, status: int, body: dict, *, attempts: list[dict] | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.attempts = list(attempts or [])
+
+
+class AuditError(RouterError):
+    """The audit store cannot be opened or written."""
+
+
+class UnknownRequestError(AuditError, LookupError):
+    """An outcome names a request id that was never routed (or not by this store)."""
+
+
+class DuplicateOutcomeError(AuditError):
+    """An outcome for this (request id, model) was already recorded."""
+
+
+# -- training ---------------------------------------------------------------------------
+
+class PromotionRefused(RouterError):
+    """The candidate is worse than the alias's current holder on the metric (exit status 1)."""
+
+    exit_code = EXIT_REFUSED

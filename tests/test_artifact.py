@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from router_ml import load_router
-from router_ml.artifact import HEAD_ARRAYS_FILE, HEAD_FILE, MANIFEST_FILE, atomic_write_text, read_manifest, write_artifact
+from router_ml.core.artifact import (
+    HEAD_ARRAYS_FILE,
+    HEAD_FILE,
+    MANIFEST_FILE,
+    read_manifest,
+    write_artifact,
+)
+from router_ml.core.files import atomic_write_text
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError, EmbedderMismatchError
 
 
@@ -21,7 +28,7 @@ def edit_manifest(path, change):
     (path / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
-def test_manifest_records_what_the_issue_asks_for(trained_router_dir):
+def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     manifest = read_manifest(trained_router_dir)
     assert manifest["format_version"] == 2
     assert manifest["router_version"] == "test-router-1"
@@ -40,7 +47,7 @@ def test_manifest_records_what_the_issue_asks_for(trained_router_dir):
 
 @pytest.mark.parametrize("name", [HEAD_FILE, HEAD_ARRAYS_FILE])
 def test_tampered_head_is_refused_before_reading(trained_router_dir, tmp_path, name):
-    from router_ml.artifact import read_estimator
+    from router_ml.core.artifact import read_estimator
 
     path = copy(trained_router_dir, tmp_path)
     with open(path / name, "ab") as fh:
@@ -52,13 +59,45 @@ def test_tampered_head_is_refused_before_reading(trained_router_dir, tmp_path, n
 
 
 def test_serving_reads_arrays_not_the_pickle(trained_router_dir, tmp_path):
-    from router_ml.artifact import read_estimator
+    from router_ml.core.artifact import read_estimator
 
     path = copy(trained_router_dir, tmp_path)
     estimator = read_estimator(path)
     router = load_router(path)
     X = router.embedder.encode(["What is 2 + 2?"])
     np.testing.assert_allclose(router.head.predict(X)[1], estimator.predict(X)[1], atol=1e-6)
+
+
+def test_heads_pickled_before_the_layers_still_unpickle(trained_router_dir, tmp_path, monkeypatch):
+    """Routers from router-ml 0.1 pickled their heads as router_ml.heads.*; that module is now
+    router_ml.core.heads. Write such a pickle (classes renamed while dumping), then read it back."""
+    import inspect
+    import sys
+
+    import joblib
+
+    from router_ml.core import heads
+    from router_ml.core.artifact import read_estimator
+    from router_ml.core.files import sha256_file
+
+    path = copy(trained_router_dir, tmp_path)
+    head = read_estimator(path)
+    monkeypatch.delitem(sys.modules, "router_ml.heads", raising=False)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "router_ml.heads", heads)
+        for _, cls in inspect.getmembers(heads, inspect.isclass):
+            if cls.__module__ == heads.__name__:
+                patch.setattr(cls, "__module__", "router_ml.heads")
+        joblib.dump(head, path / HEAD_FILE)
+    assert b"router_ml.heads" in (path / HEAD_FILE).read_bytes()
+    assert b"router_ml.core.heads" not in (path / HEAD_FILE).read_bytes()
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    manifest["files"][HEAD_FILE] = sha256_file(path / HEAD_FILE)
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert "router_ml.heads" not in sys.modules
+    old = read_estimator(path)
+    X = load_router(path).embedder.encode(["What is 2 + 2?"])
+    np.testing.assert_allclose(old.predict(X)[1], head.predict(X)[1])
 
 
 def test_missing_head_is_refused(trained_router_dir, tmp_path):
@@ -105,7 +144,7 @@ def test_write_never_overwrites_unless_asked(tmp_path):
 
 
 def test_failed_write_leaves_nothing_behind(trained_router_dir, tmp_path):
-    from router_ml.artifact import read_estimator
+    from router_ml.core.artifact import read_estimator
 
     head = read_estimator(trained_router_dir)
     out = tmp_path / "router"
@@ -116,7 +155,7 @@ def test_failed_write_leaves_nothing_behind(trained_router_dir, tmp_path):
 
 
 def test_overwrite_replaces_atomically(trained_router_dir, tmp_path):
-    from router_ml.artifact import read_estimator
+    from router_ml.core.artifact import read_estimator
 
     manifest, head = read_manifest(trained_router_dir), read_estimator(trained_router_dir)
     out = copy(trained_router_dir, tmp_path)

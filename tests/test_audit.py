@@ -1,31 +1,38 @@
 import json
 import os
 import sqlite3
-import stat
 
 import pytest
 
-from router_ml.audit import (
-    AuditError,
-    AuditStore,
-    DecisionRecord,
-    DuplicateOutcomeError,
-    UnknownRequestError,
-    new_request_id,
-    read_joined,
-)
+from router_ml.errors import AuditError, DuplicateOutcomeError, UnknownRequestError
+from router_ml.serve.audit import AuditStore, read_joined
+from router_ml.serve.record import Served, new_request_id
 
 
-def record(prompt="What is 2 + 2?", **kw):
-    return DecisionRecord(request_id=new_request_id(), router_version="v1", model="small", prompt=prompt,
-                          confidence=0.9, scores={"small": 0.9, "large": 0.95}, quality_target=0.5, reason="r", **kw)
+class Record:
+    """A prompt and its served decision, as the service hands them to the store."""
+
+    def __init__(self, prompt: str, metadata: dict | None = None) -> None:
+        self.prompt, self.metadata = prompt, metadata or {}
+        self.served = Served(request_id=new_request_id(), router_version="v1", model="small", confidence=0.9,
+                             scores={"small": 0.9, "large": 0.95}, costs={}, estimated_cost=None, reason="r",
+                             quality_target=0.5)
+        self.request_id = self.served.request_id
+
+
+def record(prompt="What is 2 + 2?", metadata=None):
+    return Record(prompt, metadata)
+
+
+def write(store, r: Record) -> bool:
+    return store.record(r.prompt, r.served, r.metadata)
 
 
 def test_decisions_are_written_in_batches_and_flushed_on_close(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite", flush_interval=0.05)
     records = [record(f"prompt {i}") for i in range(500)]
     for r in records:
-        assert store.record(r)
+        assert write(store, r)
     store.close()
     rows = read_joined(tmp_path / "a.sqlite")
     assert [r["request_id"] for r in rows] == [r.request_id for r in records]
@@ -35,7 +42,7 @@ def test_decisions_are_written_in_batches_and_flushed_on_close(tmp_path):
 
 def test_prompt_text_only_when_asked(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite", prompt_storage="text")
-    store.record(record("keep me"))
+    write(store, record("keep me"))
     store.close()
     assert read_joined(tmp_path / "a.sqlite")[0]["prompt"] == "keep me"
     with pytest.raises(AuditError, match="prompt_storage"):
@@ -45,7 +52,7 @@ def test_prompt_text_only_when_asked(tmp_path):
 def test_outcomes_join_and_reject_unknown_or_duplicate(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite")
     r = record()
-    store.record(r)
+    write(store, r)
     store.record_outcome(r.request_id, "small", success=True, cost=0.001)  # pending decision: flushed first
     with pytest.raises(DuplicateOutcomeError, match="already recorded"):
         store.record_outcome(r.request_id, "small", success=False)
@@ -62,7 +69,7 @@ def test_outcomes_join_and_reject_unknown_or_duplicate(tmp_path):
 def test_export_jsonl(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite")
     for i in range(3):
-        store.record(record(f"p{i}"))
+        write(store, record(f"p{i}"))
     store.flush()
     assert store.export_jsonl(tmp_path / "out.jsonl") == 3
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -113,7 +120,7 @@ def test_read_only_directory_is_refused_at_open(tmp_path):
 def test_full_database_keeps_records_queued_and_reports_it(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite", flush_interval=0.02, batch_size=5, max_bytes=64 * 1024)
     big = "x" * 2000
-    accepted = [store.record(record(big, metadata={"pad": big})) for _ in range(200)]
+    accepted = [write(store, record(big, metadata={"pad": big})) for _ in range(200)]
     assert all(accepted)  # routing is never blocked by the full disk
     assert not store.flush(timeout=1.0)
     stats = store.stats()
@@ -128,7 +135,7 @@ def test_full_database_keeps_records_queued_and_reports_it(tmp_path):
 def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path, monkeypatch):
     store = AuditStore(tmp_path / "a.sqlite", queue_size=2, batch_size=2, flush_interval=0.02)
     monkeypatch.setattr(store, "_write", lambda db, batch: False)
-    results = [store.record(record(f"p{i}")) for i in range(20)]
+    results = [write(store, record(f"p{i}")) for i in range(20)]
     assert results.count(False) > 0 and store.stats()["dropped"] == results.count(False)
     monkeypatch.undo()  # the disk recovers: everything that was accepted gets written
     store.close()
@@ -138,7 +145,7 @@ def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path, monkeypatch):
 def test_database_stays_readable_while_written(tmp_path):
     store = AuditStore(tmp_path / "a.sqlite", flush_interval=0.01)
     for i in range(200):
-        store.record(record(f"p{i}"))
+        write(store, record(f"p{i}"))
     reader = sqlite3.connect(tmp_path / "a.sqlite")
     reader.execute("SELECT COUNT(*) FROM decisions").fetchone()
     store.close()

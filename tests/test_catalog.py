@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from router_ml.catalog import CostModel, catalog_from_dict, estimate_tokens, load_catalog
+from router_ml.core.catalog import CostModel, catalog_from_dict, estimate_tokens, load_catalog
 from router_ml.errors import CatalogError
 
 YAML = """

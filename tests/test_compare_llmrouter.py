@@ -1,4 +1,4 @@
-"""Issue 3's check: compare two routers with different heads on the LLMRouter data."""
+"""`compare` on real data: two routers with different heads on the LLMRouter set."""
 
 import json
 import subprocess

@@ -1,6 +1,7 @@
 import numpy as np
 
-from router_ml.embedding import CachedEmbedder, HashingEmbedder
+from router_ml.core.embedders import CachedEmbedder
+from router_ml.core.embedders.hashing import HashingEmbedder
 from training.embed_cache import DiskCachedEmbedder
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from router_ml import load_router
-from router_ml.catalog import load_catalog
+from router_ml.core.catalog import load_catalog
 from router_ml.errors import ConfigError
 from training.evaluation import evaluate_router, format_report, sw_ranking_win_rate, training_side
 from training.outcomes import RoutingData, read_outcomes, to_routing_data

@@ -3,16 +3,16 @@
 import json
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from router_ml.audit import AuditStore, read_joined
-from router_ml.catalog import catalog_from_dict
+from router_ml.core.catalog import catalog_from_dict
 from router_ml.errors import ConfigError
-from router_ml.gateway import Gateway, Upstreams
-from router_ml.http import create_app
-from router_ml.rules import Fallbacks, load_policy
-from router_ml.serving import RoutingService
+from router_ml.policy.fallbacks import Fallbacks
+from router_ml.policy.file import load_policy
+from router_ml.serve.app import create_app
+from router_ml.serve.audit import AuditStore, read_joined
+from router_ml.serve.gateway import Gateway, Upstreams
+from router_ml.serve.service import RoutingService
 from tests.fake_upstream import FakeUpstream
 
 PRICES = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
@@ -72,7 +72,7 @@ def test_routes_forwards_and_names_the_model_in_headers(gateway, fake):
     [row] = rows(audit, service)
     assert row["request_id"] == r.headers["x-router-request-id"] and row["model"] == model
     assert row["steps"][0]["outcome"] == "accepted" and row["steps"][0]["attempts"][0]["status"] == 200
-    assert row["metadata"]["cost"] == pytest.approx((10 * PRICES[model][0] + 5 * PRICES[model][1]) / 1e6)
+    assert row["cost"] == pytest.approx((10 * PRICES[model][0] + 5 * PRICES[model][1]) / 1e6)
 
 
 def test_client_named_model_and_api_key(gateway, fake):
@@ -273,7 +273,7 @@ fallbacks:
 
 
 def test_a_client_that_leaves_mid_stream_still_gets_audited(gateway):
-    from router_ml.gateway import Relay
+    from router_ml.serve.gateway.relay import Relay
 
     client, audit, service = gateway()
     reply = client.app.state.gateway.handle({**ASK, "model": "mini", "stream": True})

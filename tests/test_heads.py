@@ -3,7 +3,14 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from router_ml.heads import HEADS, CheapestSuccessfulHead, KNNHead, PerModelSuccessHead, PlattCalibration, RoutingHead
+from router_ml.core.heads import (
+    HEADS,
+    CheapestSuccessfulHead,
+    KNNHead,
+    PerModelSuccessHead,
+    PlattCalibration,
+    RoutingHead,
+)
 
 
 def synthetic(n=400, seed=0):

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from router_ml.catalog import load_catalog
+from router_ml.core.catalog import load_catalog
 from router_ml.errors import ArtifactExistsError, ImportFormatError
 from tests.conftest import shared_data
 from training.importers import import_llmrouter, import_routellm, import_routerbench, run_import

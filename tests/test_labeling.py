@@ -1,6 +1,6 @@
 import numpy as np
 
-from router_ml.labeling import CENSORED, cheapest_successful_labels, label_names
+from router_ml.core.labeling import CENSORED, cheapest_successful_labels, label_names
 
 N = np.nan
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from router_ml import load_router
+from router_ml.core.embedders.onnx import OnnxEmbedder
 from router_ml.errors import ArtifactIntegrityError, ConfigError
-from router_ml.onnx_embedder import OnnxEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def exported(onnx_cache):
 
 @pytest.fixture(scope="module")
 def torch_embedder():
-    from router_ml.embedding import SentenceTransformerEmbedder
+    from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(truncation="tail")
 
@@ -60,7 +60,7 @@ def test_vectors_match_torch(exported, torch_embedder, demo_files):
 
 @pytest.mark.parametrize("truncation", ["head", "tail", "head_tail"])
 def test_truncation_cuts_the_same_text(exported, truncation):
-    from router_ml.embedding import SentenceTransformerEmbedder
+    from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
 
     torch_side = SentenceTransformerEmbedder(truncation=truncation).truncate([LONG])[0]
     onnx_side = OnnxEmbedder(exported["fp32"], truncation=truncation).truncate([LONG])[0]
@@ -126,7 +126,7 @@ def torch_router(tmp_path_factory, demo_files, onnx_cache):
 
 
 def test_convert_proves_equivalence_and_records_it(torch_router, tmp_path, onnx_cache):
-    from training.convert import convert_router
+    from training.onnx_convert import convert_router
 
     result = convert_router(str(torch_router), tmp_path / "converted", cache_dir=str(onnx_cache), log=lambda _: None)
     manifest = json.loads((tmp_path / "converted" / "manifest.json").read_text())
@@ -140,7 +140,7 @@ def test_convert_proves_equivalence_and_records_it(torch_router, tmp_path, onnx_
 
 
 def test_convert_refuses_failed_proofs_unless_forced(torch_router, tmp_path, onnx_cache):
-    from training.convert import convert_router
+    from training.onnx_convert import convert_router
 
     with pytest.raises(ConfigError, match="not converted"):
         convert_router(str(torch_router), tmp_path / "c", precision="int8", min_agreement=1.01,
@@ -153,7 +153,7 @@ def test_convert_refuses_failed_proofs_unless_forced(torch_router, tmp_path, onn
 
 
 def test_convert_refuses_a_router_without_a_torch_embedder(trained_router_dir, tmp_path):
-    from training.convert import convert_router
+    from training.onnx_convert import convert_router
 
     with pytest.raises(ConfigError, match="sentence-transformers embedder"):
         convert_router(str(trained_router_dir), tmp_path / "c", log=lambda _: None)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from router_ml.catalog import catalog_from_dict
+from router_ml.core.catalog import catalog_from_dict
 from router_ml.errors import CatalogError, OutcomesError
 from training.outcomes import data_hash, prompt_hash, read_outcomes, to_routing_data
 
@@ -85,7 +85,7 @@ def test_empty_prompt_names_the_row(tmp_path):
 def test_non_string_prompt_in_jsonl(tmp_path):
     rows = [dict(r) for r in ROWS]
     rows[1]["prompt"] = 42
-    assert "row 2 (42)" in bad(tmp_path, rows, "a non-empty string", name="bad.jsonl")
+    assert "line 2 (42)" in bad(tmp_path, rows, "a non-empty string", name="bad.jsonl")
 
 
 @pytest.mark.parametrize("value", [1.5, -0.1])
@@ -105,7 +105,8 @@ def test_non_numeric_score(tmp_path):
 def test_negative_or_nan_cost(tmp_path, value):
     rows = [dict(r, cost=0.001) for r in ROWS]
     rows[1]["cost"] = value
-    assert "row 2" in bad(tmp_path, rows, "field 'cost'", name="bad.jsonl" if value != value else "bad.csv")
+    where = "line 2" if value != value else "row 2"  # JSON Lines errors name the file's line
+    assert where in bad(tmp_path, rows, "field 'cost'", name="bad.jsonl" if value != value else "bad.csv")
 
 
 def test_bad_success_value(tmp_path):

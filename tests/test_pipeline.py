@@ -1,14 +1,13 @@
 import json
-import os
 
 import pytest
 
 from router_ml import load_router
+from router_ml.core.catalog import load_catalog
 from router_ml.errors import ArtifactExistsError, ConfigError
 from training.evaluation import evaluate_router
 from training.outcomes import read_outcomes, to_routing_data
 from training.pipeline import TrainConfig, train
-from router_ml.catalog import load_catalog
 
 
 def config_for(demo_files, out, cache, **overrides):
@@ -75,7 +74,7 @@ def test_mlflow_run_registry_and_models_uri(demo_files, tmp_path, monkeypatch):
     assert not (tmp_path / "mlruns").exists()  # the deprecated file store is never the default
     assert result.model_version == "1"
 
-    from router_ml.mlflow_support import import_mlflow
+    from router_ml.core.mlflow_registry import import_mlflow
 
     mlflow = import_mlflow()
     run = mlflow.get_run(result.run_id)

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from router_ml import load_router
-from router_ml.errors import ArtifactError, ConfigError
+from router_ml.errors import ArtifactError, ConfigError, PromotionRefused
 from training.outcomes import read_outcomes
 from training.pipeline import TrainConfig, train
-from training.registry import PromotionRefused, log_evaluation_run, promote
+from training.registry import log_evaluation_run, promote
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def in_registry(registry, monkeypatch):
 
 
 def test_alias_lifecycle(in_registry, demo_files):
-    from router_ml.mlflow_support import import_mlflow
+    from router_ml.core.mlflow_registry import import_mlflow
 
     client = import_mlflow().MlflowClient()
     with pytest.raises(ArtifactError, match="alias 'champion' is not set on model 'demo'"):
@@ -82,8 +82,8 @@ def test_unknown_names_and_metrics(in_registry):
 
 
 def test_evaluation_run_tags_the_version(in_registry, demo_files):
-    from router_ml.catalog import load_catalog
-    from router_ml.mlflow_support import import_mlflow
+    from router_ml.core.catalog import load_catalog
+    from router_ml.core.mlflow_registry import import_mlflow
     from training.evaluation import evaluate_router
     from training.outcomes import data_hash, to_routing_data
 

@@ -1,11 +1,10 @@
 """Offline replay of policies on an outcomes log, checked against evaluate and hand cases."""
 
-import numpy as np
 import pytest
 
 from router_ml import load_router
 from router_ml.errors import ConfigError
-from router_ml.rules import policy_from_dict
+from router_ml.policy.file import policy_from_dict
 from training.evaluation import evaluate_router
 from training.outcomes import read_outcomes, to_routing_data
 from training.replay import format_replay, replay

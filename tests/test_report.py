@@ -4,7 +4,7 @@ import re
 import pytest
 
 from router_ml import load_router
-from router_ml.catalog import load_catalog
+from router_ml.core.catalog import load_catalog
 from training.evaluation import evaluate_router, training_side
 from training.outcomes import read_outcomes, to_routing_data
 from training.report import comparison, comparison_text, write_comparison, write_report

@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 
 from router_ml import load_router
-from router_ml.audit import AuditStore, DecisionRecord, new_request_id
-from router_ml.catalog import catalog_from_dict
+from router_ml.core.catalog import catalog_from_dict
 from router_ml.errors import ConfigError
+from router_ml.serve.audit import AuditStore
+from router_ml.serve.record import Served
 from training.outcomes import read_outcomes
 from training.retrain import RetrainConfig, audit_outcomes, catalog_for, combined_table, holdout_split
 
@@ -18,9 +19,11 @@ def audit_with(path, storage, items):
     """items: (prompt, chosen model, exploration, {model: (score, cost)})."""
     store = AuditStore(path, prompt_storage=storage)
     for prompt, model, explored, outcomes in items:
-        rid = new_request_id()
-        store.record(DecisionRecord(request_id=rid, router_version="v1", model=model, prompt=prompt, exploration=explored,
-                                    metadata={"task": "math"}))
+        served = Served(request_id=f"r{len(prompt)}-{model}-{prompt[:4]}", router_version="v1", model=model,
+                        confidence=None, scores={}, costs={}, estimated_cost=None, reason="", quality_target=None,
+                        exploration=explored)
+        rid = served.request_id
+        store.record(prompt, served, {"task": "math"})
         for m, (score, cost) in outcomes.items():
             store.record_outcome(rid, m, score=score, cost=cost)
     store.close()

@@ -4,7 +4,8 @@ import pytest
 
 from router_ml.cli import main
 from router_ml.errors import PolicyError
-from router_ml.rules import load_policy, make_check
+from router_ml.policy.checks import make_check
+from router_ml.policy.file import load_policy
 
 MODELS = ["nano", "coder", "mini", "pro", "legacy-xl"]
 

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router_ml import load_router
-from router_ml.audit import AuditStore, read_joined
 from router_ml.errors import ConfigError
-from router_ml.http import create_app
-from router_ml.serving import RoutingService
+from router_ml.serve.app import create_app
+from router_ml.serve.audit import AuditStore, read_joined
+from router_ml.serve.service import RoutingService
 
 
 @pytest.fixture()
@@ -132,15 +132,15 @@ def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path)
     prompts = [f"question number {i}" for i in range(60)]
     served = svc.route(prompts)
     plain = router.route_batch(prompts)
-    explored = [s for s in served if s["exploration"]]
+    explored = [s for s in served if s.exploration]
     assert 10 < len(explored) < 50
     n_other = len(router.models) - 1
     for s, d in zip(served, plain):
-        if s["exploration"]:
-            assert s["model"] != d.model and s["propensity"] == pytest.approx(0.5 / n_other)
-            assert s["reason"].startswith("exploration")
+        if s.exploration:
+            assert s.model != d.model and s.propensity == pytest.approx(0.5 / n_other)
+            assert s.reason.startswith("exploration")
         else:
-            assert s["model"] == d.model and s["propensity"] == 0.5
+            assert s.model == d.model and s.propensity == 0.5
     svc.close()
     rows = read_joined(tmp_path / "audit.sqlite")
     assert sum(r["exploration"] for r in rows) == len(explored)

@@ -11,7 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from router_ml.audit import AuditStore, read_joined
+from router_ml.serve.audit import AuditStore, read_joined
 from tests.serverproc import Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -169,7 +169,7 @@ def test_mlflow_models_serve_answers_a_scoring_request(trained_router_dir, tmp_p
     """The registered pyfunc behind `mlflow models serve` (no conda: --env-manager local)."""
     import os
 
-    from router_ml.mlflow_support import import_mlflow
+    from router_ml.core.mlflow_registry import import_mlflow
     from training.tracking import log_router_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from router_ml.artifact import atomic_write_text
-from router_ml.catalog import Catalog, ModelPrice, write_catalog
+from router_ml.core.catalog import Catalog, ModelPrice, write_catalog
+from router_ml.core.files import atomic_write_text
 
 MODELS: dict[str, ModelPrice] = {
     "nano": ModelPrice(input_price=0.10, output_price=0.40, output_tokens=200, description="synthetic: cheap, easy prompts"),
@@ -176,8 +176,8 @@ def _logic(rng, tier):
         a, b = rng.choice(people, size=2, replace=False)
         clues.append(_pick(rng, [f"{names[a]} sits left of {names[b]}.", f"{names[a]} is not {roles[b]}.",
                                  f"{roles[a].capitalize()} sits next to {names[b]}."]))
-    tail = " Who is {}?".format(roles[0]) if tier == "medium" else \
-        f" Determine everyone's seat and job, and explain each deduction step by step."
+    tail = f" Who is {roles[0]}?" if tier == "medium" else \
+        " Determine everyone's seat and job, and explain each deduction step by step."
     return f"{people} people ({', '.join(names)}) sit in a row; their jobs are {', '.join(roles)}. " + " ".join(clues) + tail
 
 

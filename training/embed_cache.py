@@ -35,6 +35,7 @@ class DiskCachedEmbedder:
 
     def __init__(self, embedder, cache_dir: str | Path | None = None) -> None:
         self.embedder = embedder
+        self.kind = embedder.kind
         self.id = embedder.id
         self.model_id = embedder.model_id
         self.dim = embedder.dim
@@ -56,6 +57,9 @@ class DiskCachedEmbedder:
 
     def spec(self) -> dict:
         return self.embedder.spec()
+
+    def files(self):
+        return self.embedder.files()
 
     def truncate(self, texts: list[str]) -> list[str]:
         return self.embedder.truncate(texts)

@@ -24,13 +24,14 @@ the outcomes have a `task` column. Definitions: docs/metrics.md.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from router_ml.core.decision import choose, lam_grid
+from router_ml.core.heads import KNNHead, MLPHead
+from router_ml.core.validation import check_quality_target
 from router_ml.errors import ConfigError
-from router_ml.heads import KNNHead, MLPHead
-from router_ml.policy import check_quality_target, choose, lam_grid
 from training import metrics
 from training.outcomes import RoutingData
 
@@ -74,7 +75,7 @@ def training_side(router, train_outcomes: str | None = None, log: Callable[[str]
     From `train_outcomes` if given; else from the file named in the router's manifest,
     re-split exactly as training did, but only if its content hash still matches.
     """
-    from router_ml.catalog import load_catalog
+    from router_ml.core.catalog import load_catalog
     from training.outcomes import data_hash, read_outcomes, split_prompts, to_routing_data
 
     manifest = router.manifest

@@ -20,13 +20,13 @@ from __future__ import annotations
 import ast
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
-from router_ml.artifact import atomic_write_text
-from router_ml.catalog import Catalog, ModelPrice, write_catalog
+from router_ml.core.catalog import Catalog, ModelPrice, write_catalog
+from router_ml.core.files import atomic_write_text
 from router_ml.errors import ArtifactExistsError, ImportFormatError
 from training.outcomes import prompt_hash, validate_outcomes
 

@@ -1,4 +1,4 @@
-"""Export a sentence-transformers model to the ONNX backend (router_ml.onnx_embedder).
+"""Export a sentence-transformers model to the ONNX backend (router_ml.core.embedders.onnx).
 
 Offline, from the installed model files, in three steps:
 
@@ -24,15 +24,15 @@ import inspect
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from router_ml.embedding import DEFAULT_MODEL, model_fingerprint, resolve_model_path
+from router_ml.core.embedders.files import DEFAULT_MODEL, model_fingerprint, resolve_model_path
+from router_ml.core.embedders.onnx import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
+from router_ml.core.files import sha256_file
 from router_ml.errors import EmbedderError
-from router_ml.artifact import sha256_file
-from router_ml.onnx_embedder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 from training.embed_cache import default_cache_dir
 
 RECIPES = {"int8": "fused-int8-dynamic-per-channel-v1", "fp32": "fused-fp32-v1"}
@@ -190,7 +190,7 @@ def _check_against_torch(source: Path, files: Path, settings: dict) -> int:
     """Embed a few sentences both ways; a broken export is refused here, not found in production."""
     from sentence_transformers import SentenceTransformer
 
-    from router_ml.onnx_embedder import OnnxEmbedder
+    from router_ml.core.embedders.onnx import OnnxEmbedder
 
     reference = SentenceTransformer(str(source), device="cpu").encode(_SANITY, normalize_embeddings=settings["normalize"])
     config = json.loads((files / CONFIG_FILE).read_text())

@@ -27,7 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from router_ml.catalog import Catalog, CostModel, estimate_tokens
+from router_ml.core.catalog import Catalog, CostModel, estimate_tokens
+from router_ml.core.prompts import prompt_sha256
+from router_ml.core.tables import read_table, row_name
+from router_ml.core.validation import check_share
 from router_ml.errors import CatalogError, OutcomesError
 
 REQUIRED = ("prompt", "model")
@@ -35,39 +38,6 @@ OPTIONAL = ("prompt_id", "score", "success", "cost", "input_tokens", "output_tok
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 DUPLICATE_POLICIES = ("error", "mean")
-
-
-def _format_of(path: Path) -> str:
-    name = path.name.lower()
-    for suffix, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".parquet", "parquet"), (".pq", "parquet")):
-        if name.endswith(suffix) or name.endswith(suffix + ".gz"):
-            return fmt
-    raise OutcomesError(f"{path}: expected a .csv, .jsonl, .ndjson or .parquet file, found '{path.suffix or path.name}'")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Parse a CSV, JSON Lines or Parquet file into a DataFrame, or say why not."""
-    path = Path(path)
-    fmt = _format_of(path)
-    if not path.is_file():
-        raise OutcomesError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise OutcomesError(f"{path}: the file is empty; expected a header and at least one row")
-    try:
-        if fmt == "csv":
-            frame = pd.read_csv(
-                path, dtype={"prompt": str, "model": str, "prompt_id": str, "task": str}, keep_default_na=False,
-                na_values={"score": [""], "cost": [""], "input_tokens": [""], "output_tokens": [""], "latency_ms": [""]},
-            )
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as exc:
-        raise OutcomesError(f"{path}: cannot be read as {fmt.upper()}: {type(exc).__name__}: {exc}") from exc
-    if len(frame) == 0:
-        raise OutcomesError(f"{path}: no rows; expected one row per (prompt, model) attempt")
-    return frame
 
 
 def _bad_rows(frame: pd.DataFrame, mask: pd.Series, field: str, expected: str, source: str) -> None:
@@ -79,7 +49,7 @@ def _bad_rows(frame: pd.DataFrame, mask: pd.Series, field: str, expected: str, s
     def show(value):
         return repr(value.item() if isinstance(value, np.generic) else value)
 
-    shown = ", ".join(f"row {r + 1} ({show(frame[field].iloc[r])})" for r in rows[:3])
+    shown = ", ".join(f"{row_name(frame, r)} ({show(frame[field].iloc[r])})" for r in rows[:3])
     more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
     raise OutcomesError(f"{source}: field '{field}': expected {expected}; found {shown}{more}")
 
@@ -107,7 +77,7 @@ def _as_number(frame: pd.DataFrame, field: str) -> tuple[np.ndarray, np.ndarray]
 
 def prompt_hash(prompt: str) -> str:
     """Stable id for a prompt without one: the first 16 hex digits of its sha256."""
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+    return prompt_sha256(prompt)[:16]
 
 
 def validate_outcomes(
@@ -123,8 +93,7 @@ def validate_outcomes(
     logged), input_tokens, output_tokens (NaN when not logged), task (None when not
     given), row (1-based source row).
     """
-    if not 0.0 <= success_threshold <= 1.0:
-        raise OutcomesError(f"success_threshold: expected a number in [0, 1], found {success_threshold!r}")
+    check_share(success_threshold, "success_threshold", error=OutcomesError)
     if duplicates not in DUPLICATE_POLICIES:
         raise OutcomesError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {duplicates!r}")
     columns = list(frame.columns)
@@ -269,7 +238,7 @@ class RoutingData:
     def __len__(self) -> int:
         return len(self.prompt_ids)
 
-    def subset(self, rows) -> "RoutingData":
+    def subset(self, rows) -> RoutingData:
         rows = np.asarray(rows)
         pick = lambda seq: [seq[i] for i in rows]  # noqa: E731
         return RoutingData(

@@ -1,11 +1,11 @@
 """The training pipeline, one way from an outcomes log to a packaged, evaluated router.
 
     1. read and validate the outcomes (training.outcomes)
-    2. label each prompt with its cheapest successful model (router_ml.labeling)
+    2. label each prompt with its cheapest successful model (router_ml.core.labeling)
     3. embed the prompts, through the disk cache (training.embed_cache)
     4. choose and fit the head by the routing metric (training.selection)
     5. evaluate on held-out prompts (training.evaluation)
-    6. write the artifact atomically (router_ml.artifact)
+    6. write the artifact atomically (router_ml.core.artifact)
     7. log the run to MLflow, optionally registering a version (training.tracking)
 
 `TrainConfig` holds every setting; its `to_dict()` is what MLflow logs as parameters.
@@ -16,25 +16,27 @@ from __future__ import annotations
 import datetime as dt
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from router_ml.artifact import write_artifact
-from router_ml.catalog import load_catalog
-from router_ml.embedding import DEFAULT_MODEL, DEFAULT_TRUNCATION, EMBEDDERS, TRUNCATIONS, HashingEmbedder, SentenceTransformerEmbedder
+from router_ml.core.artifact import write_artifact
+from router_ml.core.catalog import load_catalog
+from router_ml.core.embedders import DEFAULT_MODEL, DEFAULT_TRUNCATION, TRUNCATIONS, embedder_class
+from router_ml.core.heads import HEADS, RoutingHead
+from router_ml.core.labeling import CENSORED, cheapest_successful_labels
+from router_ml.core.router import Router
+from router_ml.core.validation import check_share
 from router_ml.errors import ConfigError
-from router_ml.heads import HEADS, RoutingHead
-from router_ml.labeling import CENSORED, cheapest_successful_labels
-from router_ml.router import Router
 from training.embed_cache import DiskCachedEmbedder
 from training.evaluation import BASELINES, evaluate_router
 from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_outcomes, split_prompts, to_routing_data
 from training.selection import DEFAULT_CANDIDATES, Candidate, select_head
 
 STRATEGIES = ("auto", *HEADS)
+EMBEDDER_KINDS = ("sentence-transformers", "hashing")  # what a router trains with; "onnx" is a backend of the first
 BACKENDS = ("torch", "onnx")
 
 
@@ -69,14 +71,13 @@ class TrainConfig:
     report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.success_threshold <= 1.0:
-            raise ConfigError(f"success_threshold: expected a number in [0, 1], found {self.success_threshold!r}")
+        check_share(self.success_threshold, "success_threshold")
         if not 0.0 <= self.test_size < 1.0:
             raise ConfigError(f"test_size: expected a fraction in [0, 1), found {self.test_size!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy: expected one of {STRATEGIES}, found {self.strategy!r}")
-        if self.embedder_kind not in EMBEDDERS:
-            raise ConfigError(f"embedder_kind: expected one of {sorted(EMBEDDERS)}, found {self.embedder_kind!r}")
+        if self.embedder_kind not in EMBEDDER_KINDS:
+            raise ConfigError(f"embedder_kind: expected one of {EMBEDDER_KINDS}, found {self.embedder_kind!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: expected one of {BACKENDS}, found {self.backend!r}")
         if self.onnx_precision not in ("int8", "fp32"):
@@ -106,15 +107,15 @@ class TrainResult:
 
 
 def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = print):
+    """The embedder a new router trains with (its backend class from the registry)."""
     if config.embedder_kind == "hashing":
-        return HashingEmbedder()
+        return embedder_class("hashing")()
     if config.backend == "onnx":
-        from router_ml.onnx_embedder import OnnxEmbedder
         from training.onnx_export import export_onnx
 
-        return OnnxEmbedder(export_onnx(config.embedder, config.cache_dir, precision=config.onnx_precision, log=log),
-                            truncation=config.truncation)
-    return SentenceTransformerEmbedder(model=config.embedder, truncation=config.truncation)
+        files = export_onnx(config.embedder, config.cache_dir, precision=config.onnx_precision, log=log)
+        return embedder_class("onnx")(files, truncation=config.truncation)
+    return embedder_class("sentence-transformers")(model=config.embedder, truncation=config.truncation)
 
 
 def label_summary(data: RoutingData) -> dict[str, int]:
@@ -165,7 +166,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
             raise ConfigError(f"--models {unknown}: not in {config.outcomes} (found {sorted(set(outcomes['model']))})")
         outcomes = outcomes[outcomes["model"].isin(config.models)]
         if catalog is not None:
-            from router_ml.catalog import Catalog
+            from router_ml.core.catalog import Catalog
 
             catalog = Catalog({m: p for m, p in catalog.models.items() if m in config.models},
                               catalog.default_output_tokens, catalog.chars_per_token, catalog.source)
@@ -212,7 +213,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     basis = "calibrated probabilities" if selection.route_on_calibrated else "the head's own probabilities"
     log(f"chose {selection.candidate.name}, routing on {basis}; default quality_target {selection.default_quality_target:g}")
 
-    created = dt.datetime.now(dt.timezone.utc)
+    created = dt.datetime.now(dt.UTC)
     version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
     manifest = {
         "router_version": version,
@@ -253,11 +254,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
                                  baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
                                  log=log)
-        manifest["metrics"]["test"] = test_summary(report)
+        manifest["metrics"]["test"] = held_out_summary(report)
 
     # 6. The artifact (and the report beside it, when asked).
-    embedder_files = embedder.embedder.files() if hasattr(embedder.embedder, "files") else None
-    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder_files)
+    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files())
     log(f"wrote {path}")
     result = TrainResult(path, manifest, report, selection.table)
     if report is not None and config.report_dir:
@@ -275,7 +275,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     return result
 
 
-def test_summary(report: dict) -> dict:
+def held_out_summary(report: dict) -> dict:
     """The held-out figures kept in the manifest: every metric, no curves."""
     baselines = {k: v for k, v in report["baselines"].items() if k != "learned"}
     baselines["learned"] = {name: b["metrics"] for name, b in report["baselines"]["learned"].items()}

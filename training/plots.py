@@ -64,7 +64,7 @@ def plot_curves(report: dict, path: str | Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     _draw_reference(ax, report)
-    for name, baseline in report["baselines"]["learned"].items():
+    for baseline in report["baselines"]["learned"].values():
         pts = sorted((_x_of(report, p), p["quality"]) for p in baseline["curve"])
         ax.plot(*zip(*pts), lw=1.2, alpha=0.8, label=baseline["label"])
     pts = sorted((_x_of(report, p), p["quality"]) for p in report["curve"])

@@ -15,20 +15,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from router_ml.errors import ConfigError, RouterError
-from router_ml.mlflow_support import import_mlflow, parse_models_uri, resolve_model_version
+from router_ml.core.mlflow_registry import import_mlflow, parse_models_uri, resolve_model_version
+from router_ml.errors import ConfigError, PromotionRefused
 from training.outcomes import RoutingData, data_hash
 
 HIGHER_IS_BETTER = {"aiq": True, "gap_closed": True, "quality_at_best_cost": True, "apgr": True,
                     "cost_to_match_best": False, "cpt50": False, "cpt80": False, "ece": False}
-
-
-class PromotionRefused(RouterError):
-    """The candidate is worse than the current alias holder on the chosen metric."""
 
 
 def eval_tag_prefix(eval_sha: str) -> str:
@@ -93,7 +89,7 @@ def held_out_for(routers: dict, data: RoutingData, log: Callable[[str], None]) -
 
 def compare_routers(sources: list[str], frame, catalog, source: str, log: Callable[[str], None] = print) -> dict[str, dict]:
     """Evaluate each router on the same held-out prompts; returns label -> report."""
-    from router_ml.router import load_router
+    from router_ml.core.router import load_router
     from training.embed_cache import DiskCachedEmbedder
     from training.evaluation import evaluate_router
     from training.outcomes import to_routing_data
@@ -133,7 +129,7 @@ def promote(
     candidate = resolve_model_version(client, f"models:/{name}/{version}")
     registered = client.get_registered_model(name)
     holder = (registered.aliases or {}).get(alias)
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if holder is None:
         client.set_registered_model_alias(name, alias, candidate.version)
         client.set_model_version_tag(name, candidate.version, f"promotion.{alias}", f"first holder, {now}")

@@ -2,7 +2,7 @@
 
     router-ml replay --router models/v1 --outcomes held_out.csv --policy cascade.yaml --false-pass 0.1
 
-Each policy runs through the same code as the live gateway (router_ml.cascade): rules
+Each policy runs through the same code as the live gateway (router_ml.policy.cascade): rules
 see the prompt and the request metadata (the log's `task` column, as `task`), the
 router decides among what the rules leave, and a cascade step "calls" a model by reading
 its logged outcome and paying its logged (or catalog-priced) cost. The response check is
@@ -22,14 +22,15 @@ request. Prompts without every model's outcome, and prompts the router was train
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from router_ml.cascade import make_plans, run_cascade
+from router_ml.core.validation import check_share
 from router_ml.errors import ConfigError
-from router_ml.rules import Policy
+from router_ml.policy.cascade import make_plans, run_cascade
+from router_ml.policy.file import Policy
 from training.evaluation import _Context, align_to_router, sweep_targets
 from training.outcomes import RoutingData
 
@@ -43,6 +44,7 @@ class Logged:
     success: bool
     cost: float
     passes_check: bool
+    attempts: list = field(default_factory=list)  # a logged call has no retries to show
 
 
 def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, false_pass: float = 0.0,
@@ -51,8 +53,7 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
            log: Callable[[str], None] = lambda _: None) -> dict:
     """Replay each named policy (None: single-shot routing) on `data`; a JSON-able report."""
     for name, rate in (("false_pass", false_pass), ("false_fail", false_fail)):
-        if not 0.0 <= rate <= 1.0:
-            raise ConfigError(f"{name}: expected a rate in [0, 1], found {rate!r}")
+        check_share(rate, name)
     data = align_to_router(data, router.models, source)
     keep = data.complete.copy()
     if training is not None:

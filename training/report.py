@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router_ml.artifact import atomic_write_text
+from router_ml.core.files import atomic_write_text
 from training import metrics, plots
 from training.evaluation import comparison_rows, fmt, metrics_table
 

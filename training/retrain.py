@@ -22,7 +22,7 @@ the one model the router chose. The cheapest-successful label of such a prompt i
 known when every model cheaper than its first success was also observed, and for
 routed traffic that is rarely the case: if the router
 sent a prompt to a mid-priced model and it succeeded, a cheaper model might have
-succeeded too, so the label is *censored* (router_ml.labeling) and the prompt trains
+succeeded too, so the label is *censored* (router_ml.core.labeling) and the prompt trains
 only the per-model success head, for the model that was observed. The label classifier
 therefore learns mostly from the offline logs and from prompts the router already sent
 to the cheapest model; per-model estimates for models the router avoids stop improving.
@@ -34,14 +34,14 @@ from exploration and how many prompts were censored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from router_ml.catalog import Catalog, ModelPrice, estimate_tokens, load_catalog, write_catalog
+from router_ml.core.catalog import Catalog, ModelPrice, estimate_tokens, load_catalog, write_catalog
 from router_ml.errors import ConfigError
 
 CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "source"]
@@ -77,7 +77,7 @@ def audit_outcomes(audit_path: str | Path, known_prompts: dict[str, str] | None 
 
     known_prompts maps sha256(prompt) -> prompt, to recover prompts logged as hashes.
     """
-    from router_ml.audit import read_joined
+    from router_ml.serve.audit import read_joined
 
     decisions = read_joined(audit_path, since)
     known_prompts = known_prompts or {}
@@ -174,12 +174,13 @@ class RetrainResult:
 
 
 def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RetrainResult:
-    from router_ml.audit import prompt_sha256
-    from router_ml.router import load_router
+    from router_ml.core.prompts import prompt_sha256
+    from router_ml.core.router import load_router
+    from router_ml.errors import PromotionRefused
     from training.evaluation import training_side
     from training.outcomes import read_outcomes
     from training.pipeline import TrainConfig, train
-    from training.registry import PromotionRefused, promote, registered_name_of
+    from training.registry import promote, registered_name_of
 
     champion = load_router(config.base)
     base_config = champion.manifest.get("config", {})
@@ -238,7 +239,7 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    from router_ml.artifact import atomic_write_text
+    from router_ml.core.files import atomic_write_text
 
     columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task"]
     atomic_write_text(path, frame[columns].to_csv(index=False))

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from router_ml.core.decision import QualitySchedule, choose, lam_grid
+from router_ml.core.heads import HEADS, PlattCalibration
 from router_ml.errors import ConfigError
-from router_ml.heads import HEADS, PlattCalibration
-from router_ml.policy import QualitySchedule, choose, lam_grid
 from training import metrics
 from training.outcomes import RoutingData
 

@@ -6,7 +6,7 @@ report as JSON, and the router itself as a pyfunc model (artifact directory
 included), which `--register NAME` turns into a registered model version tagged with
 the data hash and test metrics.
 
-Defaults come from `router_ml.mlflow_support`: a SQLite store in the working directory
+Defaults come from `router_ml.core.mlflow_registry`: a SQLite store in the working directory
 with artifacts in `./mlartifacts`, unless `MLFLOW_TRACKING_URI` is set.
 """
 
@@ -16,7 +16,7 @@ import math
 from importlib import metadata
 from pathlib import Path
 
-from router_ml.mlflow_support import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri
+from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri
 
 
 def _flatten(prefix: str, obj, out: dict) -> dict:
@@ -72,14 +72,14 @@ def router_signature():
 
 def log_router_model(mlflow, artifact_path: Path, register: str | None):
     """Log the router as a pyfunc model (from code, nothing pickled); returns the ModelInfo."""
-    import router_ml
-    from router_ml.pyfunc import ARTIFACT_KEY
-
     import pandas as pd
+
+    import router_ml
+    from router_ml.serve.pyfunc import ARTIFACT_KEY
 
     return mlflow.pyfunc.log_model(
         name="router",
-        python_model=str(Path(router_ml.__file__).parent / "pyfunc_model.py"),
+        python_model=str(Path(router_ml.__file__).parent / "serve" / "pyfunc_entrypoint.py"),
         artifacts={ARTIFACT_KEY: str(artifact_path)},
         signature=router_signature(),
         input_example=pd.DataFrame({"prompt": ["What is 17 * 23?"], "quality_target": [0.8]}),

@@ -1,0 +1,64 @@
+"""`router-ml route`, and the small helpers every layer's commands share.
+
+A command maps options to library calls and prints what they return; the work lives in
+the library, where a test and a Python user can call it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def fail(message: str) -> None:
+    """Stop a command with a one-line usage error (exit status 2)."""
+    raise click.UsageError(message)
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def decisions_table(prompts: list[str], decisions: list, version: str) -> str:
+    """A short readable summary, one line per prompt, columns aligned to the longest model name."""
+    width = max(len(d.model) for d in decisions)
+    lines = [f"router {version}, quality_target {decisions[0].quality_target:g}"]
+    for prompt, d in zip(prompts, decisions):
+        lines.append(f"{d.model:>{width}s}  p={d.confidence:.2f}  ~${d.estimated_cost:.2g}  {' '.join(prompt.split())[:70]}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.argument("prompt", required=False)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Prompts to route: JSONL of {\"prompt\": ...}, or a CSV/Parquet file with a prompt column.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path), help="JSONL to write the decisions to (with --input).")
+@click.option("--quality-target", type=float, help="0 = cheapest, 1 = highest quality; default: the router's.")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True,
+              help="json: one decision object per line; table: a short readable summary.")
+def route(router_path, prompt, input_path, output_path, quality_target, fmt):
+    """Route PROMPT (or every prompt of --input) and print the decision as JSON."""
+    if (prompt is None) == (input_path is None):
+        fail("give either a PROMPT or --input FILE.jsonl")
+    if output_path and not input_path:
+        fail("--output goes with --input")
+    from router_ml.core.router import load_router
+    from router_ml.core.tables import read_prompts
+
+    router = load_router(router_path)
+    prompts = [prompt] if prompt is not None else read_prompts(input_path)["prompt"].tolist()
+    decisions = router.route_batch(prompts, quality_target)
+    if fmt == "table":
+        lines = decisions_table(prompts, decisions, router.version)
+    else:
+        lines = "".join(json.dumps(d.to_dict()) + "\n" for d in decisions)
+    if output_path:
+        from router_ml.core.files import atomic_write_text
+
+        atomic_write_text(output_path, lines)
+        echo_err(f"wrote {len(decisions)} decisions to {output_path}")
+    else:
+        click.echo(lines, nl=False)

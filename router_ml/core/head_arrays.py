@@ -1,0 +1,117 @@
+"""Heads as plain arrays: what serving needs, loaded without scikit-learn and without pickle.
+
+Training saves every fitted head twice: `head.joblib` (the scikit-learn estimators, for
+inspection and refitting) and `head.npz` (their parameters as arrays, written by each
+head's `to_arrays`). A router loads only the `.npz`, with `allow_pickle=False`, and
+predicts with the numpy below, so a serving process imports neither scikit-learn nor
+SciPy (faster start, smaller memory) and never unpickles anything.
+
+`tests/test_head_arrays.py` checks that every head predicts the same from its arrays as
+from its estimators.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _linear(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    return _sigmoid(X @ a[p + "coef"].T + a[p + "intercept"])
+
+
+def _cheapest(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    coef = a[p + "label_coef"]
+    if coef.shape[0] == 0:  # one label class only
+        label_proba = np.ones((len(X), 1))
+    else:
+        z = X @ coef.T + a[p + "label_intercept"]
+        if coef.shape[0] == 1:  # two classes: scikit-learn's binary form
+            q = _sigmoid(z[:, 0])
+            label_proba = np.column_stack([1.0 - q, q])
+        else:
+            label_proba = _softmax(z)
+    return label_proba @ a[p + "success_given_label"]
+
+
+def _knn(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    train = a[p + "train_X"]
+    k = int(min(int(a[p + "k"]), len(train)))
+    similarity = X @ train.T
+    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    tried = a[p + "tried"][neighbours].sum(axis=1)
+    wins = a[p + "wins"][neighbours].sum(axis=1)
+    return (wins + a[p + "prior_weight"] * a[p + "prior"]) / (tried + a[p + "prior_weight"])
+
+
+def _mlp(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    columns = []
+    for j in range(int(a[p + "n_models"])):
+        q = f"{p}m{j}_"
+        if q + "const" in a:
+            columns.append(np.full(len(X), float(a[q + "const"])))
+            continue
+        h = X
+        layers = int(a[q + "layers"])
+        for i in range(layers):
+            h = h @ a[f"{q}W{i}"] + a[f"{q}b{i}"]
+            if i < layers - 1:
+                h = np.maximum(h, 0.0)
+        columns.append(_sigmoid(h[:, 0]))
+    return np.column_stack(columns)
+
+
+def _blend(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    return 0.5 * (_linear(a, p + "linear_", X) + _knn(a, p + "knn_", X))
+
+
+PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": _knn, "mlp": _mlp, "blend": _blend}
+
+
+class ArrayHead:
+    """A RoutingHead from its arrays: `predict(X)` -> (routing scores, calibrated probabilities)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        if int(arrays["format"]) != FORMAT:
+            raise ValueError(f"head arrays format {int(arrays['format'])}, expected {FORMAT}")
+        self.arrays = arrays
+        self.kind = str(arrays["kind"])
+        if self.kind not in PREDICT:
+            raise ValueError(f"head kind {self.kind!r} is not one of {sorted(PREDICT)}")
+        self._predict = PREDICT[self.kind]
+        self._a = arrays["calibration_coef"]
+        self._b = arrays["calibration_intercept"]
+        self.route_on_calibrated = bool(arrays["route_on_calibrated"])
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raw = self._predict(self.arrays, "head_", np.asarray(X, dtype=np.float32))
+        p = np.clip(raw, 1e-6, 1 - 1e-6)
+        calibrated = _sigmoid(np.log(p / (1 - p)) * self._a + self._b)
+        return (calibrated if self.route_on_calibrated else raw), calibrated
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.predict(X)[1]
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_head_arrays(path: str | Path) -> ArrayHead:
+    with np.load(path, allow_pickle=False) as data:
+        return ArrayHead({key: data[key] for key in data.files})

@@ -1,0 +1,369 @@
+"""Heads: estimators that map prompt embeddings to each model's probability of success.
+
+Every head has the same shape, so the pipeline can swap one for another and pick by
+the routing metric:
+
+    head.fit(X, Y, costs=None)   # X (n, dim) embeddings; Y (n, n_models) 1/0, NaN = not tried
+    head.predict_proba(X)        # (n, n_models): P(model j succeeds on the prompt)
+
+Scores and decisions are separate: a head never looks at prices to *decide*; the
+policy (`router_ml.core.decision`) trades these probabilities against cost. The label head
+uses costs only to define its training label.
+
+- `CheapestSuccessfulHead`: the design's classifier on the cheapest-successful label
+  (`router_ml.core.labeling`), multinomial logistic regression. Its class probabilities
+  become per-model success probabilities through a matrix S[k, j] = P(model j succeeds
+  | label k), estimated on the training data. That keeps the two traps out: a pricier
+  but weaker model gets its own measured success rate instead of one assumed from its
+  price, and the "no model succeeded" class lowers every model's probability instead
+  of pointing at one.
+- `PerModelSuccessHead`: one logistic regression per model, each fitted on the prompts
+  where that model was tried (so partial logs train it too).
+- `KNNHead`: a model's success rate among the k nearest training prompts (cosine), the
+  baseline the benchmarks compare against.
+- `BlendHead`: the mean of the per-model and kNN heads.
+- `MLPHead`: one small neural network per model (evaluation baseline).
+
+`PlattCalibration` and `RoutingHead` wrap whichever head wins so that reported
+confidences are calibrated on held-out predictions.
+
+Wrapped scikit-learn estimators do the fitting; these classes follow its contract:
+settings in `__init__`, validation in `fit`, learned state ending in `_`, and
+`predict_proba` checks that the head is fitted.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from router_ml.core.labeling import CENSORED, cheapest_successful_labels
+
+# Laplace-style prior strength for rates estimated from few prompts (S matrix, kNN).
+_PRIOR_WEIGHT = 1.0
+
+
+def _check_targets(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float32)
+    Y = np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+        raise ValueError(f"expected X (n, dim) and Y (n, n_models) with the same n, found {X.shape} and {Y.shape}")
+    if len(X) == 0:
+        raise ValueError("cannot fit a head on zero prompts")
+    observed = Y[~np.isnan(Y)]
+    if not np.isin(observed, (0.0, 1.0)).all():
+        raise ValueError("Y must hold 1.0 (success), 0.0 (failure) or NaN (not tried)")
+    return X, Y
+
+
+def _prior_rates(Y: np.ndarray) -> np.ndarray:
+    """Each model's overall success rate; 0.5 for a model never tried."""
+    tried = (~np.isnan(Y)).sum(axis=0)
+    wins = np.nansum(Y, axis=0)
+    return np.where(tried > 0, (wins + 0.5) / (tried + 1.0), 0.5)
+
+
+class _ConstantProbability:
+    """Stands in for a classifier when a model's outcomes on the training data never vary."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.tile([1.0 - self.p, self.p], (len(X), 1))
+
+
+def _fit_per_model(X: np.ndarray, Y: np.ndarray, fit_one, min_rows: int = 1) -> list:
+    """One estimator per model, fitted by `fit_one(X, y)` on the prompts where that model was
+    tried; a constant at the model's prior rate where its outcomes never vary (or are fewer
+    than `min_rows`)."""
+    prior = _prior_rates(Y)
+    estimators = []
+    for j in range(Y.shape[1]):
+        tried = ~np.isnan(Y[:, j])
+        y = Y[tried, j].astype(int)
+        if len(np.unique(y)) < 2 or tried.sum() < min_rows:
+            estimators.append(_ConstantProbability(float(prior[j])))
+        else:
+            estimators.append(fit_one(X[tried], y))
+    return estimators
+
+
+def _success_columns(estimators: list, X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return np.column_stack([est.predict_proba(X)[:, 1] for est in estimators])
+
+
+class PerModelSuccessHead(BaseEstimator):
+    """One logistic regression per model on the prompts where that model was tried."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 2000) -> None:
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X, Y, costs=None) -> PerModelSuccessHead:
+        X, Y = _check_targets(X, Y)
+        self.estimators_ = _fit_per_model(
+            X, Y, lambda Xj, y: LogisticRegression(C=self.C, max_iter=self.max_iter).fit(Xj, y))
+        self.n_models_ = Y.shape[1]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimators_")
+        return _success_columns(self.estimators_, X)
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Parameters for router_ml.core.head_arrays (a constant model is a zero row with its logit)."""
+        check_is_fitted(self, "estimators_")
+        dim = next((e.coef_.shape[1] for e in self.estimators_ if hasattr(e, "coef_")), 0)
+        coef = np.zeros((len(self.estimators_), dim))
+        intercept = np.zeros(len(self.estimators_))
+        for j, est in enumerate(self.estimators_):
+            if isinstance(est, _ConstantProbability):
+                intercept[j] = _logit(np.array(est.p))
+            else:
+                coef[j], intercept[j] = est.coef_[0], est.intercept_[0]
+        return {prefix + "coef": coef, prefix + "intercept": intercept}
+
+
+class CheapestSuccessfulHead(BaseEstimator):
+    """Multinomial classifier on the cheapest-successful label, mapped to per-model success."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 2000) -> None:
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X, Y, costs=None) -> CheapestSuccessfulHead:
+        X, Y = _check_targets(X, Y)
+        if costs is None:
+            raise ValueError("CheapestSuccessfulHead needs costs (n, n_models) to define the cheapest success")
+        labels = cheapest_successful_labels(Y, costs)
+        known = labels != CENSORED
+        if known.sum() == 0:
+            raise ValueError("every prompt is censored (a cheaper model was never tried): no labels to learn from")
+        n_models = Y.shape[1]
+        self.classes_ = np.unique(labels[known])
+        self.label_counts_ = np.bincount(labels[known], minlength=n_models + 1)
+        # S[k, j] = P(model j succeeds | label k), shrunk toward j's overall rate.
+        prior = _prior_rates(Y)
+        success_given_label = np.empty((len(self.classes_), n_models))
+        for row, k in enumerate(self.classes_):
+            block = Y[labels == k]
+            tried = (~np.isnan(block)).sum(axis=0)
+            wins = np.nansum(block, axis=0)
+            success_given_label[row] = (wins + _PRIOR_WEIGHT * prior) / (tried + _PRIOR_WEIGHT)
+        self.success_given_label_ = success_given_label
+        if len(self.classes_) == 1:
+            self.classifier_ = None
+        else:
+            self.classifier_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(X[known], labels[known])
+        self.n_models_ = n_models
+        return self
+
+    def predict_label_proba(self, X) -> np.ndarray:
+        """(n, n_classes) probabilities of each cheapest-successful label in `classes_`."""
+        check_is_fitted(self, "success_given_label_")
+        X = np.asarray(X, dtype=np.float32)
+        if self.classifier_ is None:
+            return np.ones((len(X), 1))
+        return self.classifier_.predict_proba(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.predict_label_proba(X) @ self.success_given_label_
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "success_given_label_")
+        if self.classifier_ is None:
+            coef, intercept = np.zeros((0, 0)), np.zeros(0)
+        else:
+            coef, intercept = self.classifier_.coef_, self.classifier_.intercept_
+        return {prefix + "label_coef": coef, prefix + "label_intercept": intercept,
+                prefix + "success_given_label": self.success_given_label_}
+
+
+class KNNHead(BaseEstimator):
+    """Success rate of each model among the k most similar training prompts (cosine)."""
+
+    def __init__(self, k: int = 25) -> None:
+        self.k = k
+
+    def fit(self, X, Y, costs=None) -> KNNHead:
+        X, Y = _check_targets(X, Y)
+        if self.k < 1:
+            raise ValueError(f"k: expected >= 1, found {self.k}")
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        self.X_ = X / np.maximum(norms, 1e-12)
+        self.tried_ = (~np.isnan(Y)).astype(np.float32)
+        self.wins_ = np.nan_to_num(Y).astype(np.float32)
+        self.prior_ = _prior_rates(Y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "X_")
+        X = np.asarray(X, dtype=np.float32)
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        k = min(self.k, len(self.X_))
+        similarity = X @ self.X_.T
+        neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        tried = self.tried_[neighbours].sum(axis=1)
+        wins = self.wins_[neighbours].sum(axis=1)
+        return (wins + _PRIOR_WEIGHT * self.prior_) / (tried + _PRIOR_WEIGHT)
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "X_")
+        return {prefix + "train_X": self.X_, prefix + "tried": self.tried_, prefix + "wins": self.wins_,
+                prefix + "prior": self.prior_, prefix + "k": np.array(self.k),
+                prefix + "prior_weight": np.array(_PRIOR_WEIGHT)}
+
+
+class MLPHead(BaseEstimator):
+    """One small multilayer perceptron per model (a baseline in evaluation reports)."""
+
+    def __init__(self, hidden: int = 128, alpha: float = 1e-3, max_iter: int = 200, random_state: int = 0) -> None:
+        self.hidden = hidden
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, Y, costs=None) -> MLPHead:
+        from sklearn.neural_network import MLPClassifier
+
+        X, Y = _check_targets(X, Y)
+
+        def fit_one(Xj, y):
+            # Early stopping holds out 10 %: worth it only when that is a real validation set.
+            mlp = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=self.max_iter,
+                                early_stopping=bool(len(y) >= 1000), random_state=self.random_state)
+            with warnings.catch_warnings():
+                # A baseline with a fixed budget of epochs; not converging is part of what it measures.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                return mlp.fit(Xj, y)
+
+        self.estimators_ = _fit_per_model(X, Y, fit_one, min_rows=20)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimators_")
+        return _success_columns(self.estimators_, X)
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        check_is_fitted(self, "estimators_")
+        out = {prefix + "n_models": np.array(len(self.estimators_))}
+        for j, est in enumerate(self.estimators_):
+            q = f"{prefix}m{j}_"
+            if isinstance(est, _ConstantProbability):
+                out[q + "const"] = np.array(est.p)
+                continue
+            out[q + "layers"] = np.array(len(est.coefs_))
+            for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+                out[f"{q}W{i}"], out[f"{q}b{i}"] = W, b
+        return out
+
+
+class BlendHead(BaseEstimator):
+    """The mean of a per-model logistic head and a kNN head.
+
+    The two err differently: the linear head sees global directions in embedding space
+    (topic, language, task), the kNN head local neighbourhoods (near-duplicate
+    questions, narrow sub-topics). Averaging their probabilities lowers variance; on
+    both real data sets it routed better than either alone (benchmarks/quality.py).
+    """
+
+    def __init__(self, C: float = 0.1, k: int = 50) -> None:
+        self.C = C
+        self.k = k
+
+    def fit(self, X, Y, costs=None) -> BlendHead:
+        self.linear_ = PerModelSuccessHead(C=self.C).fit(X, Y)
+        self.knn_ = KNNHead(k=self.k).fit(X, Y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "knn_")
+        return 0.5 * (self.linear_.predict_proba(X) + self.knn_.predict_proba(X))
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {**self.linear_.to_arrays(prefix + "linear_"), **self.knn_.to_arrays(prefix + "knn_")}
+
+
+HEADS = {
+    "cheapest_successful": CheapestSuccessfulHead,
+    "per_model": PerModelSuccessHead,
+    "knn": KNNHead,
+    "blend": BlendHead,
+    "mlp": MLPHead,
+}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class PlattCalibration(BaseEstimator):
+    """Per-model Platt scaling: P(success) = sigmoid(a_j * logit(p_j) + b_j).
+
+    Fitted on out-of-fold probabilities (predictions for prompts the head did not see),
+    so a strongly regularised head that is right about the order of prompts but timid
+    about its probabilities still reports honest confidences. Monotone per model: it
+    never reorders prompts for one model, only fixes how models compare.
+    """
+
+    def fit(self, proba, Y) -> PlattCalibration:
+        proba, Y = np.asarray(proba, dtype=float), np.asarray(Y, dtype=float)
+        self.coef_ = np.ones(Y.shape[1])
+        self.intercept_ = np.zeros(Y.shape[1])
+        for j in range(Y.shape[1]):
+            tried = ~np.isnan(Y[:, j])
+            y = Y[tried, j]
+            if len(np.unique(y)) < 2:
+                continue  # nothing to learn: keep the head's probabilities
+            lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(proba[tried, j])[:, None], y.astype(int))
+            self.coef_[j], self.intercept_[j] = lr.coef_[0, 0], lr.intercept_[0]
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        z = _logit(np.asarray(proba, dtype=float)) * self.coef_ + self.intercept_
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class RoutingHead(BaseEstimator):
+    """What an artifact stores: a fitted head, its calibration, and which scores route.
+
+    `predict(X)` returns (routing scores, calibrated probabilities). The calibrated
+    probabilities are what a Decision reports as `confidence` and `scores`. Routing
+    uses them too when `route_on_calibrated`; otherwise it uses the head's own
+    probabilities, because per-model calibration can reorder how models compare and
+    on some data that routes worse. Training decides which by the routing metric.
+    """
+
+    def __init__(self, head=None, calibration=None, route_on_calibrated: bool = True) -> None:
+        self.head = head
+        self.calibration = calibration
+        self.route_on_calibrated = route_on_calibrated
+
+    def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
+        raw = self.head.predict_proba(X)
+        calibrated = self.calibration.transform(raw)
+        return (calibrated if self.route_on_calibrated else raw), calibrated
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.predict(X)[1]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything router_ml.core.head_arrays needs to predict exactly as this head does."""
+        from router_ml.core import head_arrays
+
+        kind = next((name for name, cls in HEADS.items() if type(self.head) is cls), None)
+        if kind is None:
+            raise ValueError(f"no compiled form for {type(self.head).__name__}")
+        return {"format": np.array(head_arrays.FORMAT), "kind": np.array(kind),
+                "route_on_calibrated": np.array(self.route_on_calibrated),
+                "calibration_coef": self.calibration.coef_, "calibration_intercept": self.calibration.intercept_,
+                **self.head.to_arrays("head_")}

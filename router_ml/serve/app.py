@@ -1,0 +1,234 @@
+"""The HTTP service: FastAPI routes over a RoutingService (`router-ml serve`).
+
+    POST /v1/route      {"prompt": "..."} or {"prompts": [...]}, optional quality_target, metadata
+    POST /v1/outcomes   {"request_id", "model", "success" | "score", "cost", "latency_ms"} or a list
+    GET  /healthz       the process is up
+    GET  /readyz        a router is loaded and the audit store is writing (503 otherwise)
+    GET  /metrics       Prometheus metrics
+    POST /admin/reload  reload the router now (e.g. after a promotion)
+    POST /v1/chat/completions  OpenAI-compatible: route, call the model, fall back (router_ml.serve.gateway)
+    GET  /docs          OpenAPI documentation
+
+Errors are JSON: {"error": {"type", "message", "field"}}. Bad requests get 4xx naming
+the field (400 malformed JSON, 404 unknown request id, 409 duplicate outcome, 413 too
+many prompts or a prompt over the size limit, 415 not JSON, 422 invalid fields). A
+failure inside the router never becomes a 500 for a valid request: the service answers
+with the fallback model and says so in `reason` and `fallback`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
+
+from router_ml.errors import (
+    AuditError,
+    BatchTooLargeError,
+    ConfigError,
+    DuplicateOutcomeError,
+    InvalidRequestError,
+    ModelNotAllowedError,
+    PromptError,
+    PromptTooLongError,
+    UnknownRequestError,
+)
+from router_ml.serve.record import Served
+from router_ml.serve.service import RoutingService
+
+
+class RouteRequest(BaseModel):
+    prompt: str | None = Field(None, description="One prompt to route.")
+    prompts: list[str] | None = Field(None, description="Several prompts to route in one batch.")
+    quality_target: float | None = Field(None, ge=0.0, le=1.0, description="0 = cheapest, 1 = highest quality.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Kept in the audit log with each decision.")
+
+    @model_validator(mode="after")
+    def one_of_prompt_or_prompts(self):
+        if (self.prompt is None) == (self.prompts is None):
+            raise ValueError("give either 'prompt' or 'prompts'")
+        if self.prompts is not None and not self.prompts:
+            raise ValueError("'prompts' is empty; give at least one prompt")
+        return self
+
+
+class RouteResponse(BaseModel):
+    decisions: list[Served]
+
+
+class Outcome(BaseModel):
+    request_id: str
+    model: str
+    success: bool | None = None
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    cost: float | None = Field(None, ge=0.0)
+    latency_ms: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def success_or_score(self):
+        if self.success is None and self.score is None:
+            raise ValueError("give 'success' (true/false) or 'score' (0..1)")
+        return self
+
+
+def _error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
+
+
+def create_app(service: RoutingService, gateway=None, gateway_concurrency: int = 64) -> FastAPI:
+    app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
+                  "handle it well, and records every decision.")
+    app.state.service = service
+    app.state.gateway = gateway
+    # Upstream calls can block for long (timeouts, retries, streams): they get their own
+    # threads, so health checks and /v1/route never wait behind them.
+    gateway_threads = anyio.CapacityLimiter(gateway_concurrency)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed_json", f"the body is not valid JSON: {first.get('msg')}", "body")
+        return _error(422, "invalid_request", first.get("msg", "invalid request"), _location(first.get("loc", ())))
+
+    @app.middleware("http")
+    async def json_only(request: Request, call_next):
+        if request.method == "POST" and request.url.path.startswith("/v1/"):
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return _error(415, "unsupported_media_type",
+                              f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
+        return await call_next(request)
+
+    @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch")
+    def route(body: RouteRequest):
+        prompts = [body.prompt] if body.prompt is not None else body.prompts
+        try:
+            served = service.route(prompts, body.quality_target, body.metadata)
+        except BatchTooLargeError as exc:
+            return _error(413, "too_many_prompts", str(exc), "prompts")
+        except PromptTooLongError as exc:
+            return _error(413, "prompt_too_long", str(exc), _field(exc, body))
+        except PromptError as exc:
+            return _error(422, "invalid_prompt", str(exc), _field(exc, body))
+        except ConfigError as exc:
+            return _error(422, "invalid_request", str(exc), "quality_target")
+        return {"decisions": served}
+
+    @app.post("/v1/outcomes", summary="Report how a routed request went")
+    def outcomes(body: Outcome | list[Outcome]):
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            return _error(422, "invalid_request", "no outcomes given", "body")
+        for i, item in enumerate(items):
+            where = f"[{i}]." if isinstance(body, list) else ""
+            try:
+                service.record_outcome(item.request_id, item.model, success=item.success, score=item.score,
+                                       cost=item.cost, latency_ms=item.latency_ms)
+            except UnknownRequestError as exc:
+                return _error(404, "unknown_request_id", str(exc), f"{where}request_id")
+            except DuplicateOutcomeError as exc:
+                return _error(409, "duplicate_outcome", str(exc), f"{where}model")
+            except (AuditError, ConfigError) as exc:
+                return _error(503 if isinstance(exc, ConfigError) else 422, "outcome_not_recorded", str(exc), None)
+        return {"recorded": len(items)}
+
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed")
+    async def chat_completions(request: Request):
+        if gateway is None:
+            return _error(404, "gateway_off", "the gateway is off: start `router-ml serve` with --catalog naming each "
+                          "model's base_url", None)
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return _error(400, "malformed_json", f"the body is not valid JSON: {exc}", "body")
+        try:
+            reply = await anyio.to_thread.run_sync(gateway.handle, body, limiter=gateway_threads)
+        except InvalidRequestError as exc:
+            return _error(422, "invalid_request", str(exc), exc.field)
+        except ModelNotAllowedError as exc:
+            return _error(422, "model_not_allowed", str(exc), "model")
+        except PromptTooLongError as exc:
+            return _error(413, "prompt_too_long", str(exc), "messages")
+        except (PromptError, ConfigError) as exc:
+            return _error(422, "invalid_request", str(exc), "messages")
+        if reply.stream is not None:
+            return _RelayResponse(reply.stream, gateway_threads, headers=reply.headers)
+        return JSONResponse(status_code=reply.status, content=reply.body, headers=reply.headers)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        ok, detail = service.ready()
+        return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, **detail})
+
+    @app.get("/metrics")
+    async def metrics():
+        service.update_audit_gauges()
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)")
+    def reload():
+        try:
+            version = service.reload()
+        except Exception as exc:  # noqa: BLE001 - the current router keeps serving
+            return _error(503, "reload_failed", f"still serving {service.router.version}: {exc}", None)
+        return {"router_version": version}
+
+    return app
+
+
+class _RelayResponse(StreamingResponse):
+    """Streams a gateway Relay on the gateway's threads and always closes it (end of stream,
+    upstream drop or client disconnect), so the upstream connection is released and the
+    audit row written exactly once."""
+
+    def __init__(self, relay, limiter, headers: dict) -> None:
+        async def chunks():
+            while True:
+                chunk = await anyio.to_thread.run_sync(relay.next_chunk, limiter=limiter)
+                if chunk is None:
+                    return
+                yield chunk
+
+        super().__init__(chunks(), media_type="text/event-stream", headers=headers)
+        self.relay = relay
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.relay.close, limiter=self.limiter)
+
+
+def _location(loc) -> str:
+    """A field path as users write it ("prompts[1]", "[0].score"), without pydantic's internal
+    tags for unions and validators ("function-after[...]", "list[Outcome]")."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or str(part) in ("Outcome", "RouteRequest"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def _field(exc: Exception, body: RouteRequest) -> str:
+    message = str(exc)
+    if message.startswith("prompts["):
+        return message.split(":", 1)[0]
+    return "prompt" if body.prompt is not None else "prompts"

@@ -1,0 +1,84 @@
+"""Assembling a running service from its settings: router, audit store, policy, gateway, app.
+
+    built = build_service(ServiceSettings(router="models:/my-router@champion", policy="policy.yaml"))
+    app = built.app            # FastAPI; `router-ml serve` runs it on uvicorn
+    ...
+    built.close()              # flush the audit log, close upstream connections
+
+`router-ml serve` is this plus uvicorn and signal handling; tests and users embedding the
+service in their own process call it directly.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from router_ml.core.router import DEFAULT_DECISION_CACHE, DEFAULT_EMBEDDING_CACHE, load_router
+from router_ml.policy.fallbacks import Fallbacks
+from router_ml.policy.file import Policy, load_policy
+from router_ml.serve.audit import AuditStore
+from router_ml.serve.gateway import Gateway, Upstreams
+from router_ml.serve.service import RoutingService
+
+
+@dataclass
+class ServiceSettings:
+    """Everything `router-ml serve` can be told (see its --help for each)."""
+
+    router: str
+    audit: str | Path | None = "audit.sqlite"  # None: no audit trail (outcomes cannot be recorded)
+    prompt_storage: str = "hash"
+    flush_interval: float = 0.2
+    exploration_rate: float = 0.0
+    fallback_model: str | None = None
+    max_batch: int = 1000
+    decision_cache: int = DEFAULT_DECISION_CACHE
+    embedding_cache: int = DEFAULT_EMBEDDING_CACHE
+    policy: str | Path | None = None
+    catalog: str | Path | None = None  # with endpoints: turns the gateway on
+    warnings: list[str] = field(default_factory=list)  # filled by build_service: policy warnings
+
+
+@dataclass
+class BuiltService:
+    service: RoutingService
+    gateway: Gateway | None
+    app: object  # fastapi.FastAPI
+
+    def close(self) -> None:
+        """Flush the audit log and close upstream connections (after requests in flight finished)."""
+        self.service.close()
+        if self.gateway is not None:
+            self.gateway.upstreams.close()
+
+
+def build_service(settings: ServiceSettings) -> BuiltService:
+    """Load the router and everything around it; nothing is left open if any part fails."""
+    from router_ml.serve.app import create_app
+
+    audit = None if settings.audit is None else AuditStore(settings.audit, prompt_storage=settings.prompt_storage,
+                                                          flush_interval=settings.flush_interval)
+    try:
+        loader = functools.partial(load_router, decision_cache_size=settings.decision_cache,
+                                   embedding_cache_size=settings.embedding_cache)
+        router = loader(settings.router)
+        policy: Policy | None = None
+        if settings.policy:
+            policy = load_policy(settings.policy, router.models, router.cost_model.chars_per_token)
+            settings.warnings.extend(policy.warnings)
+        service = RoutingService(settings.router, audit=audit, exploration_rate=settings.exploration_rate,
+                                 fallback_model=settings.fallback_model, max_batch=settings.max_batch, loader=loader,
+                                 router=router, policy=policy)
+        gateway = None
+        if settings.catalog:
+            from router_ml.core.catalog import load_catalog
+
+            fallbacks = policy.fallbacks if policy is not None else Fallbacks()
+            gateway = Gateway(service, Upstreams(load_catalog(settings.catalog), fallbacks, router.models))
+    except BaseException:
+        if audit is not None:
+            audit.close()
+        raise
+    return BuiltService(service, gateway, create_app(service, gateway))

@@ -1,0 +1,315 @@
+"""The audit trail: every routing decision, and the outcomes reported for it, in SQLite.
+
+    store = AuditStore("audit.sqlite")            # prompts kept as sha256 + length by default
+    store.record(prompt, served, metadata)        # a Served from the service; never blocks for long
+    store.record_outcome(request_id, model, success=True, cost=0.0012)
+    store.export_jsonl("audit.jsonl")
+
+Decisions go through a bounded queue to one writer thread that commits them in
+batches (every `flush_interval` seconds or `batch_size` rows), so routing never waits on
+the disk. `close()` (also run at normal interpreter exit) drains the queue, so no
+decision returned to a caller is lost on a normal exit; a crash loses at most the rows
+of the last unflushed interval, and the database stays readable (SQLite WAL, each batch
+one transaction). If the queue is full because the disk is failing, new records are
+counted as dropped (`stats()["dropped"]`) rather than blocking requests; the service
+reports that in /metrics and /readyz.
+
+Outcomes are written synchronously: they must name a known request id (else
+`UnknownRequestError`), and a (request id, model) pair is recorded once (a repeat is a
+`DuplicateOutcomeError`). Prompts are stored as text only when `prompt_storage="text"`;
+the default keeps a sha256 and the length, for privacy (retraining then needs the
+prompts from elsewhere).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import queue
+import sqlite3
+import threading
+import time
+import weakref
+from pathlib import Path
+
+from router_ml.core.files import atomic_write_text
+from router_ml.core.prompts import prompt_sha256
+from router_ml.core.validation import check_number, check_share
+from router_ml.errors import AuditError, DuplicateOutcomeError, UnknownRequestError
+from router_ml.serve.record import Served
+
+PROMPT_STORAGE = ("hash", "text")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    request_id TEXT PRIMARY KEY,
+    ts REAL NOT NULL,
+    router_version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    confidence REAL,
+    scores TEXT,
+    quality_target REAL,
+    reason TEXT,
+    rule TEXT,
+    fallback TEXT,
+    exploration INTEGER NOT NULL DEFAULT 0,
+    propensity REAL,
+    latency_ms REAL,
+    prompt_sha256 TEXT NOT NULL,
+    prompt_chars INTEGER NOT NULL,
+    prompt TEXT,
+    metadata TEXT,
+    steps TEXT,
+    cost REAL
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    request_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    ts REAL NOT NULL,
+    score REAL,
+    success INTEGER,
+    cost REAL,
+    latency_ms REAL,
+    source TEXT,
+    PRIMARY KEY (request_id, model)
+);
+CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
+"""
+_COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
+            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost")
+# Columns added after the first release, and their types: added in place to older databases.
+_ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL"}
+
+
+
+
+_SENTINEL = object()
+_OPEN: weakref.WeakSet[AuditStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:  # a normal exit flushes every open store
+    for store in list(_OPEN):
+        store.close()
+
+
+class AuditStore:
+    def __init__(self, path: str | Path, *, prompt_storage: str = "hash", batch_size: int = 256,
+                 flush_interval: float = 0.2, queue_size: int = 50_000, max_bytes: int | None = None) -> None:
+        if prompt_storage not in PROMPT_STORAGE:
+            raise AuditError(f"prompt_storage: expected one of {PROMPT_STORAGE}, found {prompt_storage!r}")
+        self.path = Path(path)
+        self.prompt_storage = prompt_storage
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_bytes = max_bytes  # a cap on the database's size; past it writes fail as "disk full"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+                for column, kind in _ADDED_COLUMNS.items():
+                    if column in columns:
+                        continue
+                    try:
+                        db.execute(f"ALTER TABLE decisions ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as exc:  # another process migrated it first
+                        if "duplicate column" not in str(exc):
+                            raise
+                db.execute("CREATE TABLE IF NOT EXISTS _write_check (x INTEGER)")
+                db.execute("DELETE FROM _write_check")
+        except sqlite3.Error as exc:
+            raise AuditError(f"{self.path}: cannot open the audit database for writing: {exc}") from exc
+        except OSError as exc:
+            raise AuditError(f"{self.path}: cannot create the audit database: {exc}") from exc
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._pending: set[str] = set()  # request ids queued but not yet committed
+        self._lock = threading.Lock()
+        self._written = 0
+        self._dropped = 0
+        self._write_errors = 0
+        self._last_error: str | None = None
+        self._closed = False
+        self._writer = threading.Thread(target=self._run, name="router-ml-audit-writer", daemon=True)
+        self._writer.start()
+        _OPEN.add(self)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if self.max_bytes:
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {max(1, self.max_bytes // page)}")
+        return db
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def record(self, prompt: str, served: Served, metadata: dict | None = None) -> bool:
+        """Queue a served decision for writing; False (and counted as dropped) if the queue is full."""
+        if self._closed:
+            raise AuditError(f"{self.path}: the audit store is closed")
+        row = self._row(prompt, served, metadata or {})
+        with self._lock:
+            self._pending.add(served.request_id)
+        try:
+            self._queue.put(row, timeout=0.05)
+        except queue.Full:
+            with self._lock:
+                self._pending.discard(served.request_id)
+                self._dropped += 1
+            return False
+        return True
+
+    def _row(self, prompt: str, r: Served, metadata: dict) -> tuple:
+        return (r.request_id, r.ts, r.router_version, r.model, r.confidence, json.dumps(r.scores), r.quality_target,
+                r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, prompt_sha256(prompt),
+                len(prompt), prompt if self.prompt_storage == "text" else None,
+                json.dumps(metadata) if metadata else None, json.dumps(r.steps) if r.steps is not None else None,
+                r.cost)
+
+    def _run(self) -> None:
+        db = self._connect()
+        batch: list = []
+        stop = False
+        while not stop or batch:
+            deadline = time.monotonic() + self.flush_interval
+            while not stop and len(batch) < self.batch_size:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is _SENTINEL:
+                    stop = True
+                    self._queue.task_done()
+                else:
+                    batch.append(item)
+            if batch:
+                if self._write(db, batch):
+                    for _ in batch:
+                        self._queue.task_done()
+                    batch = []
+                elif stop or self._closed:
+                    for _ in batch:  # closing: one try per batch, then give up rather than hang; counted as dropped
+                        self._queue.task_done()
+                    with self._lock:
+                        self._dropped += len(batch)
+                    batch = []
+                else:
+                    time.sleep(min(1.0, self.flush_interval * 5))  # the disk is failing: retry later
+        db.close()
+
+    def _write(self, db: sqlite3.Connection, batch: list) -> bool:
+        try:
+            with db:
+                db.executemany(f"INSERT OR IGNORE INTO decisions ({', '.join(_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(_COLUMNS))})", batch)
+        except sqlite3.Error as exc:
+            with self._lock:
+                self._write_errors += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        with self._lock:
+            self._written += len(batch)
+            self._last_error = None
+            for row in batch:
+                self._pending.discard(row[0])
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued decision is committed; False on timeout."""
+        if timeout is None:
+            self._queue.join()
+            return True
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        """Drain the queue, commit, stop the writer. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_SENTINEL)
+        self._writer.join()
+        _OPEN.discard(self)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"queued": self._queue.qsize(), "written": self._written, "dropped": self._dropped,
+                    "write_errors": self._write_errors, "last_error": self._last_error,
+                    "healthy": self._last_error is None and not self._closed}
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def record_outcome(self, request_id: str, model: str, *, success: bool | None = None, score: float | None = None,
+                       cost: float | None = None, latency_ms: float | None = None, source: str = "api") -> None:
+        """Store what happened when `model` answered `request_id` (synchronously)."""
+        if success is None and score is None:
+            raise AuditError("an outcome needs success (true/false) or score (0..1)")
+        if score is not None:
+            score = check_share(score, "score", error=AuditError)
+        if cost is not None:
+            cost = check_number(cost, "cost", error=AuditError, unit=" (USD)")
+        with self._lock:
+            pending = request_id in self._pending
+        if pending:
+            self.flush(timeout=10)
+        with self._connect() as db:
+            known = db.execute("SELECT 1 FROM decisions WHERE request_id = ?", (request_id,)).fetchone()
+            if known is None:
+                raise UnknownRequestError(f"request_id {request_id!r}: no routed request with this id in {self.path}")
+            try:
+                db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (request_id, model, time.time(), None if score is None else float(score),
+                            None if success is None else int(bool(success)), cost, latency_ms, source))
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateOutcomeError(
+                    f"request_id {request_id!r}: an outcome for model {model!r} is already recorded") from exc
+            except sqlite3.Error as exc:
+                raise AuditError(f"{self.path}: cannot write the outcome: {exc}") from exc
+
+    # -- reading -------------------------------------------------------------------------
+
+    def decisions(self, since: float | None = None) -> list[dict]:
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM decisions WHERE ts >= ? ORDER BY ts", (since or 0.0,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+    def export_jsonl(self, path: str | Path, since: float | None = None) -> int:
+        """Decisions with their outcomes, one JSON object per line (written atomically)."""
+        rows = read_joined(self.path, since)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        return len(rows)
+
+
+def read_joined(path: str | Path, since: float | None = None) -> list[dict]:
+    """Every decision with its outcomes (a list per decision), read-only; for export and retraining."""
+    path = Path(path)
+    if not path.is_file():
+        raise AuditError(f"{path}: audit database not found")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        decisions = [dict(r) for r in db.execute("SELECT * FROM decisions WHERE ts >= ? ORDER BY ts", (since or 0.0,))]
+        outcomes: dict[str, list[dict]] = {}
+        for r in db.execute("SELECT * FROM outcomes"):
+            outcomes.setdefault(r["request_id"], []).append({k: r[k] for k in r.keys() if k != "request_id"})
+    except sqlite3.Error as exc:
+        raise AuditError(f"{path}: not a readable audit database: {exc}") from exc
+    finally:
+        db.close()
+    for d in decisions:
+        d["scores"] = json.loads(d["scores"]) if d["scores"] else {}
+        d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+        d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
+        d["exploration"] = bool(d["exploration"])
+        d["outcomes"] = outcomes.get(d["request_id"], [])
+    return decisions

@@ -1,0 +1,131 @@
+"""`router-ml serve` and `router-ml rules check`: the service's commands.
+
+`serve` assembles the service (router_ml.serve.assembly) and runs it on uvicorn;
+`rules check` validates a policy file and counts, on an outcomes log or the service's
+audit log, how often each rule fired (router_ml.policy.rules.count_rule_hits).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from router_ml.core.cli import echo_err, fail
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--audit", "audit_path", default="audit.sqlite", show_default=True, type=click.Path(path_type=Path),
+              help="SQLite audit database (created if missing).")
+@click.option("--no-audit", is_flag=True, help="Serve without an audit trail (outcomes cannot be recorded).")
+@click.option("--prompt-storage", default="hash", show_default=True, type=click.Choice(["hash", "text"]),
+              help="Keep prompts in the audit log as sha256 + length, or as text (needed to retrain from the log).")
+@click.option("--exploration-rate", default=0.0, show_default=True, type=float,
+              help="Share of requests sent to a different model, so that retraining sees every model.")
+@click.option("--fallback-model", help="Model answered when the router itself fails (default: the dearest model).")
+@click.option("--max-batch", default=1000, show_default=True, type=int, help="Most prompts per request (413 above).")
+@click.option("--reload-interval", default=30.0, show_default=True, type=float,
+              help="Seconds between registry checks for a new version under the alias (models:/ sources; 0 = off).")
+@click.option("--flush-interval", default=0.2, show_default=True, type=float, help="Audit writer's commit interval (s).")
+@click.option("--decision-cache", default=1024, show_default=True, type=click.IntRange(min=0),
+              help="Decisions kept for repeated prompts (0 = off).")
+@click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
+              help="Prompt embeddings kept in memory (0 = off).")
+@click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rules, cascade and fallbacks (YAML) applied to every request.")
+@click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions.")
+def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
+          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path):
+    """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
+    import signal
+
+    def stop_while_loading(signum, frame):
+        raise SystemExit(0)  # nothing is served or written yet: leave cleanly
+
+    signal.signal(signal.SIGTERM, stop_while_loading)
+    import uvicorn
+
+    from router_ml.serve.assembly import ServiceSettings, build_service
+
+    settings = ServiceSettings(
+        router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
+        flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
+        max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
+        catalog=catalog_path,
+    )
+    built = build_service(settings)
+    for warning in settings.warnings:
+        echo_err(f"warning: {warning}")
+    service = built.service
+    if reload_interval > 0:
+        service.watch_registry(reload_interval)
+    echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs)")
+    # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
+    # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
+    try:
+        uvicorn.run(built.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+    finally:
+        built.close()  # after uvicorn has drained the requests in flight: flush the audit log
+    audit = service.audit
+    echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
+
+
+@click.group()
+def rules():
+    """Policy files: check rules against a log."""
+
+
+@rules.command("check")
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path), help="The policy file.")
+@click.option("--router", "router_path", help="Router whose models the rules may name (or --catalog).")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog whose models the rules may name.")
+@click.option("--outcomes", type=click.Path(path_type=Path),
+              help="An outcomes log: rules are applied to each prompt (metadata: task).")
+@click.option("--audit", "audit_path", type=click.Path(path_type=Path),
+              help="An audit database: counts the rules recorded as fired.")
+def rules_check(policy_path, router_path, catalog, outcomes, audit_path):
+    """Validate a policy and report rules that shadow others or never fired on a log (exit 1 if any)."""
+    from router_ml.policy.file import load_policy
+    from router_ml.policy.rules import count_rule_hits
+
+    if bool(router_path) == bool(catalog):
+        fail("give --router or --catalog (the models the rules may name)")
+    if router_path:
+        from router_ml.core.router import load_router
+
+        router = load_router(router_path)
+        models, chars_per_token = router.models, router.cost_model.chars_per_token
+    else:
+        from router_ml.core.catalog import load_catalog
+
+        loaded = load_catalog(catalog)
+        models, chars_per_token = list(loaded.models), loaded.chars_per_token
+    policy = load_policy(policy_path, models, chars_per_token)
+    requests, fired = [], []
+    if outcomes:
+        from router_ml.core.tables import read_prompts
+
+        frame = read_prompts(outcomes).drop_duplicates("prompt")
+        tasks = frame["task"] if "task" in frame.columns else [None] * len(frame)
+        requests = [(p, {"task": t} if isinstance(t, str) and t else {}) for p, t in zip(frame["prompt"], tasks)]
+    if audit_path:
+        from router_ml.serve.audit import read_joined
+
+        fired = [d["rule"] for d in read_joined(audit_path)]
+    hits = count_rule_hits(policy.rules, requests=requests, fired_lists=fired, chars_per_token=chars_per_token)
+    problems = list(policy.warnings)
+    problems += [f"{policy_path}:{r.line}: rule {r.name!r} never fired on {hits.requests} requests"
+                 for r in hits.never_fired(policy.rules)]
+    for rule in policy.rules:
+        click.echo(f"line {rule.line:4d}  {rule.name:30s} fired {hits.counts[rule.name]:7d}  {rule.describe()}")
+    for problem in problems:
+        click.echo(f"warning: {problem}")
+    click.echo(f"{len(policy.rules)} rules, {len(problems)} warnings")
+    if problems:
+        raise click.exceptions.Exit(1)

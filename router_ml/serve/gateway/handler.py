@@ -1,0 +1,187 @@
+"""The gateway: an OpenAI-compatible chat completion, routed and executed.
+
+`POST /v1/chat/completions` (router_ml.serve.app) hands the request body to `Gateway.handle`:
+
+1. The prompt is the text of the messages; `model` "auto" (or "router", or absent) lets
+   the policy decide, a catalog model name forces that model; `metadata` (and `user`)
+   feed the rules; an optional `router: {"quality_target": x}` sets the knob.
+2. The service plans it (rules, router, cascade: router_ml.policy.cascade) and the steps
+   run: each step calls its model through `Upstreams.call` (upstreams.py), which applies
+   the fallbacks.
+3. The provider's response goes back with headers naming the model that answered, the
+   router version, the reason, the rules that fired, the fallbacks taken and the
+   request id; the audit log gets one row per request with every step and attempt.
+
+Streaming (`"stream": true`) passes the provider's server-sent events through as they
+arrive (relay.py). Fallback is possible until the first bytes arrive; a stream that
+drops later ends with an error event and is recorded as interrupted. A cascade's
+response check needs the whole response, so streaming requests use only the cascade's
+confidence skips: the first step left is streamed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from router_ml.core.validation import check_quality_target
+from router_ml.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
+from router_ml.policy.cascade import run_cascade
+from router_ml.serve.gateway.relay import Relay
+from router_ml.serve.gateway.upstreams import Answer, Upstreams, message_text
+from router_ml.serve.record import Served
+
+AUTO_MODELS = {"", "auto", "router"}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: dict | None = None
+    stream: Iterator[bytes] | None = None
+
+
+class Gateway:
+    """Routes and executes chat completions for a RoutingService."""
+
+    def __init__(self, service, upstreams: Upstreams) -> None:
+        self.service = service
+        self.upstreams = upstreams
+        service.reload_checks.append(self._covers)
+
+    def _covers(self, router) -> list[str]:
+        missing = sorted(set(router.models) - set(self.upstreams.endpoints))
+        return [f"the catalog has no endpoint for its models {missing}"] if missing else []
+
+    def handle(self, body: dict) -> Reply:
+        prompt, metadata, target, forced, stream = self._parse(body)
+        started = time.perf_counter()
+        router, [plan] = self.service.plan([prompt], target, metadata, force=forced)
+        cascade = self.service.policy.cascade if self.service.policy is not None else None
+        check = None
+        if cascade is not None and cascade.check is not None and not stream:
+            check = lambda answer: cascade.check(answer.text)  # noqa: E731
+        served = Served.from_plan(plan, router.version)
+        served.reason = plan.reason()
+        allowed = plan.rules.allowed
+
+        def call(model: str) -> Answer:
+            return self.upstreams.call(model, body, stream, allowed=allowed, first=model == plan.steps[0])
+
+        try:
+            answer, steps, spent = run_cascade(plan, cascade, call, check)
+        except UpstreamRejectedError as exc:
+            self._audit(prompt, served, metadata, started, fallback="client_error",
+                        steps=[{"model": plan.model, "outcome": "rejected", "attempts": exc.attempts}])
+            return Reply(exc.status, self._headers(served), body=exc.body)
+        except UpstreamError as exc:
+            self._audit(prompt, served, metadata, started, fallback=_join(plan.fallback, "all_failed"),
+                        steps=[s.to_dict() for s in exc.steps])
+            self.service.metrics.fallbacks.labels("all_failed").inc()
+            message = f"every model failed: {exc}"
+            return Reply(502, self._headers(served),
+                         body={"error": {"type": "upstream_failed", "message": message, "field": None}})
+        records = [s.to_dict() for s in steps]
+        upstream = _fallback_summary(records)
+        if upstream:
+            self.service.metrics.fallbacks.labels("upstream").inc()
+        served.model = answer.model
+        served.fallback = _join(plan.fallback, upstream)
+        headers = self._headers(served)
+        self.service.metrics.routes.labels(answer.model).inc()
+        if answer.stream is None:
+            self._audit(prompt, served, metadata, started, steps=records, cost=spent)
+            return Reply(200, headers, body=answer.data)
+        fallback = served.fallback
+
+        def audit_stream(interrupted: str | None) -> None:
+            extra = [{"model": answer.model, "outcome": "stream_interrupted", "detail": interrupted}] if interrupted else []
+            self._audit(prompt, served, metadata, started, steps=records + extra,
+                        fallback=_join(fallback, "stream_interrupted" if interrupted else None))
+
+        return Reply(200, headers, stream=Relay(answer, audit_stream))
+
+    def _audit(self, prompt: str, served: Served, metadata: dict, started: float, *, steps: list[dict],
+               fallback: str | None = None, cost: float | None = None) -> None:
+        if fallback is not None:
+            served.fallback = fallback
+        served.steps, served.cost = steps, cost
+        served.latency_ms = round(1000 * (time.perf_counter() - started), 2)
+        self.service.record(prompt, served, metadata)
+
+    def _headers(self, served: Served) -> dict[str, str]:
+        headers = {"x-router-request-id": served.request_id, "x-router-model": served.model,
+                   "x-router-version": served.router_version, "x-router-reason": _header(served.reason)}
+        if served.rule:
+            headers["x-router-rule"] = _header(served.rule)
+        if served.fallback:
+            headers["x-router-fallback"] = _header(served.fallback)
+        return headers
+
+    def _parse(self, body: dict):
+        if not isinstance(body, dict):
+            raise InvalidRequestError("expected a JSON object with messages", "body")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequestError("expected a non-empty list of messages", "messages")
+        texts = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise InvalidRequestError("expected an object with a role and content", f"messages[{i}]")
+            if not isinstance(m.get("content"), (str, list)) and m.get("content") is not None:
+                raise InvalidRequestError("expected a string or a list of content parts", f"messages[{i}].content")
+            texts.append(message_text(m.get("content")))
+        prompt = "\n\n".join(t for t in texts if t)
+        if not prompt.strip():
+            raise InvalidRequestError("the messages hold no text to route on", "messages")
+        model = body.get("model") or ""
+        if not isinstance(model, str):
+            raise InvalidRequestError("expected a model name or \"auto\"", "model")
+        forced = None
+        if model not in AUTO_MODELS:
+            if model not in self.service.router.models:
+                raise InvalidRequestError(f"unknown model {model!r}; use \"auto\" or one of {self.service.router.models}",
+                                   "model")
+            forced = model
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidRequestError("expected an object of key: value", "metadata")
+        if isinstance(body.get("user"), str):
+            metadata = {**metadata, "user": body["user"]}
+        options = body.get("router") or {}
+        target = options.get("quality_target") if isinstance(options, dict) else None
+        if target is not None:
+            target = check_quality_target(target, "router.quality_target",
+                                          error=lambda message: InvalidRequestError(message, "router.quality_target"))
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise InvalidRequestError("expected true or false", "stream")
+        return prompt, metadata, target, forced, stream
+
+
+def _join(*parts: str | None) -> str | None:
+    return "; ".join(p for p in parts if p) or None
+
+
+def _fallback_summary(records: list[dict]) -> str | None:
+    """What went wrong on the way, e.g. "big: HTTP 500 x2; big -> backup", or None."""
+    parts = []
+    for step in records:
+        errors: dict[str, int] = {}
+        for a in step.get("attempts") or []:
+            if "error" in a:
+                key = f"{a['model']}: {a['error']}"
+                errors[key] = errors.get(key, 0) + 1
+        parts += [k if n == 1 else f"{k} x{n}" for k, n in errors.items()]
+        if step.get("served_by") not in (None, step["model"]):
+            parts.append(f"{step['model']} -> {step['served_by']}")
+    return "; ".join(parts) or None
+
+
+def _header(value: str, limit: int = 400) -> str:
+    """A header-safe rendering: latin-1 only, one line, bounded."""
+    text = " ".join(str(value).split())
+    text = text.encode("latin-1", "replace").decode("latin-1")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

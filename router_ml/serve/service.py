@@ -1,0 +1,249 @@
+"""A router in service: request ids, exploration, fallback on router errors, the audit
+trail, metrics, and hot reload of a new champion without dropping requests.
+
+`RoutingService` is what the HTTP app (router_ml.serve.app), the gateway and in-process
+users share:
+
+    service = RoutingService("models:/my-router@champion", audit=AuditStore("audit.sqlite"),
+                             exploration_rate=0.02)
+    [served] = service.route(["Summarise ..."], metadata={"tier": "free"})   # -> list[Served]
+    service.record_outcome(served.request_id, served.model, success=True, cost=0.002)
+
+Exploration: with probability `exploration_rate` a request goes to a model other than
+the router's choice, uniformly among the others, marked `exploration` in the response
+and the audit log with its propensity (the probability that the policy sent this
+request to the model it went to). Logged traffic otherwise only shows outcomes for the
+models the router already prefers, so retraining would never learn that a cheaper
+model became good enough; exploration is how every model keeps getting observed.
+
+Hot reload swaps the router reference only after the new router is fully loaded;
+requests in flight finish on the router they started with. If the registry is
+unreachable the current router keeps serving and the failure is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from router_ml.core.router import Router, load_router
+from router_ml.errors import BatchTooLargeError, ConfigError, ModelNotAllowedError, PromptError, RouterError
+from router_ml.policy.cascade import Plan, make_plans
+from router_ml.policy.file import Policy
+from router_ml.policy.rules import RuleResult
+from router_ml.serve.audit import AuditStore
+from router_ml.serve.metrics import Metrics
+from router_ml.serve.record import Served
+
+log = logging.getLogger("router_ml.serve")
+
+
+
+class RoutingService:
+    def __init__(
+        self,
+        source: str,
+        *,
+        audit: AuditStore | None = None,
+        exploration_rate: float = 0.0,
+        fallback_model: str | None = None,
+        max_batch: int = 1000,
+        seed: int | None = None,
+        loader: Callable[[str], Router] = load_router,
+        router: Router | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        if not 0.0 <= exploration_rate < 1.0:
+            raise ConfigError(f"exploration_rate: expected a share in [0, 1), found {exploration_rate!r}")
+        if max_batch < 1:
+            raise ConfigError(f"max_batch: expected >= 1, found {max_batch}")
+        self.source = source
+        self.loader = loader
+        self.audit = audit
+        self.exploration_rate = exploration_rate
+        self.max_batch = max_batch
+        self.policy = policy
+        self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
+        self.metrics = Metrics()
+        self._random = random.Random(seed)
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._router = router if router is not None else loader(source)
+        self._registry_version = None
+        self.fallback_model = fallback_model or self._router.models[-1]  # the dearest model, by default
+        if self.fallback_model not in self._router.models:
+            raise ConfigError(f"fallback_model {self.fallback_model!r} is not one of the router's models "
+                              f"{self._router.models}")
+        self.metrics.version.info({"router_version": self._router.version, "source": source})
+
+    @property
+    def router(self) -> Router:
+        return self._router
+
+    def route(self, prompts: list[str], quality_target: float | None = None,
+              metadata: dict | None = None) -> list[Served]:
+        """Route a batch; bad prompts raise PromptError/ConfigError, router failures fall back."""
+        if len(prompts) > self.max_batch:
+            raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
+        started = time.perf_counter()
+        router, plans = self.plan(prompts, quality_target, metadata)
+        served = [self._explore(Served.from_plan(plan, router.version), plan) for plan in plans]
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels("ok").inc()
+        self.metrics.latency.observe(elapsed)
+        self.metrics.prompts.inc(len(prompts))
+        per_prompt_ms = 1000 * elapsed / len(prompts)
+        for prompt, item in zip(prompts, served):
+            item.latency_ms = per_prompt_ms
+            self.metrics.routes.labels(item.model).inc()
+            self.record(prompt, item, metadata)
+        return served
+
+    def plan(self, prompts: list[str], quality_target: float | None = None, metadata: dict | None = None,
+             force: str | None = None) -> tuple[Router, list[Plan]]:
+        """Rules, router and cascade for each prompt (nothing called yet); a router failure
+        gives the fallback model's plan. `force` (a model the client named) skips the router."""
+        router = self._router  # this request finishes on this router, whatever a reload does
+        try:
+            router.check_prompts(prompts)
+            if force is not None:
+                return router, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
+            return router, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts), quality_target)
+        except (PromptError, ConfigError):
+            self.metrics.requests.labels("rejected").inc()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
+            log.exception("router failed; answering with the fallback model")
+            self.metrics.fallbacks.labels("router_error").inc(len(prompts))
+            note = (f"router error ({type(exc).__name__}: {exc}); answered with the fallback model "
+                    f"{self.fallback_model}")
+            return router, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
+                                 fallback="router_error") for _ in prompts]
+
+    def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
+        """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""
+        rules = self.policy.apply_rules(prompt, metadata) if self.policy is not None else RuleResult()
+        if rules.force:
+            return Plan([rules.force], rules, None, quality_target,
+                        notes=[f"the client asked for {model}; rule {rules.fired[-1]} forces {rules.force}"])
+        if rules.allowed is not None and model not in rules.allowed:
+            raise ModelNotAllowedError(f"model {model!r} is not allowed for this request by rules {rules.fired} "
+                                       f"(allowed: {list(rules.allowed)}); use \"auto\" or an allowed model")
+        rules.fired.append("client-model")
+        rules.force = model
+        return Plan([model], rules, None, rules.quality_target if rules.quality_target is not None else quality_target)
+
+    def record(self, prompt: str, served: Served, metadata: dict | None) -> None:
+        if self.audit is not None:
+            self.audit.record(prompt, served, metadata or {})
+
+    def _explore(self, served: Served, plan: Plan) -> Served:
+        """With probability `exploration_rate`, send the request to another allowed model."""
+        d = plan.decision
+        if d is None or plan.rules.force or len(plan.steps) > 1:
+            return served  # forced, fallen back or cascading: no exploration
+        candidates = plan.rules.allowed or list(d.scores)
+        others = [m for m in candidates if m != d.model]
+        served.propensity = 1.0 - self.exploration_rate if others else 1.0
+        if self.exploration_rate and others and self._random.random() < self.exploration_rate:
+            chosen = self._random.choice(others)
+            served.model, served.confidence, served.estimated_cost = chosen, d.scores[chosen], d.costs[chosen]
+            served.cascade, served.exploration = [chosen], True
+            served.propensity = self.exploration_rate / len(others)
+            served.reason = (f"exploration: sent to {chosen} instead of {d.model} (rate {self.exploration_rate:g}); "
+                             f"{served.reason}")
+            self.metrics.explorations.inc()
+        return served
+
+    def update_audit_gauges(self) -> None:
+        """Refresh the audit gauges (on each /metrics scrape, not per request)."""
+        if self.audit is not None:
+            stats = self.audit.stats()
+            self.metrics.audit_queue.set(stats["queued"])
+            self.metrics.audit_dropped.set(stats["dropped"])
+            self.metrics.audit_written.set(stats["written"])
+
+    def record_outcome(self, request_id: str, model: str, **fields) -> None:
+        if self.audit is None:
+            raise ConfigError("this service has no audit store; start it with an audit database to record outcomes")
+        try:
+            self.audit.record_outcome(request_id, model, **fields)
+        except RouterError:
+            self.metrics.outcomes.labels("rejected").inc()
+            raise
+        self.metrics.outcomes.labels("ok").inc()
+
+    def ready(self) -> tuple[bool, dict]:
+        audit = self.audit.stats() if self.audit is not None else None
+        ok = audit is None or audit["healthy"]
+        return ok, {"router_version": self._router.version, "source": self.source, "audit": audit}
+
+    def reload(self, source: str | None = None) -> str:
+        """Load `source` (default: the serving source again) and swap it in; the old one keeps
+        serving if loading fails (the error is raised and counted)."""
+        with self._reload_lock:
+            try:
+                fresh = self.loader(source or self.source)
+            except Exception:
+                self.metrics.reloads.labels("failed").inc()
+                raise
+            problems = []
+            if self.fallback_model not in fresh.models:
+                problems.append(f"it lacks the fallback model {self.fallback_model!r}")
+            if self.policy is not None and self.policy.models() - set(fresh.models):
+                problems.append(f"the policy names models it does not route: {sorted(self.policy.models() - set(fresh.models))}")
+            for check in self.reload_checks:
+                problems += check(fresh)
+            if problems:
+                self.metrics.reloads.labels("failed").inc()
+                raise ConfigError(f"not serving {fresh.version}: " + "; ".join(problems))
+            self._router = fresh
+            if source:
+                self.source = source
+            self.metrics.reloads.labels("ok").inc()
+            self.metrics.version.info({"router_version": fresh.version, "source": self.source})
+            log.info("now serving router %s", fresh.version)
+            return fresh.version
+
+    def registry_version(self) -> str | None:
+        """The registry version the serving source points at now (None for a directory)."""
+        if not self.source.startswith("models:/"):
+            return None
+        from router_ml.core.mlflow_registry import import_mlflow, resolve_model_version
+
+        return str(resolve_model_version(import_mlflow().MlflowClient(), self.source).version)
+
+    def watch_registry(self, interval: float) -> None:
+        """Reload whenever the registry moves the serving alias (checked every `interval` s)."""
+        if not self.source.startswith("models:/"):
+            return
+        try:
+            self._registry_version = self.registry_version()
+        except Exception:  # noqa: BLE001 - unreachable now; the watcher retries
+            self._registry_version = None
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    current = self.registry_version()
+                    if current != self._registry_version:
+                        self.reload()
+                        self._registry_version = current
+                except Exception as exc:  # noqa: BLE001 - keep serving the current router
+                    self.metrics.reloads.labels("registry_unreachable").inc()
+                    log.warning("registry check failed, still serving %s: %s", self._router.version, exc)
+
+        self._watcher = threading.Thread(target=loop, name="router-ml-registry-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self.audit is not None:
+            self.audit.close()
+

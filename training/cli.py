@@ -1,0 +1,315 @@
+"""The training commands of `router-ml`: import, demo-data, train, evaluate, compare, promote,
+convert, retrain and replay.
+
+They attach to the library's `router-ml` group as entry points (pyproject.toml,
+`router_ml.commands`); each maps its options to a call into `training` and prints what
+comes back. Heavy modules are imported inside each command so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from router_ml.core.cli import echo_err, fail
+
+
+def parse_pairs(values: tuple[str, ...], option: str, convert=str) -> dict:
+    """KEY=VALUE options as a dict, or a usage error naming the option."""
+    pairs = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key or not raw:
+            fail(f"{option}: expected KEY=VALUE, found {value!r}")
+        try:
+            pairs[key] = convert(raw)
+        except ValueError:
+            fail(f"{option}: {value!r}: the value is not a {convert.__name__}")
+    return pairs
+
+
+def write_json(path: Path, obj) -> None:
+    """JSON with NaN written as null (valid JSON for every reader), written atomically."""
+    from router_ml.core.files import atomic_write_text
+    from training.report import to_json_text
+
+    atomic_write_text(path, to_json_text(obj))
+
+
+@click.command("import")
+@click.argument("format", type=click.Choice(["routellm", "llmrouter", "routerbench"]))
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Outcomes file to write (.csv, .jsonl or .parquet).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="llmrouter: its price file (default_llm.json).")
+@click.option("--tasks", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="llmrouter: query_data JSONL with task_name, joined on the question.")
+@click.option("--contaminated", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="routellm: drop prompts listed in contaminated_prompts.jsonl.")
+@click.option("--call-cost", multiple=True, metavar="MODEL=USD", help="routellm: a flat cost per call for a model (repeat per model); writes a cost column.")
+@click.option("--catalog-out", type=click.Path(path_type=Path), help="Also write a model catalog (llmrouter: from its prices).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog_out, overwrite):
+    """Convert a public routing data set in FORMAT at SRC to the outcomes contract."""
+    from training import importers
+
+    costs = parse_pairs(call_cost, "--call-cost", float)
+    result = importers.run_import(format, src, out, prices=prices, tasks=tasks, contaminated=contaminated,
+                                  call_costs=costs, catalog_out=catalog_out, overwrite=overwrite, log=echo_err)
+    click.echo(json.dumps(result))
+
+
+@click.command()
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Outcomes log (.csv, .jsonl, .parquet).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to write the router to.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Model catalog with prices (.yaml or .toml).")
+@click.option("--test-outcomes", type=click.Path(path_type=Path), help="Evaluate on this file instead of a split of --outcomes.")
+@click.option("--embedder", default="minilm", show_default=True, help="sentence-transformers model name or path.")
+@click.option("--embedder-kind", default="sentence-transformers", show_default=True, type=click.Choice(["sentence-transformers", "hashing"]))
+@click.option("--truncation", default="tail", show_default=True, type=click.Choice(["head", "tail", "head_tail"]))
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx"]),
+              help="onnx: export the embedder to ONNX; the router then serves without torch.")
+@click.option("--onnx-precision", default="int8", show_default=True, type=click.Choice(["int8", "fp32"]))
+@click.option("--strategy", default="auto", show_default=True, type=click.Choice(["auto", "per_model", "cheapest_successful", "knn", "blend"]))
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--test-size", default=0.2, show_default=True, type=float)
+@click.option("--folds", default=5, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--models", help="Comma-separated subset of models to route between.")
+@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "mean"]))
+@click.option("--map", "column_map", multiple=True, metavar="SOURCE=TARGET", help="Rename an outcomes column to the contract's name.")
+@click.option("--router-version", help="Version string stored in the router (default: name-time-datahash).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--register", metavar="NAME", help="Register the router in the MLflow model registry under NAME.")
+@click.option("--experiment", default="router-ml", show_default=True)
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
+@click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
+def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, backend, onnx_precision, strategy, success_threshold,
+          test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
+          no_mlflow, overwrite, json_out, report_dir, no_baselines):
+    """Train a router from an outcomes log and package it in --out."""
+    from training.evaluation import format_report
+    from training.pipeline import TrainConfig
+    from training.pipeline import train as run_train
+
+    if register and no_mlflow:
+        fail("--register needs MLflow; drop --no-mlflow")
+    config = TrainConfig(
+        outcomes=str(outcomes), out=str(out), catalog=str(catalog) if catalog else None,
+        test_outcomes=str(test_outcomes) if test_outcomes else None, embedder=embedder, embedder_kind=embedder_kind,
+        truncation=truncation, backend=backend, onnx_precision=onnx_precision, success_threshold=success_threshold, test_size=test_size, seed=seed,
+        strategy=strategy, folds=folds, models=[m.strip() for m in models.split(",")] if models else None,
+        duplicates=duplicates, column_map=parse_pairs(column_map, "--map"), router_version=router_version,
+        cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
+        experiment=experiment, mlflow=not no_mlflow, report_dir=str(report_dir) if report_dir else None,
+        baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"),
+    )
+    result = run_train(config, log=echo_err, progress=sys.stderr.isatty())
+    if result.report is not None:
+        click.echo(format_report(result.report))
+        if json_out:
+            write_json(json_out, result.report)
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes to evaluate on.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged (default: the router's prices).")
+@click.option("--train-outcomes", type=click.Path(path_type=Path), help="The router's training outcomes, for the learned baselines (default: the file named in its manifest, if unchanged).")
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write the report folder (summary.md, report.json, plots) here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full report as JSON.")
+@click.option("--no-baselines", is_flag=True, help="Skip the learned baselines (kNN, MLP, SW ranking).")
+@click.option("--no-mlflow", is_flag=True, help="Do not log an evaluation run to MLflow.")
+@click.option("--experiment", default="router-ml", show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, report_dir, json_out, no_baselines,
+             no_mlflow, experiment, cache_dir):
+    """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines."""
+    from router_ml.core.catalog import load_catalog
+    from router_ml.core.router import load_router
+    from training.embed_cache import DiskCachedEmbedder
+    from training.evaluation import BASELINES, evaluate_router, format_report, training_side
+    from training.outcomes import data_hash, read_outcomes, to_routing_data
+
+    router = load_router(router_path)
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
+    training = training_side(router, str(train_outcomes) if train_outcomes else None, log=echo_err)
+    report = evaluate_router(router, data, training=training, baselines=() if no_baselines else BASELINES,
+                             embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir), source=str(outcomes),
+                             log=echo_err)
+    click.echo(format_report(report))
+    if report_dir:
+        from training.report import write_report
+
+        write_report(report, report_dir)
+        echo_err(f"wrote the report to {report_dir}")
+    if json_out:
+        write_json(json_out, report)
+    if not no_mlflow:
+        from training.registry import log_evaluation_run
+
+        run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
+        echo_err(f"logged MLflow evaluation run {run_id}")
+
+
+@click.command()
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes, the same for every router.")
+@click.option("--name", help="Registered model whose versions to compare.")
+@click.option("--versions", help="Comma-separated versions of --name (default: all).")
+@click.option("--router", "routers", multiple=True, help="A router directory or models:/ URI (repeat).")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Folder for compare.md, compare.json and the overlaid curves (default: reports/compare-TIME).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the side-by-side numbers as JSON.")
+def compare(outcomes, name, versions, routers, catalog, success_threshold, report_dir, json_out):
+    """Evaluate two or more router versions on the same held-out prompts, side by side."""
+    import datetime as dt
+
+    from router_ml.core.catalog import load_catalog
+    from training.outcomes import read_outcomes
+    from training.registry import compare_routers, routers_for
+    from training.report import comparison_text, write_comparison
+
+    sources = routers_for(name, [v.strip() for v in versions.split(",")] if versions else [], list(routers))
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    reports = compare_routers(sources, frame, load_catalog(catalog) if catalog else None, str(outcomes), log=echo_err)
+    report_dir = report_dir or Path("reports") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    out, summary = write_comparison(reports, report_dir)
+    click.echo(f"{len(reports)} routers on the same {summary['prompts']} prompts of {outcomes}:")
+    click.echo(comparison_text(summary))
+    echo_err(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / 'compare_curves.png'}")
+    if json_out:
+        write_json(json_out, summary)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--metric", default="aiq", show_default=True,
+              type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]))
+@click.option("--outcomes", type=click.Path(path_type=Path), help="Evaluate both versions on these held-out outcomes now (otherwise: earlier evaluations on the same data).")
+@click.option("--catalog", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Promote even if worse; recorded on the version and the registered model.")
+def promote(name, version, alias, metric, outcomes, catalog, force):
+    """Point ALIAS at VERSION of NAME if it is at least as good as the current holder."""
+    from router_ml.core.catalog import load_catalog
+    from training.outcomes import read_outcomes
+    from training.registry import promote as run_promote
+
+    frame = read_outcomes(outcomes) if outcomes else None
+    result = run_promote(name, version, alias, metric, frame=frame, catalog=load_catalog(catalog) if catalog else None,
+                         source=str(outcomes) if outcomes else None, force=force, log=echo_err)
+    click.echo(json.dumps(result))
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, help="A router trained with the torch backend.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the converted router.")
+@click.option("--backend", default="onnx", show_default=True, type=click.Choice(["onnx"]))
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "int8", "fp32"]),
+              help="auto: int8 if it passes the proof, else fp32.")
+@click.option("--outcomes", type=click.Path(path_type=Path), help="Prompts to prove equivalence on (default: the router's training prompts).")
+@click.option("--min-cosine", default=0.98, show_default=True, type=float, help="Required 1st-percentile cosine to torch's vectors.")
+@click.option("--min-agreement", default=0.97, show_default=True, type=float, help="Required share of identical routes at the default target.")
+@click.option("--force", is_flag=True, help="Write the router even if the proof fails (recorded in its manifest).")
+@click.option("--overwrite", is_flag=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the ONNX export is cached.")
+def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agreement, force, overwrite, cache_dir):
+    """Convert a router to the ONNX backend after proving it routes the same."""
+    from training.onnx_convert import convert_router
+    from training.outcomes import read_outcomes
+
+    prompts = read_outcomes(outcomes)["prompt"].drop_duplicates().tolist() if outcomes else None
+    result = convert_router(router_path, out, prompts, precision=precision, min_cosine=min_cosine, min_agreement=min_agreement, force=force,
+                            overwrite=overwrite, cache_dir=str(cache_dir) if cache_dir else None, log=echo_err)
+    click.echo(json.dumps(result))
+
+
+@click.command()
+@click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The service's audit database (decisions and reported outcomes).")
+@click.option("--outcomes", "outcome_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Offline outcomes logs to add (repeatable); prompts with every model's outcome form the holdout.")
+@click.option("--base", required=True, help="The current router, e.g. models:/NAME@champion (its settings and prices are reused).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the challenger router.")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
+@click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--metric", default="aiq", show_default=True, help="Metric the challenger must match or beat on the holdout.")
+@click.option("--holdout-size", default=0.25, show_default=True, type=float, help="Share of complete prompts held out.")
+@click.option("--since", type=float, help="Only decisions logged at or after this unix time.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def retrain(audit_path, outcome_paths, base, out, catalog, register, alias, metric, holdout_size, since, seed, cache_dir,
+            no_promote, overwrite):
+    """Train a challenger from logged outcomes, evaluate it against --base, promote it if it wins."""
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    config = RetrainConfig(audit=str(audit_path), base=base, out=str(out), outcomes=[str(p) for p in outcome_paths],
+                           catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
+                           holdout_size=holdout_size, since=since, seed=seed,
+                           cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite)
+    result = run_retrain(config, log=echo_err, progress=sys.stderr.isatty())
+    click.echo(json.dumps({"challenger": str(result.challenger), "version": result.version, "promoted": result.promoted,
+                           "decision": result.decision, "data": result.stats}, default=str))
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
+@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Historical outcomes to replay on.")
+@click.option("--policy", "policies", multiple=True, metavar="[NAME=]FILE",
+              help="A policy file (rules, cascade); repeat to compare several. Single-shot routing is always included.")
+@click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
+@click.option("--false-pass", default=0.0, show_default=True, type=float, help="Simulated check: share of failed responses it lets through.")
+@click.option("--false-fail", default=0.0, show_default=True, type=float, help="Simulated check: share of good responses it rejects.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full replay report as JSON.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, seed, success_threshold, json_out, cache_dir):
+    """Evaluate policies (rules + router + cascade) offline on an outcomes log, beside single-shot routing."""
+    from router_ml.core.catalog import load_catalog
+    from router_ml.core.router import load_router
+    from router_ml.policy.file import load_policy
+    from training.embed_cache import DiskCachedEmbedder
+    from training.evaluation import training_side
+    from training.outcomes import read_outcomes, to_routing_data
+    from training.replay import format_replay
+    from training.replay import replay as run_replay
+
+    router = load_router(router_path)
+    named = {"single-shot": None}
+    for spec in policies:
+        name, _, path = spec.rpartition("=")
+        named[name or Path(path).stem] = load_policy(path, router.models, router.cost_model.chars_per_token)
+        for warning in named[name or Path(path).stem].warnings:
+            echo_err(f"warning: {warning}")
+    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
+    report = run_replay(router, data, named, false_pass=false_pass, false_fail=false_fail, seed=seed,
+                        source=str(outcomes), embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir),
+                        training=training_side(router, log=echo_err), log=echo_err)
+    click.echo(format_replay(report))
+    if json_out:
+        write_json(json_out, report)
+
+
+@click.command("demo-data")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for outcomes.csv and catalog.yaml.")
+@click.option("--prompts", default=2400, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo_data(out, prompts, seed):
+    """Write the synthetic demo outcomes log and its catalog (deterministic)."""
+    from training.demo_data import write_demo
+
+    paths = write_demo(out, n_prompts=prompts, seed=seed)
+    click.echo(json.dumps({k: str(v) for k, v in paths.items()}))
