@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
 
-    from training.convert import convert_router
+    from training.onnx_convert import convert_router
 
     torch_dir, prompts = router_source(args.workdir, args.cache_dir)
     dirs, proofs = {}, {}

@@ -73,7 +73,7 @@ def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
 
     from router_ml import load_router
     from router_ml.core.catalog import load_catalog
-    from training.convert import convert_router, embedding_agreement
+    from training.onnx_convert import convert_router, embedding_agreement
     from training.evaluation import evaluate_router
     from training.outcomes import read_outcomes, split_prompts, to_routing_data
 

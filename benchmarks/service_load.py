@@ -50,7 +50,7 @@ def served_router(workdir: Path, backend: str, cache_dir) -> tuple[Path, list[st
     precision = backend.split("-", 1)[1]
     out = workdir / "routers" / f"{torch_dir.name}-onnx-{precision}"
     if not (out / "manifest.json").exists():
-        from training.convert import convert_router
+        from training.onnx_convert import convert_router
 
         convert_router(str(torch_dir), out, precision=precision, overwrite=True, force=True, cache_dir=cache_dir,
                        log=lambda m: print(f"  [convert] {m}", flush=True))
