@@ -57,7 +57,7 @@ def run(bench, workdir: Path, cache_dir: str | None) -> dict:
     result = train(config, log=lambda m: print(f"  [{bench.name}] {m}", flush=True), progress=False)
     strategy = result.manifest["strategy"]
     return {
-        "strategy": f"{strategy['name']}({strategy['params']})" + (" calibrated routing" if strategy["route_on_calibrated"] else ""),
+        "strategy": f"{strategy['name']}({strategy['params']})",
         "seconds": round(time.perf_counter() - started, 1),
         "report": result.report,
         "router": str(out),
@@ -73,8 +73,8 @@ def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
 
     from router_ml import load_router
     from router_ml.core.catalog import load_catalog
-    from training.onnx_convert import convert_router, embedding_agreement
     from training.evaluation import evaluate_router
+    from training.onnx_convert import convert_router, embedding_agreement
     from training.outcomes import read_outcomes, split_prompts, to_routing_data
 
     catalog = load_catalog(bench.catalog) if bench.catalog else None

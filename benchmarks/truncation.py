@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare  # noqa: E402
 from router_ml import load_router  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
 from router_ml.core.catalog import load_catalog  # noqa: E402
 from router_ml.core.embedders import TRUNCATIONS  # noqa: E402
 from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
 from training import metrics  # noqa: E402
 from training.embed_cache import DiskCachedEmbedder  # noqa: E402
 from training.evaluation import evaluate_router  # noqa: E402

@@ -2,8 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from router_ml.core.decision import QualitySchedule, choose, lam_grid
+from router_ml.core.decision import QualitySchedule, choose, explain_choice, lam_grid
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import ConfigError
 
@@ -60,3 +62,43 @@ def test_quality_target_must_be_in_unit_interval(value):
 def test_malformed_schedule_is_refused():
     with pytest.raises(ConfigError):
         QualitySchedule(targets=(0.0, 0.5), lams=(math.inf, 0.0))
+
+
+# -- the reason matches the choice -------------------------------------------------------
+
+
+@st.composite
+def choices(draw):
+    m = draw(st.integers(2, 6))
+    unit = st.floats(0.0, 1.0, allow_nan=False)
+    proba = np.array(draw(st.lists(unit, min_size=m, max_size=m)))
+    costs = np.array(draw(st.lists(st.floats(1e-6, 1.0, allow_nan=False), min_size=m, max_size=m)))
+    lam = draw(st.sampled_from([math.inf, 0.0]) | st.floats(1e-4, 1e3))
+    allowed = np.array(draw(st.lists(st.booleans(), min_size=m, max_size=m)))
+    if not allowed.any():
+        allowed[draw(st.integers(0, m - 1))] = True
+    return proba, costs, lam, allowed
+
+
+@given(choices())
+@settings(max_examples=400, deadline=None)
+def test_the_reason_names_only_trades_the_rule_made(case):
+    proba, costs, lam, allowed = case
+    models = [f"m{j}" for j in range(len(proba))]
+    scale = 0.5
+    chosen = int(choose(proba[None], costs[None], lam, scale, allowed)[0])
+    reason = explain_choice(models, proba, costs, chosen, 0.5, lam, scale, allowed)
+    assert allowed[chosen]
+    if math.isinf(lam):
+        assert costs[chosen] == costs[allowed].min() and "cheapest" in reason
+        return
+    utility = proba - lam * costs / scale
+    assert utility[chosen] >= utility[allowed].max() - 1e-6  # the rule, within the tie-break
+    if "is likelier" in reason:
+        named = int(reason.split(" is likelier")[0].split("; ")[-1][1:])
+        assert allowed[named] and proba[named] > proba[chosen]
+        assert costs[named] > costs[chosen]  # a likelier model is only passed over for its price
+        assert proba[named] - proba[chosen] <= lam * (costs[named] - costs[chosen]) / scale + 1e-6
+        assert proba[named] == proba[allowed].max()
+    else:
+        assert "likeliest" in reason and proba[chosen] >= proba[allowed].max()

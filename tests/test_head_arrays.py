@@ -23,9 +23,7 @@ def test_head_from_arrays_predicts_as_the_estimators(name, route_on_calibrated, 
     routing = RoutingHead(head, PlattCalibration().fit(head.predict_proba(X[:200]), Y[:200]), route_on_calibrated)
     save_arrays(tmp_path / "head.npz", routing.to_arrays())
     from_arrays = load_head_arrays(tmp_path / "head.npz")
-    expected, got = routing.predict(X[200:]), from_arrays.predict(X[200:])
-    np.testing.assert_allclose(got[0], expected[0], atol=1e-5)
-    np.testing.assert_allclose(got[1], expected[1], atol=1e-5)
+    np.testing.assert_allclose(from_arrays.predict(X[200:]), routing.predict(X[200:]), atol=1e-5)
 
 
 def test_two_class_label_head_uses_the_binary_form(tmp_path):
@@ -35,7 +33,7 @@ def test_two_class_label_head_uses_the_binary_form(tmp_path):
     head = HEADS["cheapest_successful"]().fit(X, Y, costs=np.tile([1.0, 2.0], (200, 1)))
     routing = RoutingHead(head, PlattCalibration().fit(head.predict_proba(X), Y), True)
     from_arrays = ArrayHead(routing.to_arrays())
-    np.testing.assert_allclose(from_arrays.predict(X)[1], routing.predict(X)[1], atol=1e-5)
+    np.testing.assert_allclose(from_arrays.predict(X), routing.predict(X), atol=1e-5)
 
 
 def test_wrong_format_is_refused():

@@ -103,12 +103,12 @@ def test_platt_calibration_fixes_timid_probabilities():
     assert np.all(np.diff(fixed[np.argsort(timid)]) >= 0)  # order kept
 
 
-@pytest.mark.parametrize("route_on_calibrated", [False, True])
-def test_routing_head_reports_calibrated_and_routes_on_the_chosen_basis(route_on_calibrated):
+def test_routing_head_gives_one_probability_space():
+    """What the router trades against cost is what it reports: calibrated probabilities. Routers
+    trained before that rule with route_on_calibrated=False keep routing on, and now report, raw ones."""
     X, Y, costs, _ = synthetic()
     knn = KNNHead().fit(X, Y)
     calibration = PlattCalibration().fit(knn.predict_proba(X), Y)
-    wrapped = RoutingHead(knn, calibration, route_on_calibrated)
-    routing, proba = wrapped.predict(X)
-    np.testing.assert_allclose(proba, calibration.transform(knn.predict_proba(X)))
-    np.testing.assert_allclose(routing, proba if route_on_calibrated else knn.predict_proba(X))
+    np.testing.assert_allclose(RoutingHead(knn, calibration).predict(X), calibration.transform(knn.predict_proba(X)))
+    np.testing.assert_allclose(RoutingHead(knn, calibration, route_on_calibrated=False).predict(X),
+                               knn.predict_proba(X))

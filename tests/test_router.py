@@ -3,6 +3,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import router_ml
 from router_ml import Decision, PromptError, PromptTooLongError, load_router
@@ -127,3 +129,25 @@ def test_decision_cache_returns_the_same_decision_and_is_bounded(trained_router_
     off = load_router(trained_router_dir, decision_cache_size=0)
     assert off.route(PROMPTS[0]) is not off.route(PROMPTS[0])
     assert off.route(PROMPTS[0]).to_dict() == first.to_dict()
+
+
+@given(prompt=st.text(min_size=1, max_size=200).filter(lambda p: p.strip()),
+       target=st.floats(0.0, 1.0) | st.sampled_from([0.0, 1.0]))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_decisions_follow_the_rule_in_the_numbers_they_report(router, prompt, target):
+    """Whatever the prompt and target: the chosen model maximises scores - lam * costs / cost_scale
+    in the reported numbers, its confidence is its score, and a likelier model named in the
+    reason is dearer."""
+    d = router.route(prompt, target)
+    assert d.confidence == d.scores[d.model] and d.estimated_cost == d.costs[d.model]
+    lam = router.schedule.lam_for(target)
+    if np.isinf(lam):
+        assert d.costs[d.model] == min(d.costs.values())
+        return
+    utility = {m: d.scores[m] - lam * d.costs[m] / router.cost_scale for m in router.models}
+    assert utility[d.model] >= max(utility.values()) - 1e-6
+    if "is likelier" in d.reason:
+        named = d.reason.split(" is likelier")[0].split("; ")[-1]
+        assert d.scores[named] > d.confidence and d.costs[named] > d.estimated_cost
+    else:
+        assert d.confidence >= max(d.scores.values()) - 1e-12

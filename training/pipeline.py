@@ -209,9 +209,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     selection = select_head(X, train_data, _candidates(config.strategy), folds=config.folds, seed=config.seed,
                             progress=report_candidate)
     head = RoutingHead(selection.candidate.make().fit(X, train_data.success, costs=train_data.costs),
-                       selection.calibration, selection.route_on_calibrated)
-    basis = "calibrated probabilities" if selection.route_on_calibrated else "the head's own probabilities"
-    log(f"chose {selection.candidate.name}, routing on {basis}; default quality_target {selection.default_quality_target:g}")
+                       selection.calibration, route_on_calibrated=True)
+    log(f"chose {selection.candidate.name}; {selection.default.note}")
 
     created = dt.datetime.now(dt.UTC)
     version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
@@ -225,7 +224,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         "strategy": {
             "name": selection.candidate.strategy,
             "params": selection.candidate.params,
-            "route_on_calibrated": selection.route_on_calibrated,
+            "route_on_calibrated": True,
             "selected_by": f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
             "candidates": selection.table,
         },
@@ -233,6 +232,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
             "schedule": selection.schedule.to_dict(),
             "cost_scale": selection.cost_scale,
             "default_quality_target": selection.default_quality_target,
+            "default_rule": selection.default.to_dict(),
         },
         "training_data": {
             "source": str(config.outcomes),

@@ -6,21 +6,27 @@ every rate of a sweep, giving a cost–quality curve on held-out prompts; the ca
 with the highest AIQ on that curve wins. Accuracy is never the criterion: a head that
 is right more often can still spend money in the wrong places.
 
-Every candidate is tried twice: routing on its own probabilities, and routing on
-probabilities recalibrated per model (Platt scaling). The calibration used for that
-second variant is itself cross-fitted (fold k is calibrated on the other folds), so
-the comparison is fair. Whichever variant wins, reported confidences are calibrated.
+Routers route on calibrated probabilities (per-model Platt scaling), the same numbers
+a Decision reports, so each candidate is scored on probabilities calibrated the way it
+will be: the calibration of fold k is itself fitted on the other folds.
 
 The winner's out-of-fold curve also calibrates the `quality_target` knob (the
-`QualitySchedule`) and picks the default target: the lowest one whose held-out
-quality reaches the best single model's.
+`QualitySchedule`) and picks the default target (`default_target`):
+
+1. the lowest target at which the router's held-out quality is at least the best single
+   model's with 95 % confidence: the one-sided lower bound of the mean per-prompt
+   difference (router minus that model, paired on the same out-of-fold prompts) is
+   >= 0, so the promise survives unseen prompts, not just these;
+2. when no target gets there, the router cannot keep that promise; the default is then
+   the lowest target whose held-out quality is within one point (0.01) of the router's
+   own best, and training says so.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -90,13 +96,16 @@ def single_points(data: RoutingData) -> np.ndarray:
 @dataclass
 class Selection:
     candidate: Candidate
-    route_on_calibrated: bool
     table: list[dict]  # every candidate's validation figures
     calibration: PlattCalibration  # fitted on all out-of-fold predictions of the winner
     schedule: QualitySchedule
-    default_quality_target: float
+    default: DefaultTarget
     cost_scale: float
     validation: dict = field(default_factory=dict)
+
+    @property
+    def default_quality_target(self) -> float:
+        return self.default.target
 
 
 def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
@@ -127,6 +136,25 @@ def policy_costs(data: RoutingData) -> np.ndarray:
     return data.cost_model.estimate(np.array([len(p) for p in data.prompts]))
 
 
+ONE_POINT = 0.01  # "within one point" of the router's best quality, the fallback default
+Z_95 = 1.6449  # one-sided 95 % normal quantile
+
+
+@dataclass
+class DefaultTarget:
+    """The default quality target and the rule that chose it (kept in the manifest)."""
+
+    target: float
+    rule: str  # "matches_best_single" or "near_router_best"
+    note: str  # one sentence for logs and reports
+    quality: float  # held-out (out-of-fold) quality at this target
+    cost_share: float  # its mean cost / the best single model's
+    lower_bound: float  # 95 % lower bound of (router - best single model) quality at this target
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def select_head(
     X: np.ndarray,
     data: RoutingData,
@@ -155,62 +183,86 @@ def select_head(
         started = time.perf_counter()
         raw = out_of_fold(candidate, X, data, fold_of)
         calibrated = cross_fitted_calibration(raw, data.success, fold_of)
-        seconds = round(time.perf_counter() - started, 2)
-        for route_on_calibrated, basis in ((False, raw), (True, calibrated)):
-            curve = sweep(basis[complete], est_costs[complete], cost_scale, scores, true_costs)
-            row = {
-                "candidate": candidate.name + (" +calibrated routing" if route_on_calibrated else ""),
-                "strategy": candidate.strategy,
-                "params": candidate.params,
-                "route_on_calibrated": route_on_calibrated,
-                "val_aiq": metrics.aiq(curve.points(), singles),
-                "val_max_quality": float(curve.quality.max()),
-                "val_cost_to_match_best": metrics.cost_to_match(curve.points(), singles),
-                "val_brier_calibrated": float(np.nanmean((calibrated - data.success) ** 2)),
-                "seconds": seconds,
-            }
-            table.append(row)
-            results.append((row["val_aiq"], -len(results), candidate, route_on_calibrated, raw, calibrated, curve))
-            if progress:
-                progress(row)
-    _, _, best, route_on_calibrated, raw, calibrated, curve = max(results, key=lambda r: (r[0], r[1]))
+        curve = sweep(calibrated[complete], est_costs[complete], cost_scale, scores, true_costs)
+        row = {
+            "candidate": candidate.name,
+            "strategy": candidate.strategy,
+            "params": candidate.params,
+            "val_aiq": metrics.aiq(curve.points(), singles),
+            "val_max_quality": float(curve.quality.max()),
+            "val_cost_to_match_best": metrics.cost_to_match(curve.points(), singles),
+            "val_brier_calibrated": float(np.nanmean((calibrated - data.success) ** 2)),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        table.append(row)
+        results.append((row["val_aiq"], -len(results), candidate, raw, calibrated, curve))
+        if progress:
+            progress(row)
+    _, _, best, raw, calibrated, curve = max(results, key=lambda r: (r[0], r[1]))
     schedule = QualitySchedule.from_curve(curve.lams, curve.quality)
-    best_single = singles[:, 1].max()
-    default = _default_target(schedule, curve, best_single)
+    default = default_target(schedule, curve, scores, true_costs)
     rows = np.arange(int(complete.sum()))
-    basis = calibrated if route_on_calibrated else raw
-    default_choice = choose(basis[complete], est_costs[complete], schedule.lam_for(default), cost_scale)
+    default_choice = choose(calibrated[complete], est_costs[complete], schedule.lam_for(default.target), cost_scale)
     ece, _ = metrics.expected_calibration_error(
         calibrated[complete][rows, default_choice], data.success[complete][rows, default_choice]
     )
     return Selection(
         candidate=best,
-        route_on_calibrated=route_on_calibrated,
         table=table,
         calibration=PlattCalibration().fit(raw, data.success),
         schedule=schedule,
-        default_quality_target=default,
+        default=default,
         cost_scale=cost_scale,
         validation={
             "prompts": int(complete.sum()),
             "aiq": metrics.aiq(curve.points(), singles),
             "zero_router_aiq": metrics.zero_router_aiq(singles),
-            "best_single_quality": float(best_single),
+            "best_single_quality": float(singles[:, 1].max()),
             "ece_at_default": ece,
         },
     )
 
 
-def _default_target(schedule: QualitySchedule, curve: Sweep, best_single: float) -> float:
-    """Lowest target whose held-out quality reaches the best single model's; else 1."""
-    order = np.argsort(-curve.lams)
-    reached = np.maximum.accumulate(curve.quality[order]) >= best_single - 1e-12
-    if not reached.any():
-        return 1.0
-    lam = curve.lams[order][int(np.argmax(reached))]
+def default_target(schedule: QualitySchedule, curve: Sweep, scores: np.ndarray, costs: np.ndarray) -> DefaultTarget:
+    """The default quality target by the rule in the module docstring.
+
+    `curve` is the router's sweep on held-out prompts; `scores` and `costs` (n, n_models)
+    are those prompts' logged outcomes, so every rate's choices can be compared prompt by
+    prompt with the best single model's.
+    """
+    n = len(scores)
+    rows = np.arange(n)
+    means = scores.mean(axis=0)
+    best = int(np.flatnonzero(means >= means.max() - 1e-12)[np.argmin(costs.mean(axis=0)[means >= means.max() - 1e-12])])
+    best_cost = float(costs[:, best].mean())
+    order = np.argsort(-curve.lams, kind="stable")  # cheapest rate first
+    bounds = np.empty(len(curve.lams))
+    for k in order:
+        diff = scores[rows, curve.choices[k]] - scores[:, best]
+        spread = diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
+        bounds[k] = diff.mean() - Z_95 * spread
+    matched = [k for k in order if bounds[k] >= 0.0]
+    if matched:
+        k, rule = matched[0], "matches_best_single"
+    else:
+        k = next(k for k in order if curve.quality[k] >= curve.quality.max() - ONE_POINT)
+        rule = "near_router_best"
+    target = _target_for_rate(schedule, curve.lams[k])
+    quality, share = float(curve.quality[k]), float(curve.mean_cost[k] / best_cost) if best_cost > 0 else math.nan
+    if rule == "matches_best_single":
+        note = (f"default quality_target {target:g}: held-out quality {quality:.4f} matches the best single model's "
+                f"{means[best]:.4f} (95 % lower bound of the difference {bounds[k]:+.4f}) at {share:.0%} of its cost")
+    else:
+        note = (f"the router does not reach the best single model's held-out quality ({means[best]:.4f}) with "
+                f"95 % confidence (its best: {curve.quality.max():.4f}); default quality_target {target:g} is the "
+                f"lowest within {ONE_POINT:g} of its best: quality {quality:.4f} at {share:.0%} of that model's cost")
+    return DefaultTarget(target, rule, note, quality, share, float(bounds[k]))
+
+
+def _target_for_rate(schedule: QualitySchedule, lam: float) -> float:
+    """The lowest target whose rate is at most `lam` (rounded up, so that rate is reached)."""
     if math.isinf(lam):
         return 0.0
-    # The schedule's first point at or below this rate; round up so the rate is reached.
     for t, stored in zip(schedule.targets, schedule.lams):
         if stored <= lam:
             return min(1.0, math.ceil(float(t) * 1e4) / 1e4)

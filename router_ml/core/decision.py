@@ -135,3 +135,28 @@ class QualitySchedule:
 def lam_grid(n: int = 121) -> np.ndarray:
     """The rates a sweep tries: inf, a geometric range and 0 (descending)."""
     return np.concatenate([[math.inf], np.geomspace(1e3, 1e-4, n), [0.0]])
+
+
+def explain_choice(models: list[str], proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
+                   cost_scale: float, allowed: np.ndarray | None = None) -> str:
+    """The reason for a choice made by `choose`, in the same numbers it used.
+
+    A model likelier than the chosen one was passed over only because it costs more than
+    its extra chance of success is worth at this target: a gain of dp is worth at most
+    dp * cost_scale / lam dollars. The reason names the likeliest such model and both sides
+    of that trade.
+    """
+    candidates = np.flatnonzero(allowed) if allowed is not None else np.arange(len(models))
+    among = "" if allowed is None or allowed.all() else f" (among {', '.join(models[j] for j in candidates)})"
+    p, c = float(proba[chosen]), float(costs[chosen])
+    head = f"quality_target {target:g}"
+    if math.isinf(lam):
+        return f"{head}: the cheapest model{among} (p={p:.2f}, ~${c:.2g})"
+    likelier = [j for j in candidates if proba[j] > p]
+    if not likelier:
+        return f"{head}: the likeliest to succeed{among} (p={p:.2f}, ~${c:.2g})"
+    best = max(likelier, key=lambda j: (proba[j], -costs[j]))
+    gain, extra = float(proba[best] - p), float(costs[best] - c)
+    worth = gain * cost_scale / lam if lam > 0 else math.inf
+    return (f"{head}: p={p:.2f} at ~${c:.2g}{among}; {models[best]} is likelier (p={proba[best]:.2f}) but costs "
+            f"~${extra:.2g} more, and +{gain:.2f} success is worth at most ~${worth:.2g} at this target")

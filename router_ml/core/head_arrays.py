@@ -83,7 +83,7 @@ PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": _knn, 
 
 
 class ArrayHead:
-    """A RoutingHead from its arrays: `predict(X)` -> (routing scores, calibrated probabilities)."""
+    """A RoutingHead from its arrays: `predict(X)` -> the probabilities a router routes on and reports."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         if int(arrays["format"]) != FORMAT:
@@ -97,14 +97,16 @@ class ArrayHead:
         self._b = arrays["calibration_intercept"]
         self.route_on_calibrated = bool(arrays["route_on_calibrated"])
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_models) P(success): calibrated (every router trained since one probability space
+        was introduced), or the head's own for older routers that chose to route on those."""
         raw = self._predict(self.arrays, "head_", np.asarray(X, dtype=np.float32))
+        if not self.route_on_calibrated:
+            return raw
         p = np.clip(raw, 1e-6, 1 - 1e-6)
-        calibrated = _sigmoid(np.log(p / (1 - p)) * self._a + self._b)
-        return (calibrated if self.route_on_calibrated else raw), calibrated
+        return _sigmoid(np.log(p / (1 - p)) * self._a + self._b)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.predict(X)[1]
+    predict_proba = predict
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

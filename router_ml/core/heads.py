@@ -334,13 +334,13 @@ class PlattCalibration(BaseEstimator):
 
 
 class RoutingHead(BaseEstimator):
-    """What an artifact stores: a fitted head, its calibration, and which scores route.
+    """What an artifact stores: a fitted head and its calibration.
 
-    `predict(X)` returns (routing scores, calibrated probabilities). The calibrated
-    probabilities are what a Decision reports as `confidence` and `scores`. Routing
-    uses them too when `route_on_calibrated`; otherwise it uses the head's own
-    probabilities, because per-model calibration can reorder how models compare and
-    on some data that routes worse. Training decides which by the routing metric.
+    `predict(X)` returns the calibrated probabilities: what the router trades against
+    cost and what a Decision reports as `scores` and `confidence`, one probability space
+    so that a reason can never contradict a choice. `route_on_calibrated=False` exists
+    for routers trained before that rule (they routed on the head's own probabilities and
+    now report those too); training always sets it.
     """
 
     def __init__(self, head=None, calibration=None, route_on_calibrated: bool = True) -> None:
@@ -348,13 +348,11 @@ class RoutingHead(BaseEstimator):
         self.calibration = calibration
         self.route_on_calibrated = route_on_calibrated
 
-    def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, X) -> np.ndarray:
         raw = self.head.predict_proba(X)
-        calibrated = self.calibration.transform(raw)
-        return (calibrated if self.route_on_calibrated else raw), calibrated
+        return self.calibration.transform(raw) if self.route_on_calibrated else raw
 
-    def predict_proba(self, X) -> np.ndarray:
-        return self.predict(X)[1]
+    predict_proba = predict
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything router_ml.core.head_arrays needs to predict exactly as this head does."""

@@ -15,7 +15,6 @@ Router rather than live in it.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -26,7 +25,7 @@ import numpy as np
 
 from router_ml.core.artifact import MANIFEST_FILE, read_artifact
 from router_ml.core.catalog import CostModel
-from router_ml.core.decision import Decision, QualitySchedule, choose
+from router_ml.core.decision import Decision, QualitySchedule, choose, explain_choice
 from router_ml.core.embedders import CachedEmbedder, Embedder, make_embedder
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import (
@@ -45,11 +44,15 @@ DEFAULT_DECISION_CACHE = 1024  # serving default; training and evaluation build 
 
 @dataclass(frozen=True)
 class Scores:
-    """What the router knows about a batch of prompts before the policy chooses."""
+    """What the router knows about a batch of prompts before the decision rule chooses.
 
-    routing: np.ndarray  # what the decision rule trades against cost (see heads.RoutingHead)
-    proba: np.ndarray  # calibrated P(success) per model: the reported confidences
-    costs: np.ndarray  # estimated USD cost per model
+    One probability space: `proba` is what the rule trades against cost and what a
+    Decision reports as `scores` and `confidence` (calibrated, for routers trained by this
+    version; see heads.RoutingHead).
+    """
+
+    proba: np.ndarray  # P(success) per model, (n, n_models)
+    costs: np.ndarray  # estimated USD cost per model, (n, n_models)
 
 
 class Router:
@@ -139,7 +142,7 @@ class Router:
         return self.default_quality_target if quality_target is None else check_quality_target(quality_target)
 
     def predict_scores(self, prompts: list[str], embeddings: np.ndarray | None = None) -> Scores:
-        """Routing scores, calibrated success probabilities and estimated costs, (n, n_models) each.
+        """Success probabilities and estimated costs, (n, n_models) each.
 
         `embeddings` (from this router's embedder) skips embedding, for evaluations that
         already hold them.
@@ -147,9 +150,9 @@ class Router:
         prompts = self.check_prompts(prompts)
         if embeddings is None:
             embeddings = self.embedder.encode(prompts)
-        routing, proba = self._predict_head(embeddings)
+        proba = self._predict_head(embeddings)
         costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
-        return Scores(routing, proba, costs)
+        return Scores(proba, costs)
 
     def allowed_mask(self, models) -> np.ndarray | None:
         """Boolean mask over `self.models` for a restriction (None: every model)."""
@@ -170,7 +173,7 @@ class Router:
         """
         target = self._quality_target(quality_target)
         mask = allowed if isinstance(allowed, np.ndarray) else self.allowed_mask(allowed)
-        return choose(scores.routing, scores.costs, self._lam(target), self.cost_scale, mask)
+        return choose(scores.proba, scores.costs, self._lam(target), self.cost_scale, mask)
 
     def route(self, prompt: str, quality_target: float | None = None, allowed=None) -> Decision:
         """Route one prompt; `quality_target` None uses the router's default; `allowed`
@@ -185,11 +188,11 @@ class Router:
             return cached
         self.check_prompts([prompt])
         mask = self.allowed_mask(allowed)
-        routing, proba = self._predict_head(self.embedder.encode([prompt]))
+        proba = self._predict_head(self.embedder.encode([prompt]))
         costs = self.cost_model.estimate(len(prompt))
         lam = self._lam(target)
-        chosen = int(choose(routing, costs, lam, self.cost_scale, mask)[0])
-        decision = self._decision(routing[0], proba[0], costs[0], chosen, target, lam, mask)
+        chosen = int(choose(proba, costs, lam, self.cost_scale, mask)[0])
+        decision = self._decision(proba[0], costs[0], chosen, target, lam, mask)
         if self.decision_cache_size:
             self._remember(key, decision)
         return decision
@@ -221,40 +224,26 @@ class Router:
         target = self._quality_target(quality_target)
         mask = allowed if isinstance(allowed, np.ndarray) or allowed is None else self.allowed_mask(allowed)
         if rows is not None:
-            scores = Scores(scores.routing[rows], scores.proba[rows], scores.costs[rows])
-        chosen = choose(scores.routing, scores.costs, self._lam(target), self.cost_scale, mask)
+            scores = Scores(scores.proba[rows], scores.costs[rows])
         lam = self._lam(target)
+        chosen = choose(scores.proba, scores.costs, lam, self.cost_scale, mask)
         return [
-            self._decision(scores.routing[i], scores.proba[i], scores.costs[i], int(chosen[i]), target, lam,
+            self._decision(scores.proba[i], scores.costs[i], int(chosen[i]), target, lam,
                            mask[i] if mask is not None and mask.ndim == 2 else mask)
             for i in range(len(chosen))
         ]
 
-    def _decision(self, routing, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
+    def _decision(self, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
                   mask: np.ndarray | None = None) -> Decision:
-        models = self.models
-        among = routing - 1e-9 * costs
-        best = int(np.argmax(among if mask is None else np.where(mask, among, -np.inf)))
-        if math.isinf(lam):
-            reason = f"quality_target {target:g}: the cheapest model"
-        elif chosen == best:
-            reason = f"quality_target {target:g}: the likeliest to succeed (p={proba[chosen]:.2f})"
-        else:
-            reason = (
-                f"quality_target {target:g}: p={proba[chosen]:.2f} at ~${costs[chosen]:.2g}; "
-                f"{models[best]} is likelier (p={proba[best]:.2f}) but costs ~${costs[best]:.2g}"
-            )
-        if mask is not None and not mask.all():
-            reason += f" (among {', '.join(m for m, ok in zip(models, mask) if ok)})"
         return Decision(
-            model=models[chosen],
+            model=self.models[chosen],
             confidence=float(proba[chosen]),
-            scores={m: float(p) for m, p in zip(models, proba)},
-            reason=reason,
+            scores={m: float(p) for m, p in zip(self.models, proba)},
+            reason=explain_choice(self.models, proba, costs, chosen, target, lam, self.cost_scale, mask),
             router_version=self.version,
             quality_target=target,
             estimated_cost=float(costs[chosen]),
-            costs={m: float(c) for m, c in zip(models, costs)},
+            costs={m: float(c) for m, c in zip(self.models, costs)},
         )
 
 
