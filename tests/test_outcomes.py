@@ -183,6 +183,18 @@ def test_costs_prefer_logged_then_tokens_then_estimate(tmp_path):
     assert estimated.models == ["small", "large"]  # cheapest first
 
 
+def test_one_pricing_rule_with_the_catalog_or_with_the_routers_prices(tmp_path):
+    """Logged token counts are priced the same whether the prices come from a catalog (training,
+    `evaluate --catalog`) or from the router that carries them (`evaluate`, `replay`)."""
+    tokens = read_outcomes(write(tmp_path, [dict(r, input_tokens=1000, output_tokens=10) for r in ROWS], "tok.csv"))
+    with_catalog = to_routing_data(tokens, CATALOG)
+    with_router_prices = to_routing_data(tokens, None, cost_model=with_catalog.cost_model)
+    np.testing.assert_allclose(with_router_prices.costs, with_catalog.costs)
+    assert "catalog prices" in with_catalog.pricing and "router's prices" in with_router_prices.pricing
+    small = with_catalog.models.index("small")
+    assert with_router_prices.costs[0, small] == pytest.approx((1000 * 0.1 + 10 * 0.2) / 1e6)
+
+
 def test_no_cost_information_says_how_to_fix(tmp_path):
     table = read_outcomes(write(tmp_path, ROWS))
     with pytest.raises(CatalogError, match="no cost information.*--catalog"):

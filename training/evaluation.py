@@ -65,7 +65,7 @@ def align_to_router(data: RoutingData, router_models: list[str], source: str = "
     order = [data.models.index(m) for m in router_models]
     return RoutingData(
         data.prompt_ids, data.prompts, data.tasks, list(router_models),
-        data.scores[:, order], data.success[:, order], data.costs[:, order], data.cost_model,
+        data.scores[:, order], data.success[:, order], data.costs[:, order], data.cost_model, data.pricing,
     )
 
 
@@ -325,6 +325,7 @@ def evaluate_router(
     report = {
         "router_version": router.version,
         "source": source,
+        "pricing": data.pricing,
         "prompts": n,
         "prompts_skipped_incomplete": skipped["incomplete"],
         "prompts_skipped_in_training": skipped["in_training"],
@@ -385,6 +386,17 @@ def metrics_table(rows: list[tuple[str, dict]], two_models: bool) -> str:
     return "\n".join(lines)
 
 
+def matched_quality_line(report: dict) -> str:
+    """What routing saves at the best single model's quality, in one sentence."""
+    best = report["baselines"]["always_best"]
+    share = report["metrics"].get("cost_to_match_best")
+    if share is None or not math.isfinite(share) or share >= 1.0:
+        return (f"at matched quality: the router does not reach {best['model']}'s quality ({best['quality']:.4f}) "
+                "for less than its cost on these prompts")
+    return (f"at matched quality: the router reaches {best['model']}'s quality ({best['quality']:.4f}) at "
+            f"{share:.0%} of its cost, a saving of {1 - share:.0%}")
+
+
 def format_report(report: dict) -> str:
     """The plain-text summary the CLI prints."""
     lines = []
@@ -402,6 +414,8 @@ def format_report(report: dict) -> str:
     lines.append(f"{'always best (' + b['always_best']['model'][:18] + ')':32s} {b['always_best']['quality']:8.4f} {b['always_best']['mean_cost']:12.3g}")
     lines.append(f"{'oracle':32s} {b['oracle']['quality']:8.4f} {b['oracle']['mean_cost']:12.3g}")
     lines.append("route share at the default target: " + ", ".join(f"{m} {s:.1%}" for m, s in d["share"].items()))
+    lines.append(matched_quality_line(report))
+    lines.append(f"costs: {report.get('pricing', 'logged cost per call')}")
     lines.append("")
     lines.append(metrics_table(comparison_rows(report), report["strong_model"] is not None))
     if b.get("learned_skipped"):

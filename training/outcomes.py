@@ -234,6 +234,7 @@ class RoutingData:
     success: np.ndarray  # (n, m) 1.0 / 0.0, NaN where not tried
     costs: np.ndarray  # (n, m) USD, logged or priced; estimated where not tried
     cost_model: CostModel
+    pricing: str = "logged cost per call"  # how `costs` were priced (see to_routing_data)
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -243,7 +244,7 @@ class RoutingData:
         pick = lambda seq: [seq[i] for i in rows]  # noqa: E731
         return RoutingData(
             pick(self.prompt_ids), pick(self.prompts), pick(self.tasks), list(self.models),
-            self.scores[rows], self.success[rows], self.costs[rows], self.cost_model,
+            self.scores[rows], self.success[rows], self.costs[rows], self.cost_model, self.pricing,
         )
 
     @property
@@ -277,8 +278,17 @@ def to_routing_data(
 ) -> RoutingData:
     """Pivot validated outcomes into matrices and price every (prompt, model) pair.
 
-    Calls are priced by the logged cost, else by the catalog, else (evaluating a packaged
-    router) by the router's own `cost_model`, the way it estimates costs when serving.
+    How a call is priced, everywhere (training, evaluation, replay, retraining):
+
+    1. its logged `cost`, when the log has a cost column;
+    2. else its token counts times the model's prices: input tokens as logged (else
+       estimated from the prompt's characters), output tokens as logged (else the model's
+       typical output length), prices from `catalog` when one is given, else from the
+       router's own `cost_model` (evaluating a packaged router);
+    3. a model the router only knows by a mean logged cost per call costs that.
+
+    Pairs never tried are priced as the router estimates them when serving (from the
+    prompt's length), so labels can order models that were not tried.
     """
     models = check_models(outcomes, catalog, source)
     has_logged_cost = outcomes["cost"].notna().all()
@@ -310,20 +320,22 @@ def to_routing_data(
     chars_per_token = catalog.chars_per_token if catalog else (cost_model.chars_per_token if cost_model else 4.0)
     if has_logged_cost:
         costs[rows, cols] = outcomes["cost"].to_numpy(dtype=float)
-    elif catalog is not None:
+        pricing = "logged cost per call"
+    else:
+        prices = _price_table(models, catalog, cost_model)
         in_tokens = outcomes["input_tokens"].to_numpy(dtype=float)
         in_tokens = np.where(np.isnan(in_tokens), estimate_tokens(lengths[rows], chars_per_token), in_tokens)
         out_tokens = outcomes["output_tokens"].to_numpy(dtype=float)
-        typical = np.array([catalog.output_tokens(models[c]) for c in cols], dtype=float)
+        typical = np.array([prices[models[c]][2] for c in cols], dtype=float)
         out_tokens = np.where(np.isnan(out_tokens), typical, out_tokens)
-        in_price = np.array([catalog.models[models[c]].input_price for c in cols])
-        out_price = np.array([catalog.models[models[c]].output_price for c in cols])
+        in_price = np.array([prices[models[c]][0] for c in cols], dtype=float)
+        out_price = np.array([prices[models[c]][1] for c in cols], dtype=float)
         costs[rows, cols] = (in_tokens * in_price + out_tokens * out_price) / 1e6
-    else:
-        estimate = cost_model.estimate(lengths)
-        for j, model in enumerate(models):
-            costs[:, j] = estimate[:, cost_model.models.index(model)]
-        costs[np.isnan(scores)] = np.nan
+        flat = [j for j, x in enumerate(models) if prices[x][3] is not None]  # priced per call, not per token
+        for j in flat:
+            costs[rows[cols == j], j] = prices[models[j]][3]
+        pricing = ("token counts (logged, else estimated) x " +
+                   (f"catalog prices ({catalog.source})" if catalog is not None else "the router's prices"))
 
     if cost_model is not None and catalog is None and all(x in cost_model.models for x in models):
         picked = [cost_model.models.index(x) for x in models]
@@ -360,7 +372,25 @@ def to_routing_data(
         chars_per_token=chars_per_token,
     )
     tasks = first["task"].tolist()
-    return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model)
+    return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model,
+                       pricing=pricing)
+
+
+def _price_table(models: list[str], catalog: Catalog | None, cost_model: CostModel | None) -> dict[str, tuple]:
+    """Per model (input USD/M tokens, output USD/M tokens, typical output tokens, flat USD per call or None),
+    from the catalog, else from a router's cost model."""
+    table = {}
+    for model in models:
+        if catalog is not None:
+            price = catalog.models[model]
+            table[model] = (price.input_price, price.output_price, catalog.output_tokens(model), None)
+            continue
+        j = cost_model.models.index(model)
+        if cost_model.input_price[j] is not None and cost_model.output_price[j] is not None:
+            table[model] = (cost_model.input_price[j], cost_model.output_price[j], cost_model.output_tokens[j], None)
+        else:
+            table[model] = (0.0, 0.0, 0, cost_model.mean_call_cost[j])
+    return table
 
 
 def split_prompts(data: RoutingData, test_size: float, seed: int) -> tuple[RoutingData, RoutingData | None]:
