@@ -126,7 +126,14 @@ class UpstreamRejectedError(RouterError):
 
 
 class AuditError(RouterError):
-    """The audit store cannot be opened or written."""
+    """The audit store cannot be opened or written, or an outcome report is invalid.
+
+    `field` names the part of the report at fault ("[2].cost"), when one is.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownRequestError(AuditError, LookupError):
@@ -139,7 +146,16 @@ class DuplicateOutcomeError(AuditError):
 
 # -- training ---------------------------------------------------------------------------
 
+class MissingTrainingDataError(ConfigError):
+    """Retraining needs the outcomes the champion was trained on, and they cannot be found."""
+
+
 class PromotionRefused(RouterError):
-    """The candidate is worse than the alias's current holder on the metric (exit status 1)."""
+    """The candidate is not shown to be at least as good as the alias's holder, or the evidence
+    is too thin to tell (exit status 1). `evidence`: what the decision rested on."""
 
     exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, evidence: dict | None = None) -> None:
+        super().__init__(message)
+        self.evidence = dict(evidence or {})

@@ -43,7 +43,7 @@ def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     assert len(manifest["training_data"]["sha256"]) == 64
     assert "test" in manifest["metrics"] and "validation" in manifest["metrics"]
     assert manifest["libraries"]["scikit-learn"]
-    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE}  # no embedder files for the hashing embedder
+    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE, "neighbours.npz"}  # no embedder files (hashing)
 
 
 @pytest.mark.parametrize("name", [HEAD_FILE, HEAD_ARRAYS_FILE])

@@ -112,3 +112,28 @@ def test_routing_head_gives_one_probability_space():
     np.testing.assert_allclose(RoutingHead(knn, calibration).predict(X), calibration.transform(knn.predict_proba(X)))
     np.testing.assert_allclose(RoutingHead(knn, calibration, route_on_calibrated=False).predict(X),
                                knn.predict_proba(X))
+
+
+@pytest.mark.parametrize("name, settings", [("per_model", {}), ("cheapest_successful", {}), ("knn", {"k": 250}),
+                                            ("blend", {"k": 250})])
+def test_a_weight_of_two_counts_like_a_repeated_prompt(name, settings):
+    """Inverse-propensity weights (retraining from logged traffic) enter the fit as repetition would
+    (for kNN with every prompt a neighbour: repeats would otherwise crowd others out of the k)."""
+    X, Y, costs, _ = synthetic(n=200, seed=3)
+    Y[::3, 0] = np.nan  # a partial log: some outcomes unknown
+    W = np.ones_like(Y)
+    W[:50] = 2.0
+    weighted = HEADS[name](**settings).fit(X, Y, costs=costs, sample_weight=W)
+    repeated = HEADS[name](**settings).fit(np.vstack([X, X[:50]]), np.vstack([Y, Y[:50]]),
+                                           costs=np.vstack([costs, costs[:50]]))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=2e-3)
+
+
+def test_weights_must_be_positive_where_outcomes_are_known():
+    X, Y, costs, _ = synthetic(n=50)
+    W = np.ones_like(Y)
+    W[0, 0] = 0.0
+    with pytest.raises(ValueError, match="sample_weight"):
+        PerModelSuccessHead().fit(X, Y, sample_weight=W)
+    with pytest.raises(ValueError, match="shape"):
+        PerModelSuccessHead().fit(X, Y, sample_weight=W[:, :1])

@@ -92,7 +92,7 @@ def onnx_router(tmp_path_factory, demo_files, onnx_cache):
 
 def test_onnx_router_serves_without_torch_or_sklearn(onnx_router):
     manifest = json.loads((onnx_router / "manifest.json").read_text())
-    assert manifest["embedder"]["kind"] == "onnx" and manifest["embedder"]["precision"] == "int8"
+    assert manifest["embedder"]["kind"] == "onnx" and manifest["embedder"]["precision"] == "fp32"  # the default: it routes as torch does
     assert {"embedder/model.onnx", "embedder/tokenizer.json", "embedder/embedder.json"} <= set(manifest["files"])
     code = (
         "import sys, json, router_ml; "

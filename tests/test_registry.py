@@ -57,18 +57,26 @@ def test_alias_lifecycle(in_registry, demo_files):
         promote("demo", "2", log=lambda _: None)
     assert load_router("models:/demo@champion").version == "v1"
     forced = promote("demo", "2", force=True, log=lambda _: None)
-    assert forced["forced"] is True and forced["candidate"] == 0.70
+    assert forced["forced"] is True and forced["evidence"]["candidate"] == 0.70
     assert client.get_model_version("demo", "2").tags["promotion.champion"].startswith("FORCED over version 1")
     assert any(k.startswith("forced_promotion.champion") for k in client.get_registered_model("demo").tags)
     assert load_router("models:/demo@champion").version == "v2"
 
-    # With outcomes, both are evaluated now; version 1 returns only if it is at least as good.
+    # With outcomes, both are evaluated now on the same prompts and compared by a paired bootstrap:
+    # too few prompts is refused outright; otherwise version 1 returns only with a lower bound >= 0.
     holdout = read_outcomes(demo_files["holdout"])
+    few = holdout[holdout["prompt_id"].isin(holdout["prompt_id"].unique()[:60])]
+    with pytest.raises(PromotionRefused, match="too thin: 60 held-out prompts"):
+        promote("demo", "1", frame=few, source="few", log=lambda _: None)
+    assert load_router("models:/demo@champion").version == "v2"
     try:
-        result = promote("demo", "1", frame=holdout, source="holdout", log=lambda _: None)
-        assert result["candidate"] >= result["champion"]
+        result = promote("demo", "1", frame=holdout, source="holdout", resamples=300, min_prompts=50,
+                         log=lambda _: None)
+        evidence = result["evidence"]
+        assert evidence["lower"] >= 0 and evidence["prompts"] >= 50 and evidence["resamples"] == 300
         assert load_router("models:/demo@champion").version == "v1"
-    except PromotionRefused:
+    except PromotionRefused as refused:
+        assert "95% confidence" in str(refused) and "lower bound" in str(refused)
         assert load_router("models:/demo@champion").version == "v2"
 
 

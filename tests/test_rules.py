@@ -16,6 +16,12 @@ def policy(tmp_path, text, name="p.yaml"):
     return load_policy(path, MODELS)
 
 
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
 def error(tmp_path, text, fragment):
     with pytest.raises(PolicyError) as err:
         policy(tmp_path, text)
@@ -151,3 +157,33 @@ def test_the_example_policy_loads_against_the_demo_models():
     p = load_policy(Path(__file__).resolve().parents[1] / "data" / "policy.example.yaml", MODELS)
     assert [r.name for r in p.rules][:2] == ["very-long-prompts", "free-tier"] and not p.warnings
     assert p.cascade.steps == ("nano", "router") and p.fallbacks.chain_for("pro") == ["pro", "legacy-xl"]
+
+
+def test_the_novelty_guard_sends_unusual_prompts_to_its_model(tmp_path, trained_router_dir):
+    from router_ml import load_router
+    from router_ml.policy.cascade import make_plans
+
+    router = load_router(trained_router_dir)
+    safe = router.models[-1]
+    policy = load_policy(write(tmp_path, f"novelty: {{above: 0.9, route_to: {safe}}}\n"), router.models)
+    strange = "qwxz vbnm plokij uhygt rfed wsaq zxcv"
+    [plan] = make_plans(router, policy, [strange])
+    assert plan.guarded and plan.model == safe and "novelty-guard" in plan.rules.fired and "novelty" in plan.reason()
+    [usual] = make_plans(router, policy, [router.neighbours.prompt(0)])  # a training prompt
+    assert not usual.guarded
+    restricted = load_policy(write(tmp_path, f"rules:\n  - {{name: cheap, when: {{min_tokens: 1}}, restrict: "
+                                             f"[{router.models[0]}]}}\nnovelty: {{above: 0.9, route_to: {safe}}}\n",
+                                   "r.yaml"), router.models)
+    [bound] = make_plans(router, restricted, [strange])
+    assert not bound.guarded and bound.model == router.models[0] and "outside the rules' restriction" in bound.reason()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("novelty: {above: 1.5, route_to: pro}\n", r"novelty.above: expected a number in \[0, 1\]"),
+    ("novelty: {above: 0.9, route_to: ghost}\n", "model 'ghost' is not in"),
+    ("novelty: {above: 0.9}\n", r"give above \(0..1\) and route_to"),
+    ("rules:\n  - {name: novelty-guard, when: {min_tokens: 1}, force: pro}\n", "reserved"),
+])
+def test_bad_novelty_guards_name_the_line(tmp_path, text, fragment):
+    with pytest.raises(PolicyError, match=fragment):
+        load_policy(write(tmp_path, text), MODELS)

@@ -27,7 +27,7 @@ def routing_data(n=300, seed=0):
 class Memorizer:
     """Says 1 for prompts it was fitted on and 0 otherwise: shows any leak of a prompt into its own fold."""
 
-    def fit(self, X, Y, costs=None):
+    def fit(self, X, Y, costs=None, sample_weight=None):
         self.seen_ = {x.tobytes() for x in X}
         self.m_ = Y.shape[1]
         return self
@@ -74,3 +74,40 @@ def test_too_few_complete_prompts_is_a_named_error():
     data.scores[10:, 1] = data.success[10:, 1]
     with pytest.raises(ConfigError, match="every model"):
         select_head(X, data, [Candidate("per_model", {"C": 1.0})], folds=3)
+
+
+def sweep_of(choices, scores, costs):
+    from training.selection import Sweep
+
+    rows = np.arange(scores.shape[0])
+    lams = np.array([np.inf, 1.0, 0.1, 0.0])[: len(choices)]
+    choices = np.array(choices)
+    return Sweep(lams, np.array([costs[rows, c].mean() for c in choices]),
+                 np.array([scores[rows, c].mean() for c in choices]), choices)
+
+
+def test_the_default_reaches_the_best_single_model_with_a_margin_for_unseen_prompts():
+    from router_ml.core.decision import QualitySchedule
+    from training.selection import default_target
+
+    n = 100
+    scores = np.zeros((n, 2))
+    scores[:90, 1] = 1  # the dear model: 0.9
+    scores[:60, 0] = scores[90:, 0] = 1  # the cheap one: right on 60 easy prompts and on the 10 the dear one misses
+    costs = np.tile([1.0, 10.0], (n, 1))
+    cheap, mixed, smart, dear = np.zeros(n, int), np.r_[np.zeros(60), np.ones(15), np.zeros(25)].astype(int), \
+        np.r_[np.zeros(60), np.ones(30), np.zeros(10)].astype(int), np.ones(n, int)
+    curve = sweep_of([cheap, mixed, smart, dear], scores, costs)
+    schedule = QualitySchedule.from_curve(curve.lams, curve.quality)
+    default = default_target(schedule, curve, scores, costs, np.arange(n) % 5)
+    assert default.rule == "matches_best_single" and default.margin == 0.0
+    assert schedule.lam_for(default.target) <= 0.1 and default.quality == 1.0
+    assert default.cost_share == pytest.approx(curve.mean_cost[2] / 10.0)
+
+    # A router that never gets to the dear model's quality: the default says so and stays near its own best.
+    weak = sweep_of([cheap, mixed], scores, costs)
+    weak = type(weak)(np.array([np.inf, 0.0]), weak.mean_cost, weak.quality, weak.choices)
+    fallback = default_target(QualitySchedule.from_curve(weak.lams, weak.quality), weak, scores, costs,
+                              np.arange(n) % 5)
+    assert fallback.rule == "near_router_best" and "does not reach" in fallback.note
+    assert fallback.quality == pytest.approx(0.85) and fallback.target == 1.0

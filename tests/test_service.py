@@ -64,6 +64,41 @@ def test_outcomes_join_and_errors_name_the_field(client, service, tmp_path):
     assert row["outcomes"][0]["success"] == 1 and row["outcomes"][0]["cost"] == 0.01
 
 
+def test_outcomes_that_would_poison_retraining_are_refused(client, service, tmp_path):
+    [a, b] = post(client, "/v1/route", {"prompts": ["first", "second"]}).json()["decisions"]
+    ghost = post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": "gpt-5", "success": True})
+    assert ghost.status_code == 422 and ghost.json()["error"]["field"] == "model"
+    assert "not a model this service routes to" in ghost.json()["error"]["message"]
+    infinite = client.post("/v1/outcomes", headers={"Content-Type": "application/json"},
+                           content=f'{{"request_id": "{a["request_id"]}", "model": "{a["model"]}", "success": true, '
+                                   '"cost": Infinity}')
+    assert infinite.status_code in (400, 422), infinite.text
+    assert post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": a["model"], "success": True,
+                                         "cost": -1}).status_code == 422
+    assert post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": a["model"], "success": 1}).status_code == 422
+    # A list is applied all or nothing: a bad item leaves the good one unrecorded, so a retry works.
+    good = {"request_id": a["request_id"], "model": a["model"], "success": True}
+    mixed = post(client, "/v1/outcomes", [good, {"request_id": "unknown-id", "model": b["model"], "score": 0.5}])
+    assert mixed.status_code == 404 and mixed.json()["error"]["field"] == "[1].request_id"
+    service.audit.flush()
+    assert all(not r["outcomes"] for r in read_joined(tmp_path / "audit.sqlite"))
+    retry = post(client, "/v1/outcomes", [good, {"request_id": b["request_id"], "model": b["model"], "score": 0.5}])
+    assert retry.status_code == 200 and retry.json() == {"recorded": 2}
+    twice = post(client, "/v1/outcomes", [{**good, "request_id": b["request_id"], "model": b["model"]}] * 2)
+    assert twice.status_code == 409 and twice.json()["error"]["field"] == "[1].model"
+    with pytest.raises(Exception, match="not a model this service routes to"):
+        service.record_outcome(a["request_id"], "ghost", success=True)
+
+
+def test_request_fields_are_read_strictly(client):
+    for body, field in [({"prompt": "x", "quality_target": True}, "quality_target"),
+                        ({"prompt": "x", "quality_target": "0.5"}, "quality_target"),
+                        ({"prompt": "x", "quality_targt": 0.5}, "quality_targt")]:
+        answer = post(client, "/v1/route", body)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == field, answer.text
+    assert post(client, "/v1/route", {"prompt": "x", "quality_target": 1}).status_code == 200
+
+
 def test_bad_requests_are_4xx_json_naming_the_field(client, service):
     malformed = client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})
     assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "malformed_json"
@@ -116,6 +151,39 @@ def test_health_ready_metrics_and_docs(client):
     assert "router_prompts_total 2.0" in text and "router_routes_total{model=" in text
     assert 'router_info{router_version="test-router-1"' in text
     assert "/v1/route" in client.get("/openapi.json").json()["paths"]
+
+
+def test_readyz_waits_for_the_embedding_model(service, client, monkeypatch):
+    """/readyz says 503 until warm_up has routed once (loading torch takes seconds)."""
+    import threading
+
+    release = threading.Event()
+    original = service.router.route
+    monkeypatch.setattr(service.router, "route", lambda *a, **k: release.wait(10) and original(*a, **k))
+    service.warm_up(background=True)
+    warming = client.get("/readyz")
+    assert warming.status_code == 503 and warming.json()["warm"] is False
+    release.set()
+    for _ in range(100):
+        if client.get("/readyz").status_code == 200:
+            break
+        threading.Event().wait(0.02)
+    assert client.get("/readyz").json()["warm"] is True
+
+
+def test_every_rejected_request_is_counted(client):
+    def rejected():
+        text = client.get("/metrics").text
+        line = next((x for x in text.splitlines() if x.startswith('router_requests_total{status="rejected"}')), "x 0")
+        return float(line.split()[-1])
+
+    client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})  # 400
+    client.post("/v1/route", content=b"prompt=hi", headers={"Content-Type": "text/plain"})  # 415
+    post(client, "/v1/route", {"prompts": []})  # 422, schema
+    post(client, "/v1/route", {"prompt": "   "})  # 422, an empty prompt
+    post(client, "/v1/route", {"prompt": "x", "quality_target": 3})  # 422
+    post(client, "/v1/route", {"prompt": "x" * 1_000_000})  # 413
+    assert rejected() == 6
 
 
 def test_readyz_reports_a_failing_audit_store(client, service, monkeypatch):

@@ -69,7 +69,8 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--truncation", default="tail", show_default=True, type=click.Choice(["head", "tail", "head_tail"]))
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx"]),
               help="onnx: export the embedder to ONNX; the router then serves without torch.")
-@click.option("--onnx-precision", default="int8", show_default=True, type=click.Choice(["int8", "fp32"]))
+@click.option("--onnx-precision", default="fp32", show_default=True, type=click.Choice(["int8", "fp32"]),
+              help="fp32 routes as torch does; int8 is faster but fails the equivalence proof (README).")
 @click.option("--strategy", default="auto", show_default=True, type=click.Choice(["auto", "per_model", "cheapest_successful", "knn", "blend"]))
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
 @click.option("--test-size", default=0.2, show_default=True, type=float)
@@ -87,9 +88,11 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
 @click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
+@click.option("--no-neighbours", is_flag=True,
+              help="Do not keep training prompts in the router (no explanations by example, no novelty).")
 def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
-          no_mlflow, overwrite, json_out, report_dir, no_baselines):
+          no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours):
     """Train a router from an outcomes log and package it in --out."""
     from training.evaluation import format_report
     from training.pipeline import TrainConfig
@@ -105,7 +108,7 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, trunca
         duplicates=duplicates, column_map=parse_pairs(column_map, "--map"), router_version=router_version,
         cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
         experiment=experiment, mlflow=not no_mlflow, report_dir=str(report_dir) if report_dir else None,
-        baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"),
+        baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"), neighbours=not no_neighbours,
     )
     result = run_train(config, log=echo_err, progress=sys.stderr.isatty())
     if result.report is not None:
@@ -233,34 +236,49 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 
 @click.command()
 @click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The service's audit database (decisions and reported outcomes).")
+              help="The service's audit database (decisions and reported outcomes); read, never changed.")
 @click.option("--outcomes", "outcome_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Offline outcomes logs to add (repeatable); prompts with every model's outcome form the holdout.")
+              help="Offline outcomes logs to add (repeatable); prompts with every model's outcome can be held out.")
 @click.option("--base", required=True, help="The current router, e.g. models:/NAME@champion (its settings and prices are reused).")
+@click.option("--base-outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The log the base was trained on, when the file its manifest names is gone or changed.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the challenger router.")
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
 @click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")
 @click.option("--alias", default="champion", show_default=True)
-@click.option("--metric", default="aiq", show_default=True, help="Metric the challenger must match or beat on the holdout.")
-@click.option("--holdout-size", default=0.25, show_default=True, type=float, help="Share of complete prompts held out.")
+@click.option("--metric", default="aiq", show_default=True,
+              type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]),
+              help="Metric the challenger must be at least as good on.")
+@click.option("--margin", default=0.0, show_default=True, type=float,
+              help="Promote when the 95% lower bound of the improvement is >= -margin.")
+@click.option("--holdout-size", default=0.25, show_default=True, type=float, help="Share of eligible complete prompts held out.")
+@click.option("--min-holdout", default=200, show_default=True, type=int, help="Fewest held-out prompts to decide on.")
+@click.option("--resamples", default=1000, show_default=True, type=int, help="Paired bootstrap resamples.")
+@click.option("--max-weight", default=5.0, show_default=True, type=float, help="Cap on inverse-propensity weights.")
 @click.option("--since", type=float, help="Only decisions logged at or after this unix time.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
 @click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-def retrain(audit_path, outcome_paths, base, out, catalog, register, alias, metric, holdout_size, since, seed, cache_dir,
-            no_promote, overwrite):
-    """Train a challenger from logged outcomes, evaluate it against --base, promote it if it wins."""
+def retrain(audit_path, outcome_paths, base, base_outcomes, out, catalog, register, alias, metric, margin, holdout_size,
+            min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite):
+    """Train a challenger on everything the base learned plus the logs; promote it only if it is at least as good.
+
+    Exits 1 when the challenger is not promoted (or the held-out evidence is too thin to decide).
+    """
     from training.retrain import RetrainConfig
     from training.retrain import retrain as run_retrain
 
     config = RetrainConfig(audit=str(audit_path), base=base, out=str(out), outcomes=[str(p) for p in outcome_paths],
+                           base_outcomes=str(base_outcomes) if base_outcomes else None,
                            catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
-                           holdout_size=holdout_size, since=since, seed=seed,
+                           margin=margin, holdout_size=holdout_size, min_holdout=min_holdout, resamples=resamples,
+                           max_weight=max_weight, since=since, seed=seed,
                            cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite)
     result = run_retrain(config, log=echo_err, progress=sys.stderr.isatty())
-    click.echo(json.dumps({"challenger": str(result.challenger), "version": result.version, "promoted": result.promoted,
-                           "decision": result.decision, "data": result.stats}, default=str))
+    click.echo(json.dumps(result.to_dict(), default=str))
+    if not no_promote and not result.promoted:
+        raise click.exceptions.Exit(1)
 
 
 @click.command()

@@ -14,9 +14,14 @@ with different strengths and prices:
     legacy-xl   the most expensive, yet no better than mini: a pricier model that is
                 weaker, the trap that breaks any rule assuming price means quality
 
-A prompt's success chance per model is a logistic function of the model's skill on
-the task, the prompt's difficulty and a per-prompt hardness shared by all models, so
-some prompts are solved by no model and a realistic share only by `pro`.
+Each model has a capability per task; a prompt has a difficulty (its tier, give or take)
+and a hardness shared by all models. A model almost always succeeds on prompts below
+its capability and rarely above it (a steep logistic in capability minus difficulty),
+so easy prompts are solved by every model, medium ones from `mini` up and hard ones
+mostly only by `pro`, while some prompts are too hard for all; and every model slips
+now and then whatever the prompt, the big ones a little more often. That is the
+situation a router is for: at the best single model's quality, most traffic can go to
+cheap models.
 Summaries get a graded score in [0, 1]; every other task is scored 1 or 0. Calls are
 logged with token counts (no dollar cost), so training prices them with the catalog.
 """
@@ -43,17 +48,21 @@ TASKS = ("arithmetic", "code", "translation", "factual", "summarisation", "logic
 TIERS = ("easy", "medium", "hard")
 TIER_SHARE = (0.45, 0.35, 0.20)
 TIER_DIFFICULTY = {"easy": 0.1, "medium": 0.5, "hard": 0.9}
-# Logit of success at difficulty 0, and how fast it falls with difficulty.
-BASE_SKILL = {"nano": 2.3, "coder": 1.2, "mini": 2.9, "pro": 3.8, "legacy-xl": 2.8}
-SLOPE = {"nano": 5.8, "coder": 5.0, "mini": 4.4, "pro": 3.3, "legacy-xl": 4.5}
+# Capability per model (difficulty it handles, 0..1) and its adjustments per task.
+CAPABILITY = {"nano": 0.40, "coder": 0.25, "mini": 0.66, "pro": 0.90, "legacy-xl": 0.60}
 TASK_BONUS = {
-    "nano": {"translation": 0.4, "factual": 0.3, "code": -1.2, "logic": -0.6},
-    "coder": {"code": 3.0, "arithmetic": 0.8, "logic": 0.6, "translation": -0.8},
-    "mini": {"code": -0.2, "summarisation": 0.3},
-    "pro": {"logic": 0.2},
-    "legacy-xl": {"translation": 0.3, "code": -0.5},
+    "nano": {"translation": 0.05, "factual": 0.05, "code": -0.2, "logic": -0.1},
+    "coder": {"code": 0.65, "arithmetic": 0.25, "logic": 0.2, "translation": -0.1},
+    "mini": {"code": -0.05, "summarisation": 0.05},
+    "pro": {},
+    "legacy-xl": {"translation": 0.05, "code": -0.1},
 }
-HARDNESS_SD = 0.35
+# Every model also slips now and then whatever the prompt (a truncated answer, a format
+# error, overthinking a simple question); the big models' long answers slip more often.
+LAPSE = {"nano": 0.01, "coder": 0.02, "mini": 0.02, "pro": 0.05, "legacy-xl": 0.06}
+STEEPNESS = 10.0  # logit per unit of (capability - difficulty)
+MARGIN = 2.5  # logit of success when difficulty equals capability
+HARDNESS_SD = 0.8  # per prompt, shared by all models, in logits
 OUTPUT_TOKENS = {"arithmetic": 60, "code": 320, "translation": 80, "factual": 60, "summarisation": 140, "logic": 200}
 LATENCY_MS_PER_TOKEN = {"nano": 4.0, "coder": 6.0, "mini": 9.0, "legacy-xl": 30.0, "pro": 25.0}
 
@@ -214,8 +223,9 @@ def generate_demo(n_prompts: int = 2400, seed: int = 7) -> pd.DataFrame:
         in_tokens = math.ceil(len(text) / 4)
         prompt_id = f"demo-{len(seen):05d}"
         for model in MODELS:
-            logit = BASE_SKILL[model] + TASK_BONUS[model].get(task, 0.0) - SLOPE[model] * difficulty - hardness
-            p = 1.0 / (1.0 + math.exp(-logit))
+            capability = CAPABILITY[model] + TASK_BONUS[model].get(task, 0.0)
+            logit = STEEPNESS * (capability - difficulty) + MARGIN - hardness
+            p = (1.0 - LAPSE[model]) / (1.0 + math.exp(-logit))
             if task == "summarisation":
                 score = float(np.clip(p + rng.normal(0.0, 0.12), 0.0, 1.0))
             else:

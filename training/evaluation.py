@@ -66,6 +66,7 @@ def align_to_router(data: RoutingData, router_models: list[str], source: str = "
     return RoutingData(
         data.prompt_ids, data.prompts, data.tasks, list(router_models),
         data.scores[:, order], data.success[:, order], data.costs[:, order], data.cost_model, data.pricing,
+        None if data.weights is None else data.weights[:, order],
     )
 
 

@@ -34,7 +34,8 @@ from router_ml.core.validation import check_share
 from router_ml.errors import CatalogError, OutcomesError
 
 REQUIRED = ("prompt", "model")
-OPTIONAL = ("prompt_id", "score", "success", "cost", "input_tokens", "output_tokens", "latency_ms", "timestamp", "task")
+OPTIONAL = ("prompt_id", "score", "success", "cost", "input_tokens", "output_tokens", "latency_ms", "timestamp", "task",
+            "weight")
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 DUPLICATE_POLICIES = ("error", "mean")
@@ -91,7 +92,8 @@ def validate_outcomes(
 
     Canonical columns: prompt_id, prompt, model, score, success, cost (NaN when not
     logged), input_tokens, output_tokens (NaN when not logged), task (None when not
-    given), row (1-based source row).
+    given), weight (1 unless given: how much the row counts when fitting; retraining gives
+    logged traffic inverse-propensity weights), row (1-based source row).
     """
     check_share(success_threshold, "success_threshold", error=OutcomesError)
     if duplicates not in DUPLICATE_POLICIES:
@@ -154,6 +156,15 @@ def validate_outcomes(
         else:
             out[field] = np.nan
 
+    if "weight" in columns:
+        weight, missing_weight = _as_number(frame, "weight")
+        weight = np.where(missing_weight & frame["weight"].map(lambda v: v is None or v == "").to_numpy(), 1.0, weight)
+        _bad_rows(frame, ~(np.isfinite(weight) & (weight > 0)), "weight", "a finite number > 0 (or empty for 1)",
+                  source)
+        out["weight"] = weight
+    else:
+        out["weight"] = 1.0
+
     if "prompt_id" in columns:
         ids = frame["prompt_id"]
         bad = ~ids.map(lambda v: (isinstance(v, str) and bool(v.strip())) or isinstance(v, (int, np.integer))).to_numpy()
@@ -187,12 +198,14 @@ def validate_outcomes(
 
 
 def _average_duplicates(out: pd.DataFrame, success_threshold: float) -> pd.DataFrame:
-    """Merge repeated (prompt, model) attempts: mean score and cost, success by the mean score."""
+    """Merge repeated (prompt, model) attempts: mean score and cost, success by the mean score,
+    and the smallest of their weights (an outcome also seen in an unbiased log needs no
+    inverse-propensity weight)."""
     grouped = out.groupby(["prompt_id", "model"], sort=False)
     merged = grouped.agg(
         row=("row", "min"), prompt=("prompt", "first"), score=("score", "mean"), cost=("cost", "mean"),
         input_tokens=("input_tokens", "mean"), output_tokens=("output_tokens", "mean"), task=("task", "first"),
-        success_rate=("success", "mean"),
+        success_rate=("success", "mean"), weight=("weight", "min"),
     ).reset_index()
     merged["success"] = merged["success_rate"] >= 0.5
     return merged.drop(columns="success_rate").sort_values("row").reset_index(drop=True)
@@ -235,6 +248,7 @@ class RoutingData:
     costs: np.ndarray  # (n, m) USD, logged or priced; estimated where not tried
     cost_model: CostModel
     pricing: str = "logged cost per call"  # how `costs` were priced (see to_routing_data)
+    weights: np.ndarray | None = None  # (n, m) weight of each observed outcome (retraining's IPW); None: all 1
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -245,6 +259,7 @@ class RoutingData:
         return RoutingData(
             pick(self.prompt_ids), pick(self.prompts), pick(self.tasks), list(self.models),
             self.scores[rows], self.success[rows], self.costs[rows], self.cost_model, self.pricing,
+            None if self.weights is None else self.weights[rows],
         )
 
     @property
@@ -314,6 +329,10 @@ def to_routing_data(
     costs = np.full((n, m), np.nan)
     scores[rows, cols] = outcomes["score"].to_numpy(dtype=float)
     success[rows, cols] = outcomes["success"].to_numpy(dtype=float)
+    weights = None
+    if "weight" in outcomes.columns and (outcomes["weight"].to_numpy(dtype=float) != 1.0).any():
+        weights = np.ones((n, m))
+        weights[rows, cols] = outcomes["weight"].to_numpy(dtype=float)
     prompts = first["prompt"].tolist()
     lengths = np.array([len(p) for p in prompts])
 
@@ -322,18 +341,7 @@ def to_routing_data(
         costs[rows, cols] = outcomes["cost"].to_numpy(dtype=float)
         pricing = "logged cost per call"
     else:
-        prices = _price_table(models, catalog, cost_model)
-        in_tokens = outcomes["input_tokens"].to_numpy(dtype=float)
-        in_tokens = np.where(np.isnan(in_tokens), estimate_tokens(lengths[rows], chars_per_token), in_tokens)
-        out_tokens = outcomes["output_tokens"].to_numpy(dtype=float)
-        typical = np.array([prices[models[c]][2] for c in cols], dtype=float)
-        out_tokens = np.where(np.isnan(out_tokens), typical, out_tokens)
-        in_price = np.array([prices[models[c]][0] for c in cols], dtype=float)
-        out_price = np.array([prices[models[c]][1] for c in cols], dtype=float)
-        costs[rows, cols] = (in_tokens * in_price + out_tokens * out_price) / 1e6
-        flat = [j for j, x in enumerate(models) if prices[x][3] is not None]  # priced per call, not per token
-        for j in flat:
-            costs[rows[cols == j], j] = prices[models[j]][3]
+        costs[rows, cols] = price_calls(outcomes, catalog, cost_model, chars_per_token)
         pricing = ("token counts (logged, else estimated) x " +
                    (f"catalog prices ({catalog.source})" if catalog is not None else "the router's prices"))
 
@@ -373,7 +381,26 @@ def to_routing_data(
     )
     tasks = first["task"].tolist()
     return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model,
-                       pricing=pricing)
+                       pricing=pricing, weights=None if weights is None else weights[:, order])
+
+
+def price_calls(rows: pd.DataFrame, catalog: Catalog | None, cost_model: CostModel | None = None,
+                chars_per_token: float | None = None) -> np.ndarray:
+    """USD per row of validated outcomes by steps 2 and 3 of the pricing rule (to_routing_data):
+    token counts (logged, else estimated) times the catalog's prices, else the router's."""
+    if chars_per_token is None:
+        chars_per_token = catalog.chars_per_token if catalog else cost_model.chars_per_token
+    models = rows["model"].tolist()
+    prices = _price_table(sorted(set(models)), catalog, cost_model)
+    lengths = rows["prompt"].str.len().to_numpy()
+    in_tokens = rows["input_tokens"].to_numpy(dtype=float)
+    in_tokens = np.where(np.isnan(in_tokens), estimate_tokens(lengths, chars_per_token), in_tokens)
+    out_tokens = rows["output_tokens"].to_numpy(dtype=float)
+    out_tokens = np.where(np.isnan(out_tokens), np.array([prices[m][2] for m in models], dtype=float), out_tokens)
+    in_price = np.array([prices[m][0] for m in models], dtype=float)
+    out_price = np.array([prices[m][1] for m in models], dtype=float)
+    flat = np.array([np.nan if prices[m][3] is None else prices[m][3] for m in models], dtype=float)
+    return np.where(np.isnan(flat), (in_tokens * in_price + out_tokens * out_price) / 1e6, flat)
 
 
 def _price_table(models: list[str], catalog: Catalog | None, cost_model: CostModel | None) -> dict[str, tuple]:

@@ -27,13 +27,14 @@ from router_ml.core.catalog import load_catalog
 from router_ml.core.embedders import DEFAULT_MODEL, DEFAULT_TRUNCATION, TRUNCATIONS, embedder_class
 from router_ml.core.heads import HEADS, RoutingHead
 from router_ml.core.labeling import CENSORED, cheapest_successful_labels
+from router_ml.core.neighbours import NEIGHBOURS_FILE, TrainingNeighbours
 from router_ml.core.router import Router
 from router_ml.core.validation import check_share
 from router_ml.errors import ConfigError
 from training.embed_cache import DiskCachedEmbedder
 from training.evaluation import BASELINES, evaluate_router
 from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_outcomes, split_prompts, to_routing_data
-from training.selection import DEFAULT_CANDIDATES, Candidate, select_head
+from training.selection import DEFAULT_CANDIDATES, Candidate, fold_ids, select_head
 
 STRATEGIES = ("auto", *HEADS)
 EMBEDDER_KINDS = ("sentence-transformers", "hashing")  # what a router trains with; "onnx" is a backend of the first
@@ -51,7 +52,7 @@ class TrainConfig:
     embedder: str = DEFAULT_MODEL
     embedder_kind: str = "sentence-transformers"
     backend: str = "torch"  # for sentence-transformers models: "torch", or "onnx" (no torch when serving)
-    onnx_precision: str = "int8"  # with backend "onnx": "int8" (fastest) or "fp32"
+    onnx_precision: str = "fp32"  # with backend "onnx": "fp32" (routes as torch does) or "int8" (faster)
     truncation: str = DEFAULT_TRUNCATION
     success_threshold: float = 0.5
     test_size: float = 0.2
@@ -69,6 +70,7 @@ class TrainConfig:
     mlflow: bool = True
     baselines: tuple[str, ...] = BASELINES  # learned baselines in the held-out report
     report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
+    neighbours: bool = True  # keep the training prompts in the router (explanations, novelty)
 
     def __post_init__(self) -> None:
         check_share(self.success_threshold, "success_threshold")
@@ -208,8 +210,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     log(f"choosing the head by {config.folds}-fold validation AIQ:")
     selection = select_head(X, train_data, _candidates(config.strategy), folds=config.folds, seed=config.seed,
                             progress=report_candidate)
-    head = RoutingHead(selection.candidate.make().fit(X, train_data.success, costs=train_data.costs),
-                       selection.calibration, route_on_calibrated=True)
+    fitted = selection.candidate.make().fit(X, train_data.success, costs=train_data.costs,
+                                            sample_weight=train_data.weights)
+    head = RoutingHead(fitted, selection.calibration, route_on_calibrated=True)
     log(f"chose {selection.candidate.name}; {selection.default.note}")
 
     created = dt.datetime.now(dt.UTC)
@@ -247,17 +250,27 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         "config": config.to_dict(),
     }
 
+    # The training prompts, for explanations and novelty, unless asked not to keep them.
+    arrays = {}
+    if config.neighbours:
+        arrays[NEIGHBOURS_FILE] = TrainingNeighbours.arrays(X, train_data.scores, train_data.prompts,
+                                                            fold_ids(len(train_data), config.folds, config.seed),
+                                                            seed=config.seed)
+
     # 5. Held-out evaluation, with the router exactly as it will be loaded.
     report = None
     if test_data is not None and len(test_data):
-        router = Router(_clean(manifest), head, embedder, embedding_cache_size=0)  # the disk cache serves
+        neighbours = TrainingNeighbours(arrays[NEIGHBOURS_FILE], data.models) if arrays else None
+        router = Router(_clean(manifest), head, embedder, embedding_cache_size=0,  # the disk cache serves
+                        neighbours=neighbours)
         report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
                                  baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
                                  log=log)
         manifest["metrics"]["test"] = held_out_summary(report)
 
     # 6. The artifact (and the report beside it, when asked).
-    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files())
+    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files(),
+                          arrays=arrays)
     log(f"wrote {path}")
     result = TrainResult(path, manifest, report, selection.table)
     if report is not None and config.report_dir:

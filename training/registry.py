@@ -21,10 +21,8 @@ import numpy as np
 
 from router_ml.core.mlflow_registry import import_mlflow, parse_models_uri, resolve_model_version
 from router_ml.errors import ConfigError, PromotionRefused
+from training.comparison import HIGHER_IS_BETTER, MIN_PROMPTS, PairedComparison, paired_comparison
 from training.outcomes import RoutingData, data_hash
-
-HIGHER_IS_BETTER = {"aiq": True, "gap_closed": True, "quality_at_best_cost": True, "apgr": True,
-                    "cost_to_match_best": False, "cpt50": False, "cpt80": False, "ece": False}
 
 
 def eval_tag_prefix(eval_sha: str) -> str:
@@ -119,9 +117,20 @@ def promote(
     catalog=None,
     source: str | None = None,
     force: bool = False,
+    margin: float = 0.0,
+    min_prompts: int = MIN_PROMPTS,
+    resamples: int = 1000,
+    seed: int = 0,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Point `alias` at `version` if it is at least as good as the current holder."""
+    """Point `alias` at `version` if it is at least as good as the current holder.
+
+    With `frame` (held-out outcomes) both versions are evaluated now on the same prompts
+    (those neither was trained on) and compared by a paired bootstrap: the candidate is
+    promoted only when the one-sided 95 % lower bound of its improvement on `metric` is at
+    least `-margin`, on at least `min_prompts` prompts. Without `frame`, earlier evaluation
+    tags on the same data are compared as point estimates (no interval exists for them).
+    """
     if metric not in HIGHER_IS_BETTER:
         raise ConfigError(f"--metric: expected one of {sorted(HIGHER_IS_BETTER)}, found {metric!r}")
     mlflow = import_mlflow()
@@ -139,41 +148,69 @@ def promote(
         log(f"{name} version {candidate.version} already holds @{alias}")
         return {"promoted": False, "version": candidate.version, "previous": str(holder), "reason": "already holds it"}
 
-    cand_value, champ_value, basis = _compare_on_same_data(client, name, candidate.version, str(holder), metric,
-                                                           frame, catalog, source, log)
-    better = HIGHER_IS_BETTER[metric]
-    at_least_as_good = (cand_value >= champ_value) if better else (cand_value <= champ_value)
-    detail = f"{metric} {cand_value:.4f} vs {champ_value:.4f} for version {holder}, {basis}"
-    if not at_least_as_good and not force:
-        raise PromotionRefused(
-            f"not promoted: {name} version {candidate.version} is worse than @{alias} (version {holder}) on {detail}; "
-            "pass --force to promote anyway (it is recorded in the registry)"
-        )
+    evidence: dict = {"metric": metric}
+    if frame is not None:
+        comparison = compare_versions(name, candidate.version, str(holder), metric, frame, catalog, source,
+                                      resamples=resamples, seed=seed, log=log)
+        evidence.update(comparison.to_dict(), margin=margin, min_prompts=min_prompts)
+        detail = f"{comparison.describe()} against version {holder}"
+        if comparison.prompts < min_prompts:
+            refusal = (f"the evidence is too thin: {comparison.prompts} held-out prompts, at least {min_prompts} "
+                       "are needed to tell two routers apart")
+        elif not comparison.at_least_as_good(margin):
+            refusal = (f"it is not at least as good as @{alias} (version {holder}) with {comparison.confidence:.0%} "
+                       f"confidence (margin {margin:g})")
+        else:
+            refusal = None
+    else:
+        cand_value, champ_value, basis = _compare_tags(client, name, candidate.version, str(holder), metric)
+        better = HIGHER_IS_BETTER[metric]
+        evidence.update(candidate=cand_value, incumbent=champ_value, basis=basis)
+        detail = f"{metric} {cand_value:.4f} vs {champ_value:.4f} for version {holder}, {basis} (point estimates)"
+        worse = cand_value < champ_value if better else cand_value > champ_value
+        refusal = f"it is worse than @{alias} (version {holder})" if worse else None
+    if refusal and not force:
+        raise PromotionRefused(f"not promoted: {name} version {candidate.version}: {refusal}; {detail}. "
+                               "Pass --force to promote anyway (it is recorded in the registry)", evidence)
     client.set_registered_model_alias(name, alias, candidate.version)
-    forced = not at_least_as_good
+    forced = refusal is not None
     note = f"{'FORCED over' if forced else 'replaced'} version {holder} at {now}: {detail}"
-    client.set_model_version_tag(name, candidate.version, f"promotion.{alias}", note)
+    client.set_model_version_tag(name, candidate.version, f"promotion.{alias}", note[:5000])
     if forced:
         stamp = now.replace("+00:00", "Z").replace("T", " ")
-        client.set_registered_model_tag(name, f"forced_promotion.{alias}.{stamp}", f"version {candidate.version}: {detail}")
+        client.set_registered_model_tag(name, f"forced_promotion.{alias}.{stamp}",
+                                        f"version {candidate.version}: {refusal}; {detail}"[:5000])
     log(f"{name} version {candidate.version} is now @{alias} ({note})")
     return {"promoted": True, "version": candidate.version, "previous": str(holder), "forced": forced,
-            "candidate": cand_value, "champion": champ_value, "metric": metric}
+            "evidence": evidence}
 
 
-def _compare_on_same_data(client, name, cand_version, holder_version, metric, frame, catalog, source, log):
-    """Metric of both versions on one data set: evaluated now, or from matching eval tags."""
-    if frame is not None:
-        reports = compare_routers([f"models:/{name}/{cand_version}", f"models:/{name}/{holder_version}"],
-                                  frame, catalog, source, log=log)
-        (cand_report, champ_report) = reports.values()
-        sha = data_hash(frame)
-        for v, report in ((cand_version, cand_report), (holder_version, champ_report)):
-            value = report["metrics"].get(metric)
-            if value is not None and np.isfinite(value):
-                client.set_model_version_tag(name, v, eval_tag_prefix(sha) + metric, f"{value:.6g}")
-        return (_finite(cand_report, metric), _finite(champ_report, metric),
-                f"both evaluated now on {cand_report['prompts']} prompts of {source}")
+def compare_versions(name: str, cand_version: str, holder_version: str, metric: str, frame, catalog, source,
+                     *, resamples: int = 1000, seed: int = 0, log: Callable[[str], None] = print) -> PairedComparison:
+    """Both versions on the prompts of `frame` that neither was trained on, paired; tags each version
+    with its value (`eval.<data sha>.<metric>`)."""
+    from router_ml.core.router import load_router
+    from training.embed_cache import DiskCachedEmbedder
+    from training.outcomes import to_routing_data
+
+    routers = {v: load_router(f"models:/{name}/{v}") for v in (cand_version, holder_version)}
+    data = to_routing_data(frame, catalog, source or "held-out outcomes", cost_model=routers[cand_version].cost_model)
+    data = held_out_for(routers, data, log)
+    comparison = paired_comparison(
+        routers[cand_version], routers[holder_version], data, metric, resamples=resamples, seed=seed,
+        embedders=tuple(DiskCachedEmbedder(r.embedder.embedder) for r in routers.values()))
+    mlflow = import_mlflow()
+    client = mlflow.MlflowClient()
+    sha = data_hash(frame)
+    for v, value in ((cand_version, comparison.candidate), (holder_version, comparison.incumbent)):
+        if np.isfinite(value):
+            client.set_model_version_tag(name, v, eval_tag_prefix(sha) + metric, f"{value:.6g}")
+    log(f"version {cand_version} against {holder_version}: {comparison.describe()}")
+    return comparison
+
+
+def _compare_tags(client, name, cand_version, holder_version, metric):
+    """Metric of both versions from evaluation tags on the same data."""
     cand_tags = client.get_model_version(name, cand_version).tags
     champ_tags = client.get_model_version(name, holder_version).tags
     for key, value in cand_tags.items():
@@ -183,13 +220,6 @@ def _compare_on_same_data(client, name, cand_version, holder_version, metric, fr
         f"versions {cand_version} and {holder_version} of {name} have no {metric} measured on the same data; "
         "pass --outcomes FILE to evaluate both now"
     )
-
-
-def _finite(report: dict, metric: str) -> float:
-    value = report["metrics"].get(metric)
-    if value is None or not np.isfinite(value):
-        raise ConfigError(f"{metric} is undefined on this data (e.g. APGR needs two models); choose another --metric")
-    return float(value)
 
 
 def registered_name_of(uri: str) -> str | None:

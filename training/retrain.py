@@ -1,39 +1,55 @@
-"""Retraining from logged outcomes: audit log (+ offline logs) -> challenger -> guarded promotion.
+"""Retraining from logged outcomes, safe by construction: it cannot make the champion worse.
 
     router-ml retrain --audit audit.sqlite --outcomes offline-eval.csv --base models:/my-router@champion \
         --out models/challenger
 
-1. Read the audit log: every decision with a reported outcome becomes one contract row
-   (prompt, model, score/success, cost). Prompts are needed as text: a log kept with
-   `prompt_storage="hash"` is matched to the offline logs by sha256 where it can be;
-   decisions whose text cannot be recovered are counted and left out.
-2. Add the offline logs (`--outcomes`, the same contract as `train`), so prompts on which
-   every model was tried are available; merge repeated (prompt, model) attempts by
-   their mean.
-3. Hold out a slice of *complete* prompts (every model's outcome known) that the
-   champion was not trained on: evaluation needs every model's outcome on a prompt to
-   compare policies fairly.
-4. Train the challenger on the rest with the champion's own settings (embedder,
-   backend, truncation, strategy, prices), register it, and promote it over the
-   champion only if it is at least as good on the held-out slice (training.registry).
+1. **What the champion learned from.** Its training outcomes, found from its manifest
+   (the file it names, accepted only if its content hash still matches) or given with
+   `--base-outcomes`; when neither works, `MissingTrainingDataError` says so and nothing
+   is trained. The prompts the champion held out when it was trained (its own test side)
+   have never been seen by it.
+2. **What is new.** Every decision in the audit log with a reported outcome becomes a
+   row of the outcomes contract; prompts logged as hashes are recovered from the offline
+   logs where they appear there. Rows that cannot be used (a model the champion does not
+   route, a cost that is not a finite number >= 0, a score outside [0, 1], no prompt
+   text) are skipped and counted, never fatal. Offline logs (`--outcomes`) are added as
+   they are.
+3. **Censored traffic.** A routed request shows only the outcome of the model it went
+   to: the other models' outcomes are *unknown*, never "failed" (they stay NaN, and the
+   heads train each model only on prompts where it was observed). Which model a request
+   went to depended on the router, so the observed (prompt, model) pairs are a biased
+   sample; each logged outcome of the routed model is weighted by the inverse of its
+   propensity (the probability the serving policy sent that request to that model, in
+   the audit log), capped at `max_weight` (5) to bound the variance, so prompts the
+   router rarely sends to a model count for as many as they stand for. Exploration
+   (`router-ml serve --exploration-rate`) is what gives those rare pairs a propensity
+   above zero. Offline logs and the champion's data weigh 1.
+4. **Duplicates.** The same (prompt, model) outcome seen more than once (the champion's
+   data, an offline log, the audit log) is averaged: mean score and cost, success by the
+   mean, and the smallest of the weights (an outcome also seen in an unbiased log needs
+   no inverse-propensity weight).
+5. **The holdout.** Prompts with every model's outcome that the champion was not trained
+   on (its own held-out side, the new logs) are eligible; `holdout_size` of them, at
+   least `min_holdout` (200), are held out and used by neither router. Fewer eligible
+   prompts than that and the evidence would be too thin: retraining stops before
+   training and says what to pass (exit status 1).
+6. **The challenger** trains on everything else: the champion's training data, its
+   unseen side and the new logs outside the holdout, with the champion's settings
+   (embedder, backend, truncation, strategy, prices).
+7. **The decision.** Both routers route the holdout; a paired bootstrap over its prompts
+   (training.comparison) gives the one-sided 95 % lower bound of the challenger's
+   improvement on `--metric` (AIQ by default). It is registered, and promoted only when
+   that bound is >= -margin (0 by default: no worse, with 95 % confidence); otherwise
+   the champion keeps the alias and the command exits 1. The report (holdout size, both
+   values, the interval, what was skipped) is printed and written beside the challenger.
 
-How the bias of logged traffic enters the labels. A routed request shows the outcome of
-the one model the router chose. The cheapest-successful label of such a prompt is only
-known when every model cheaper than its first success was also observed, and for
-routed traffic that is rarely the case: if the router
-sent a prompt to a mid-priced model and it succeeded, a cheaper model might have
-succeeded too, so the label is *censored* (router_ml.core.labeling) and the prompt trains
-only the per-model success head, for the model that was observed. The label classifier
-therefore learns mostly from the offline logs and from prompts the router already sent
-to the cheapest model; per-model estimates for models the router avoids stop improving.
-Exploration (`router-ml serve --exploration-rate`) fixes that: a small share of requests
-goes to another model, uniformly, marked in the log with its propensity, so every model
-keeps being observed on today's traffic. The retrain report says how many rows came
-from exploration and how many prompts were censored.
+Nothing logged is deleted or changed: the audit database is opened read-only.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +57,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from router_ml.core.catalog import Catalog, ModelPrice, estimate_tokens, load_catalog, write_catalog
-from router_ml.errors import ConfigError
+from router_ml.core.catalog import Catalog, ModelPrice, load_catalog, write_catalog
+from router_ml.core.validation import check_number, check_share
+from router_ml.errors import ConfigError, MissingTrainingDataError, PromotionRefused
+from training.comparison import MIN_PROMPTS
 
-CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "source"]
+CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "input_tokens", "output_tokens", "task",
+            "weight", "source"]
+MAX_WEIGHT = 5.0
 
 
 @dataclass
@@ -53,11 +73,16 @@ class RetrainConfig:
     base: str  # the champion: models:/NAME@ALIAS (or a directory, then nothing is promoted)
     out: str  # the challenger's artifact directory
     outcomes: list[str] = field(default_factory=list)  # offline logs in the outcomes contract
+    base_outcomes: str | None = None  # the champion's training outcomes, when its manifest's file is gone
     catalog: str | None = None  # default: the champion's own prices
     register: str | None = None  # default: the champion's registered name
     alias: str = "champion"
     metric: str = "aiq"
-    holdout_size: float = 0.25
+    holdout_size: float = 0.25  # share of the eligible complete prompts held out (at least min_holdout)
+    min_holdout: int = MIN_PROMPTS
+    margin: float = 0.0  # promote when the improvement's lower bound is >= -margin
+    resamples: int = 1000
+    max_weight: float = MAX_WEIGHT
     seed: int = 0
     since: float | None = None  # only decisions logged at or after this unix time
     success_threshold: float | None = None  # default: the champion's
@@ -69,20 +94,34 @@ class RetrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_size < 1.0:
             raise ConfigError(f"holdout_size: expected a fraction in (0, 1), found {self.holdout_size!r}")
+        check_number(self.min_holdout, "min_holdout", integer=True, positive=True)
+        check_number(self.margin, "margin")
+        check_number(self.resamples, "resamples", integer=True, positive=True)
+        check_number(self.max_weight, "max_weight", positive=True)
+        if self.max_weight < 1:
+            raise ConfigError(f"max_weight: expected a number >= 1, found {self.max_weight!r}")
+
+
+def _skip(stats: dict, reason: str) -> None:
+    stats["skipped"][reason] = stats["skipped"].get(reason, 0) + 1
 
 
 def audit_outcomes(audit_path: str | Path, known_prompts: dict[str, str] | None = None, since: float | None = None,
+                   models: list[str] | None = None, max_weight: float = MAX_WEIGHT,
                    log: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict]:
-    """Contract rows from the audit log: one per reported outcome, with the prompt's text.
+    """Contract rows from the audit log: one per usable reported outcome, with its prompt and weight.
 
-    known_prompts maps sha256(prompt) -> prompt, to recover prompts logged as hashes.
+    `known_prompts` maps sha256(prompt) -> prompt, to recover prompts logged as hashes;
+    `models` (the champion's) are the only ones kept. Unusable rows are counted in
+    `stats["skipped"]` by reason.
     """
     from router_ml.serve.audit import read_joined
 
     decisions = read_joined(audit_path, since)
     known_prompts = known_prompts or {}
-    rows, stats = [], {"decisions": len(decisions), "with_outcomes": 0, "outcome_rows": 0, "exploration_rows": 0,
-                       "no_prompt_text": 0}
+    rows = []
+    stats = {"decisions": len(decisions), "with_outcomes": 0, "outcome_rows": 0, "exploration_rows": 0,
+             "weighted_rows": 0, "no_prompt_text": 0, "skipped": {}}
     for d in decisions:
         if not d["outcomes"]:
             continue
@@ -93,15 +132,42 @@ def audit_outcomes(audit_path: str | Path, known_prompts: dict[str, str] | None 
             continue
         task = (d["metadata"] or {}).get("task")
         for o in d["outcomes"]:
-            rows.append({"prompt": prompt, "model": o["model"],
-                         "score": o["score"], "success": None if o["success"] is None else bool(o["success"]),
-                         "cost": o["cost"], "task": task, "source": f"audit:{d['request_id']}"})
+            reason = _unusable(o, models)
+            if reason:
+                _skip(stats, reason)
+                continue
+            weight = 1.0
+            propensity = d.get("propensity")
+            if o["model"] == d["model"] and isinstance(propensity, (int, float)) and 0 < propensity <= 1:
+                weight = min(1.0 / propensity, max_weight)
+            rows.append({"prompt": prompt, "model": o["model"], "score": o["score"],
+                         "success": None if o["success"] is None else bool(o["success"]), "cost": o["cost"],
+                         "input_tokens": None, "output_tokens": None, "task": task, "weight": weight,
+                         "source": f"audit:{d['request_id']}"})
             stats["outcome_rows"] += 1
             stats["exploration_rows"] += int(d["exploration"] and o["model"] == d["model"])
+            stats["weighted_rows"] += int(weight != 1.0)
     if stats["no_prompt_text"]:
         log(f"{audit_path}: {stats['no_prompt_text']} decisions with outcomes have no prompt text (logged as hashes, "
             "not found in the offline logs) and are left out; serve with --prompt-storage text to retrain from the log")
-    return pd.DataFrame(rows, columns=["prompt", "model", "score", "success", "cost", "task", "source"]), stats
+    if stats["skipped"]:
+        log(f"{audit_path}: skipped outcome rows that cannot be used: "
+            + ", ".join(f"{n} {reason}" for reason, n in stats["skipped"].items()))
+    return pd.DataFrame(rows, columns=CONTRACT[1:]), stats
+
+
+def _unusable(outcome: dict, models: list[str] | None) -> str | None:
+    """Why a logged outcome cannot train a router (None: it can)."""
+    if models is not None and outcome["model"] not in models:
+        return "naming a model the champion does not route"
+    score, cost = outcome.get("score"), outcome.get("cost")
+    if score is None and outcome.get("success") is None:
+        return "without success or score"
+    if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score) and 0 <= score <= 1):
+        return "with a score outside [0, 1]"
+    if cost is not None and not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0):
+        return "with a cost that is not a finite number >= 0"
+    return None
 
 
 def catalog_for(router, catalog_path: str | None) -> Catalog:
@@ -117,68 +183,133 @@ def catalog_for(router, catalog_path: str | None) -> Catalog:
                     for i, m in enumerate(cm.models)}, chars_per_token=cm.chars_per_token, source=f"{router.version} prices")
 
 
-def combined_table(audit_rows: pd.DataFrame, offline: list[pd.DataFrame], catalog: Catalog,
+def champion_data(router, base_outcomes: str | None = None,
+                  log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the outcomes the champion was trained on, the ones it held out when it was trained).
+
+    From `base_outcomes`, else from the file its manifest names when that file's content
+    hash still matches; otherwise MissingTrainingDataError.
+    """
+    from training.outcomes import data_hash, read_outcomes, split_prompts, to_routing_data
+
+    manifest = router.manifest
+    config = manifest.get("config", {})
+    recorded = manifest.get("training_data", {})
+    read = dict(success_threshold=config.get("success_threshold", 0.5), duplicates=config.get("duplicates", "error"),
+                column_map=config.get("column_map") or None)
+    source = base_outcomes or recorded.get("source")
+    if not source:
+        raise MissingTrainingDataError(f"{router.version}: its manifest names no training outcomes; pass "
+                                       "--base-outcomes FILE (the log it was trained on)")
+    try:
+        frame = read_outcomes(source, **read)
+    except Exception as exc:  # noqa: BLE001 - any reason it cannot be read: say which file, and what to do
+        raise MissingTrainingDataError(
+            f"{router.version} was trained on {source}, which cannot be read now ({exc}); retraining without "
+            "it would throw away what the champion learned: pass --base-outcomes FILE with that log") from exc
+    if config.get("models"):
+        frame = frame[frame["model"].isin(config["models"])]
+    if data_hash(frame) != recorded.get("sha256"):
+        if base_outcomes is None:
+            raise MissingTrainingDataError(
+                f"{source} has changed since {router.version} was trained on it (its content hash differs from the "
+                "manifest's); pass --base-outcomes FILE with the log it was trained on")
+        log(f"{base_outcomes}: not the file {router.version} was trained on by content hash; used as given")
+    frame = frame[frame["model"].isin(router.models)]
+    unseen = frame.iloc[:0]
+    if base_outcomes is None and config.get("test_outcomes"):
+        try:
+            unseen = read_outcomes(config["test_outcomes"], **read)
+            unseen = unseen[unseen["model"].isin(router.models)]
+        except Exception as exc:  # noqa: BLE001 - only a source of extra holdout prompts
+            log(f"the champion's test outcomes {config['test_outcomes']} cannot be read ({exc}); not used")
+    elif base_outcomes is None and config.get("test_size", 0) > 0:
+        data = to_routing_data(frame, None, source, cost_model=router.cost_model)
+        _, held = split_prompts(data, config["test_size"], config.get("seed", 0))
+        held_ids = set(held.prompt_ids)
+        unseen = frame[frame["prompt_id"].isin(held_ids)]
+        frame = frame[~frame["prompt_id"].isin(held_ids)]
+    return frame, unseen
+
+
+def combined_table(audit_rows: pd.DataFrame, logs: list[pd.DataFrame], catalog: Catalog,
                    success_threshold: float) -> pd.DataFrame:
-    """One contract table: offline logs plus audit rows, prompt ids unified by text, costs
-    filled from the catalog where none was logged, repeats averaged."""
-    from training.outcomes import prompt_hash, validate_outcomes
+    """One contract table: the logs (champion's data, offline logs) plus audit rows, prompt ids
+    unified by text (the first log's id wins), costs priced by the pricing rule where none was
+    logged, repeats averaged (data/README.md)."""
+    from training.outcomes import price_calls, prompt_hash, validate_outcomes
 
     frames = []
     ids_by_text: dict[str, str] = {}
-    for frame in offline:
-        ids_by_text.update(zip(frame["prompt"], frame["prompt_id"]))
-        frames.append(frame.assign(source=frame.get("source", "offline"))[[c for c in CONTRACT if c in frame.columns]])
+    for frame in logs:
+        for text, pid in zip(frame["prompt"], frame["prompt_id"]):
+            ids_by_text.setdefault(text, pid)
+        frame = frame.assign(prompt_id=[ids_by_text[t] for t in frame["prompt"]],
+                             source=frame["source"] if "source" in frame.columns else "offline")
+        frames.append(frame[[c for c in CONTRACT if c in frame.columns]])
     if len(audit_rows):
-        audit_rows = audit_rows.assign(prompt_id=[ids_by_text.get(p) or prompt_hash(p) for p in audit_rows["prompt"]])
-        frames.append(audit_rows)
-    if not frames:
-        raise ConfigError("nothing to train on: the audit log has no outcomes and no --outcomes were given")
+        frames.append(audit_rows.assign(prompt_id=[ids_by_text.get(p) or prompt_hash(p) for p in audit_rows["prompt"]]))
+    if not frames or not sum(len(f) for f in frames):
+        raise ConfigError("nothing to train on: the audit log has no usable outcomes and no other log was given")
     table = pd.concat(frames, ignore_index=True)
     unknown = sorted(set(table["model"]) - set(catalog.models))
     if unknown:
         raise ConfigError(f"outcomes name models {unknown} that the prices ({catalog.source}) do not cover; "
                           f"known: {sorted(catalog.models)}; pass --catalog")
+    for column in ("input_tokens", "output_tokens", "weight"):
+        if column not in table.columns:
+            table[column] = np.nan if column != "weight" else 1.0
+    table["input_tokens"] = pd.to_numeric(table["input_tokens"], errors="coerce")
+    table["output_tokens"] = pd.to_numeric(table["output_tokens"], errors="coerce")
     missing = table["cost"].isna().to_numpy()
     if missing.any():
-        lengths = table.loc[missing, "prompt"].str.len().to_numpy()
-        tokens = estimate_tokens(lengths, catalog.chars_per_token)
-        table.loc[missing, "cost"] = [catalog.call_cost(m, t) for m, t in zip(table.loc[missing, "model"], tokens)]
+        table.loc[missing, "cost"] = price_calls(table.loc[missing], catalog)
     table["success"] = table["success"].astype(object)
-    validated = validate_outcomes(table, "retraining table", success_threshold=success_threshold, duplicates="mean")
-    return validated
+    return validate_outcomes(table, "retraining table", success_threshold=success_threshold, duplicates="mean")
 
 
-def holdout_split(table: pd.DataFrame, models: list[str], exclude: set[str], size: float, seed: int):
-    """Complete prompts (every model observed) not in `exclude`, a seeded `size` share of them."""
+def holdout_split(table: pd.DataFrame, models: list[str], exclude: set[str], size: float, seed: int,
+                  min_holdout: int = MIN_PROMPTS):
+    """Complete prompts (every model observed) not in `exclude`: a seeded `size` share of them, at
+    least `min_holdout`. Fewer eligible prompts than that: PromotionRefused (the evidence would
+    be too thin to judge the challenger)."""
     per_prompt = table.groupby("prompt_id")["model"].agg(lambda s: set(s) >= set(models))
     complete = [pid for pid, ok in per_prompt.items() if ok and pid not in exclude]
-    if len(complete) < 10:
-        raise ConfigError(
-            f"only {len(complete)} prompts have every model's outcome ({', '.join(models)}) and were not used to "
-            "train the champion; evaluation needs such prompts: pass an offline evaluation log with --outcomes"
-        )
+    if len(complete) < min_holdout:
+        raise PromotionRefused(
+            f"the evidence would be too thin: only {len(complete)} prompts have every model's outcome "
+            f"({', '.join(models)}) and were not used to train the champion; judging a challenger needs at least "
+            f"{min_holdout}. Pass an offline evaluation log (every model on the same prompts) with --outcomes")
     rng = np.random.default_rng(seed)
-    n = max(10, int(round(size * len(complete))))
-    held = set(rng.choice(sorted(complete), size=min(n, len(complete)), replace=False).tolist())
+    n = min(len(complete), max(min_holdout, int(round(size * len(complete)))))
+    held = set(rng.choice(sorted(complete), size=n, replace=False).tolist())
     mask = table["prompt_id"].isin(held)
     return table[~mask], table[mask]
 
 
 @dataclass
 class RetrainResult:
-    challenger: Path
-    version: str | None
+    challenger: Path | None
+    version: str | None  # the registered version of the challenger
     promoted: bool
-    decision: dict
+    decision: dict  # the evidence and why it was (not) promoted
     stats: dict
+    report_path: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {"challenger": None if self.challenger is None else str(self.challenger), "version": self.version,
+                "promoted": self.promoted, "decision": self.decision, "data": self.stats,
+                "report": None if self.report_path is None else str(self.report_path)}
 
 
 def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RetrainResult:
+    """Steps 1-7 of the module docstring. Raises PromotionRefused before training when the
+    holdout would be too thin; a challenger that is not good enough is registered but not
+    promoted (`promoted` False, `decision["refused"]` says why)."""
     from router_ml.core.prompts import prompt_sha256
     from router_ml.core.router import load_router
-    from router_ml.errors import PromotionRefused
-    from training.evaluation import training_side
-    from training.outcomes import read_outcomes
+    from training.comparison import paired_comparison
+    from training.outcomes import read_outcomes, to_routing_data
     from training.pipeline import TrainConfig, train
     from training.registry import promote, registered_name_of
 
@@ -186,31 +317,41 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     base_config = champion.manifest.get("config", {})
     threshold = config.success_threshold if config.success_threshold is not None else \
         base_config.get("success_threshold", 0.5)
+    check_share(threshold, "success_threshold")
     catalog = catalog_for(champion, config.catalog)
 
-    offline = [read_outcomes(p, success_threshold=threshold, duplicates="mean").assign(source=f"offline:{p}")
-               for p in config.outcomes]
-    known = {prompt_sha256(p): p for frame in offline for p in frame["prompt"].unique()}
-    audit_rows, stats = audit_outcomes(config.audit, known, config.since, log)
+    trained, unseen = champion_data(champion, config.base_outcomes, log)
+    log(f"the champion {champion.version} was trained on {trained['prompt_id'].nunique()} prompts"
+        + (f"; {unseen['prompt_id'].nunique()} more it held out" if len(unseen) else ""))
+    offline = []
+    for path in config.outcomes:
+        frame = read_outcomes(path, success_threshold=threshold, duplicates="mean")
+        other = sorted(set(frame["model"]) - set(champion.models))
+        if other:
+            log(f"{path}: {int(frame['model'].isin(other).sum())} rows for models the champion does not route "
+                f"({', '.join(other)}) are left out")
+        offline.append(frame[frame["model"].isin(champion.models)].assign(source=f"offline:{path}"))
+    known = {prompt_sha256(p): p for frame in [trained, unseen, *offline] for p in frame["prompt"].unique()}
+    audit_rows, stats = audit_outcomes(config.audit, known, config.since, champion.models, config.max_weight, log)
     log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
-        f"{stats['outcome_rows']} outcome rows ({stats['exploration_rows']} from exploration)")
-    table = combined_table(audit_rows, offline, catalog, threshold)
-    table = table[table["model"].isin(champion.models)]
+        f"{stats['outcome_rows']} usable outcome rows ({stats['exploration_rows']} from exploration, "
+        f"{stats['weighted_rows']} weighted by inverse propensity)")
+    logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
+    table = combined_table(audit_rows, logs, catalog, threshold)
 
-    side = training_side(champion, log=log)
-    exclude = set(side.prompt_ids) if side is not None else set()
-    if side is None:
-        log("the champion's training prompts are unknown; the holdout may overlap them")
-    train_table, holdout = holdout_split(table, champion.models, exclude, config.holdout_size, config.seed)
+    trained_ids = set(table.loc[table["prompt"].isin(set(trained["prompt"])), "prompt_id"])
+    train_table, holdout = holdout_split(table, champion.models, trained_ids, config.holdout_size, config.seed,
+                                         config.min_holdout)
     stats.update(rows=len(table), prompts=int(table["prompt_id"].nunique()),
-                 train_prompts=int(train_table["prompt_id"].nunique()), holdout_prompts=int(holdout["prompt_id"].nunique()))
-    log(f"training table: {stats['rows']} rows, {stats['prompts']} prompts; holdout: {stats['holdout_prompts']} complete "
-        "prompts the champion was not trained on")
+                 champion_prompts=len(trained_ids), train_prompts=int(train_table["prompt_id"].nunique()),
+                 holdout_prompts=int(holdout["prompt_id"].nunique()))
+    log(f"training table: {stats['rows']} rows, {stats['prompts']} prompts ({stats['champion_prompts']} from the "
+        f"champion's training data); holdout: {stats['holdout_prompts']} complete prompts neither router trains on")
 
     work = Path(config.workdir or f"{config.out}.retrain")
     work.mkdir(parents=True, exist_ok=True)
     paths = {"train": work / "train-outcomes.csv", "holdout": work / "holdout-outcomes.csv",
-             "catalog": work / "catalog.yaml"}
+             "catalog": work / "catalog.yaml", "report": work / "retrain-report.json"}
     _write_csv(train_table, paths["train"])
     _write_csv(holdout, paths["holdout"])
     write_catalog(catalog, paths["catalog"])
@@ -224,23 +365,37 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
                                         "strategy", "folds") if k in base_config},
     )
     result = train(train_config, log=log, progress=progress)
-    challenger = result.manifest["router_version"]
-    if name is None or not config.promote:
-        log(f"trained {challenger}; not registered or promoted (the base is not a registry URI, or --no-promote)")
-        return RetrainResult(result.path, result.model_version, False, {"reason": "not registered"}, stats)
     holdout_frame = read_outcomes(paths["holdout"], success_threshold=threshold)
-    try:
-        decision = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
-                           catalog=catalog, source=str(paths["holdout"]), log=log)
-    except PromotionRefused as exc:
-        log(str(exc))
-        return RetrainResult(result.path, result.model_version, False, {"reason": str(exc)}, stats)
-    return RetrainResult(result.path, result.model_version, bool(decision.get("promoted")), decision, stats)
+    decision: dict = {"metric": config.metric, "margin": config.margin, "holdout_prompts": stats["holdout_prompts"]}
+    promoted = False
+    if name is not None and config.promote:
+        try:
+            outcome = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
+                              catalog=catalog, source=str(paths["holdout"]), margin=config.margin,
+                              min_prompts=config.min_holdout, resamples=config.resamples, seed=config.seed, log=log)
+            promoted = bool(outcome.get("promoted"))
+            decision.update(outcome.get("evidence", {}), promoted=promoted)
+        except PromotionRefused as exc:
+            log(str(exc))
+            decision.update(exc.evidence, refused=str(exc), promoted=False)
+    else:
+        challenger = load_router(result.path)
+        data = to_routing_data(holdout_frame, catalog, str(paths["holdout"]))
+        comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
+                                       seed=config.seed)
+        decision.update(comparison.to_dict(), promoted=False,
+                        note="not promoted: the base is not a registry URI, or --no-promote")
+        log(f"challenger against the champion: {comparison.describe()}")
+    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
+              "registered_version": result.model_version, "decision": decision, "data": stats}
+    from router_ml.core.files import atomic_write_text
+
+    atomic_write_text(paths["report"], json.dumps(report, indent=2, default=str))
+    return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     from router_ml.core.files import atomic_write_text
 
-    columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task"]
+    columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "weight"]
     atomic_write_text(path, frame[columns].to_csv(index=False))
-

@@ -13,13 +13,14 @@ will be: the calibration of fold k is itself fitted on the other folds.
 The winner's out-of-fold curve also calibrates the `quality_target` knob (the
 `QualitySchedule`) and picks the default target (`default_target`):
 
-1. the lowest target at which the router's held-out quality is at least the best single
-   model's with 95 % confidence: the one-sided lower bound of the mean per-prompt
-   difference (router minus that model, paired on the same out-of-fold prompts) is
-   >= 0, so the promise survives unseen prompts, not just these;
+1. the lowest target whose out-of-fold quality reaches the best single model's plus a
+   margin for unseen prompts. The margin is measured across the folds: on each fold,
+   the lowest rate that reaches the best single model on the *other* folds is applied,
+   and how far short of that model it falls there is recorded; the margin is the mean
+   shortfall (the optimism of picking a rate that only just reaches the bar);
 2. when no target gets there, the router cannot keep that promise; the default is then
-   the lowest target whose held-out quality is within one point (0.01) of the router's
-   own best, and training says so.
+   the lowest target whose out-of-fold quality is within one point (0.01) of the
+   router's own best, and training says so.
 """
 
 from __future__ import annotations
@@ -117,17 +118,21 @@ def out_of_fold(candidate: Candidate, X, data: RoutingData, fold_of: np.ndarray)
     proba = np.empty(data.success.shape)
     for k in np.unique(fold_of):
         held = fold_of == k
-        head = candidate.make().fit(X[~held], data.success[~held], costs=data.costs[~held])
+        head = candidate.make().fit(X[~held], data.success[~held], costs=data.costs[~held],
+                                    sample_weight=None if data.weights is None else data.weights[~held])
         proba[held] = head.predict_proba(X[held])
     return proba
 
 
-def cross_fitted_calibration(raw: np.ndarray, success: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+def cross_fitted_calibration(raw: np.ndarray, success: np.ndarray, fold_of: np.ndarray,
+                             weights: np.ndarray | None = None) -> np.ndarray:
     """Calibrated out-of-fold probabilities, each fold calibrated on the other folds."""
     out = np.empty_like(raw)
     for k in np.unique(fold_of):
         held = fold_of == k
-        out[held] = PlattCalibration().fit(raw[~held], success[~held]).transform(raw[held])
+        calibration = PlattCalibration().fit(raw[~held], success[~held],
+                                             sample_weight=None if weights is None else weights[~held])
+        out[held] = calibration.transform(raw[held])
     return out
 
 
@@ -137,7 +142,6 @@ def policy_costs(data: RoutingData) -> np.ndarray:
 
 
 ONE_POINT = 0.01  # "within one point" of the router's best quality, the fallback default
-Z_95 = 1.6449  # one-sided 95 % normal quantile
 
 
 @dataclass
@@ -149,7 +153,7 @@ class DefaultTarget:
     note: str  # one sentence for logs and reports
     quality: float  # held-out (out-of-fold) quality at this target
     cost_share: float  # its mean cost / the best single model's
-    lower_bound: float  # 95 % lower bound of (router - best single model) quality at this target
+    margin: float  # how far short of the best single model a just-reaching rate falls on unseen folds
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,7 +186,7 @@ def select_head(
     for candidate in candidates:
         started = time.perf_counter()
         raw = out_of_fold(candidate, X, data, fold_of)
-        calibrated = cross_fitted_calibration(raw, data.success, fold_of)
+        calibrated = cross_fitted_calibration(raw, data.success, fold_of, data.weights)
         curve = sweep(calibrated[complete], est_costs[complete], cost_scale, scores, true_costs)
         row = {
             "candidate": candidate.name,
@@ -200,7 +204,7 @@ def select_head(
             progress(row)
     _, _, best, raw, calibrated, curve = max(results, key=lambda r: (r[0], r[1]))
     schedule = QualitySchedule.from_curve(curve.lams, curve.quality)
-    default = default_target(schedule, curve, scores, true_costs)
+    default = default_target(schedule, curve, scores, true_costs, fold_of[complete])
     rows = np.arange(int(complete.sum()))
     default_choice = choose(calibrated[complete], est_costs[complete], schedule.lam_for(default.target), cost_scale)
     ece, _ = metrics.expected_calibration_error(
@@ -209,7 +213,7 @@ def select_head(
     return Selection(
         candidate=best,
         table=table,
-        calibration=PlattCalibration().fit(raw, data.success),
+        calibration=PlattCalibration().fit(raw, data.success, sample_weight=data.weights),
         schedule=schedule,
         default=default,
         cost_scale=cost_scale,
@@ -223,40 +227,49 @@ def select_head(
     )
 
 
-def default_target(schedule: QualitySchedule, curve: Sweep, scores: np.ndarray, costs: np.ndarray) -> DefaultTarget:
+def default_target(schedule: QualitySchedule, curve: Sweep, scores: np.ndarray, costs: np.ndarray,
+                   fold_of: np.ndarray) -> DefaultTarget:
     """The default quality target by the rule in the module docstring.
 
-    `curve` is the router's sweep on held-out prompts; `scores` and `costs` (n, n_models)
-    are those prompts' logged outcomes, so every rate's choices can be compared prompt by
-    prompt with the best single model's.
+    `curve` is the router's sweep on out-of-fold predictions; `scores` and `costs`
+    (n, n_models) are those prompts' logged outcomes and `fold_of` their folds. The margin
+    is how far short of the best single model a rate chosen on the other folds falls on
+    each fold (the optimism of picking the lowest rate that just reaches it), averaged.
     """
     n = len(scores)
     rows = np.arange(n)
     means = scores.mean(axis=0)
-    best = int(np.flatnonzero(means >= means.max() - 1e-12)[np.argmin(costs.mean(axis=0)[means >= means.max() - 1e-12])])
+    top = np.flatnonzero(means >= means.max() - 1e-12)
+    best = int(top[np.argmin(costs.mean(axis=0)[top])])
     best_cost = float(costs[:, best].mean())
     order = np.argsort(-curve.lams, kind="stable")  # cheapest rate first
-    bounds = np.empty(len(curve.lams))
-    for k in order:
-        diff = scores[rows, curve.choices[k]] - scores[:, best]
-        spread = diff.std(ddof=1) / math.sqrt(n) if n > 1 else math.inf
-        bounds[k] = diff.mean() - Z_95 * spread
-    matched = [k for k in order if bounds[k] >= 0.0]
+    routed = scores[rows, curve.choices]  # (rates, prompts): the score each rate's choice got
+    shortfalls = []
+    for k in np.unique(fold_of):
+        held = fold_of == k
+        if held.all() or not held.any():
+            continue
+        reached = [r for r in order if routed[r, ~held].mean() >= scores[~held, best].mean() - 1e-12]
+        if reached:
+            shortfalls.append(scores[held, best].mean() - routed[reached[0], held].mean())
+    margin = max(0.0, float(np.mean(shortfalls))) if shortfalls else math.inf
+    matched = [r for r in order if curve.quality[r] >= means[best] + margin - 1e-12]
     if matched:
-        k, rule = matched[0], "matches_best_single"
+        r, rule = matched[0], "matches_best_single"
     else:
-        k = next(k for k in order if curve.quality[k] >= curve.quality.max() - ONE_POINT)
+        r = next(r for r in order if curve.quality[r] >= curve.quality.max() - ONE_POINT)
         rule = "near_router_best"
-    target = _target_for_rate(schedule, curve.lams[k])
-    quality, share = float(curve.quality[k]), float(curve.mean_cost[k] / best_cost) if best_cost > 0 else math.nan
+    target = _target_for_rate(schedule, curve.lams[r])
+    quality, share = float(curve.quality[r]), float(curve.mean_cost[r] / best_cost) if best_cost > 0 else math.nan
     if rule == "matches_best_single":
-        note = (f"default quality_target {target:g}: held-out quality {quality:.4f} matches the best single model's "
-                f"{means[best]:.4f} (95 % lower bound of the difference {bounds[k]:+.4f}) at {share:.0%} of its cost")
+        note = (f"default quality_target {target:g}: held-out quality {quality:.4f} reaches the best single model's "
+                f"{means[best]:.4f} plus a margin of {margin:.4f} for unseen prompts, at {share:.0%} of its cost")
     else:
-        note = (f"the router does not reach the best single model's held-out quality ({means[best]:.4f}) with "
-                f"95 % confidence (its best: {curve.quality.max():.4f}); default quality_target {target:g} is the "
-                f"lowest within {ONE_POINT:g} of its best: quality {quality:.4f} at {share:.0%} of that model's cost")
-    return DefaultTarget(target, rule, note, quality, share, float(bounds[k]))
+        note = (f"the router does not reach the best single model's held-out quality ({means[best]:.4f}) with a "
+                f"margin for unseen prompts ({margin:.4f}); its best is {curve.quality.max():.4f}. Default "
+                f"quality_target {target:g} is the lowest within {ONE_POINT:g} of that: quality {quality:.4f} at "
+                f"{share:.0%} of the best single model's cost")
+    return DefaultTarget(target, rule, note, quality, share, margin)
 
 
 def _target_for_rate(schedule: QualitySchedule, lam: float) -> float:

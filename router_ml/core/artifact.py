@@ -6,6 +6,8 @@
     head.npz        the head's parameters as plain arrays: what a router serves with
                     (router_ml.core.head_arrays; loaded without pickle or scikit-learn)
     head.joblib     the fitted scikit-learn estimators, for inspection and refitting
+    neighbours.npz  the training prompts' vectors, outcomes and previews, for explanations
+                    and novelty (router_ml.core.neighbours; optional)
     embedder/       for the ONNX backend: the exported model and its tokenizer
 
 `read_artifact` checks the format version and every sha256 before it reads anything
@@ -28,6 +30,8 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+
+import numpy as np
 
 from router_ml.core.files import fsync_dir, ordinary_mode, sha256_file
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError
@@ -65,8 +69,10 @@ def library_versions() -> dict[str, str | None]:
 
 
 def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool = False,
-                   embedder_files: dict[str, Path] | None = None) -> Path:
-    """Write the head (arrays and estimators), embedder files and manifest atomically."""
+                   embedder_files: dict[str, Path] | None = None,
+                   arrays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
+    """Write the head (arrays and estimators), embedder files, other array files (name -> arrays,
+    e.g. the training neighbours) and the manifest, atomically."""
     import joblib
 
     from router_ml.core.head_arrays import save_arrays
@@ -81,6 +87,9 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
         joblib.dump(head, tmp / HEAD_FILE)
         save_arrays(tmp / HEAD_ARRAYS_FILE, head.to_arrays())
         names = [HEAD_FILE, HEAD_ARRAYS_FILE]
+        for name, content in (arrays or {}).items():
+            save_arrays(tmp / name, content)
+            names.append(name)
         if embedder_files:
             (tmp / EMBEDDER_DIR).mkdir()
             for name, source in embedder_files.items():

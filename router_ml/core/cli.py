@@ -39,17 +39,30 @@ def decisions_table(prompts: list[str], decisions: list, version: str) -> str:
 @click.option("--quality-target", type=float, help="0 = cheapest, 1 = highest quality; default: the router's.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True,
               help="json: one decision object per line; table: a short readable summary.")
-def route(router_path, prompt, input_path, output_path, quality_target, fmt):
+@click.option("--explain", is_flag=True,
+              help="Also show every model's estimate and the nearest training prompts with their outcomes.")
+def route(router_path, prompt, input_path, output_path, quality_target, fmt, explain):
     """Route PROMPT (or every prompt of --input) and print the decision as JSON."""
     if (prompt is None) == (input_path is None):
         fail("give either a PROMPT or --input FILE.jsonl")
     if output_path and not input_path:
         fail("--output goes with --input")
     from router_ml.core.router import load_router
-    from router_ml.core.tables import read_prompts
 
     router = load_router(router_path)
-    prompts = [prompt] if prompt is not None else read_prompts(input_path)["prompt"].tolist()
+    if prompt is not None:
+        prompts = [prompt]
+    else:
+        from router_ml.core.tables import read_prompts  # pandas: only when reading a file
+
+        prompts = read_prompts(input_path)["prompt"].tolist()
+    if explain:
+        if output_path:
+            fail("--explain prints to the terminal; drop --output")
+        for text in prompts:
+            click.echo(f"prompt: {' '.join(text.split())[:100]!r}")
+            click.echo(router.explain(text, quality_target).render() + "\n")
+        return
     decisions = router.route_batch(prompts, quality_target)
     if fmt == "table":
         lines = decisions_table(prompts, decisions, router.version)

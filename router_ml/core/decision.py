@@ -44,6 +44,7 @@ class Decision:
     quality_target: float
     estimated_cost: float  # USD, for the chosen model on this prompt
     costs: dict[str, float] = field(default_factory=dict)  # USD estimate for every candidate
+    novelty: float | None = None  # how unusual the prompt is next to the training prompts, 0..1 (None: unknown)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +138,9 @@ def lam_grid(n: int = 121) -> np.ndarray:
     return np.concatenate([[math.inf], np.geomspace(1e3, 1e-4, n), [0.0]])
 
 
+_TIE = 1e-9  # below this, probabilities tie (the rule's cost tie-break is of this order)
+
+
 def explain_choice(models: list[str], proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
                    cost_scale: float, allowed: np.ndarray | None = None) -> str:
     """The reason for a choice made by `choose`, in the same numbers it used.
@@ -152,7 +156,7 @@ def explain_choice(models: list[str], proba: np.ndarray, costs: np.ndarray, chos
     head = f"quality_target {target:g}"
     if math.isinf(lam):
         return f"{head}: the cheapest model{among} (p={p:.2f}, ~${c:.2g})"
-    likelier = [j for j in candidates if proba[j] > p]
+    likelier = [j for j in candidates if proba[j] > p + _TIE]
     if not likelier:
         return f"{head}: the likeliest to succeed{among} (p={p:.2f}, ~${c:.2g})"
     best = max(likelier, key=lambda j: (proba[j], -costs[j]))

@@ -3,7 +3,9 @@
 Every head has the same shape, so the pipeline can swap one for another and pick by
 the routing metric:
 
-    head.fit(X, Y, costs=None)   # X (n, dim) embeddings; Y (n, n_models) 1/0, NaN = not tried
+    head.fit(X, Y, costs=None, sample_weight=None)
+                                 # X (n, dim) embeddings; Y (n, n_models) 1/0, NaN = not tried;
+                                 # sample_weight (n, n_models): how much each observed outcome counts
     head.predict_proba(X)        # (n, n_models): P(model j succeeds on the prompt)
 
 Scores and decisions are separate: a head never looks at prices to *decide*; the
@@ -48,6 +50,19 @@ from router_ml.core.labeling import CENSORED, cheapest_successful_labels
 _PRIOR_WEIGHT = 1.0
 
 
+def _check_weights(sample_weight, Y: np.ndarray) -> np.ndarray:
+    """(n, n_models) weights, 1 where none are given; finite and > 0 where a model was tried."""
+    if sample_weight is None:
+        return np.where(np.isnan(Y), 0.0, 1.0)
+    W = np.asarray(sample_weight, dtype=np.float64)
+    if W.shape != Y.shape:
+        raise ValueError(f"sample_weight must have Y's shape {Y.shape}, found {W.shape}")
+    tried = ~np.isnan(Y)
+    if not (np.isfinite(W[tried]) & (W[tried] > 0)).all():
+        raise ValueError("sample_weight must be finite and > 0 wherever a model was tried")
+    return np.where(tried, W, 0.0)
+
+
 def _check_targets(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float32)
     Y = np.asarray(Y, dtype=np.float64)
@@ -61,10 +76,11 @@ def _check_targets(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return X, Y
 
 
-def _prior_rates(Y: np.ndarray) -> np.ndarray:
-    """Each model's overall success rate; 0.5 for a model never tried."""
-    tried = (~np.isnan(Y)).sum(axis=0)
-    wins = np.nansum(Y, axis=0)
+def _prior_rates(Y: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+    """Each model's overall (weighted) success rate; 0.5 for a model never tried."""
+    W = np.where(np.isnan(Y), 0.0, 1.0) if W is None else W
+    tried = W.sum(axis=0)
+    wins = (np.nan_to_num(Y) * W).sum(axis=0)
     return np.where(tried > 0, (wins + 0.5) / (tried + 1.0), 0.5)
 
 
@@ -78,11 +94,11 @@ class _ConstantProbability:
         return np.tile([1.0 - self.p, self.p], (len(X), 1))
 
 
-def _fit_per_model(X: np.ndarray, Y: np.ndarray, fit_one, min_rows: int = 1) -> list:
-    """One estimator per model, fitted by `fit_one(X, y)` on the prompts where that model was
+def _fit_per_model(X: np.ndarray, Y: np.ndarray, W: np.ndarray, fit_one, min_rows: int = 1) -> list:
+    """One estimator per model, fitted by `fit_one(X, y, w)` on the prompts where that model was
     tried; a constant at the model's prior rate where its outcomes never vary (or are fewer
     than `min_rows`)."""
-    prior = _prior_rates(Y)
+    prior = _prior_rates(Y, W)
     estimators = []
     for j in range(Y.shape[1]):
         tried = ~np.isnan(Y[:, j])
@@ -90,7 +106,7 @@ def _fit_per_model(X: np.ndarray, Y: np.ndarray, fit_one, min_rows: int = 1) -> 
         if len(np.unique(y)) < 2 or tried.sum() < min_rows:
             estimators.append(_ConstantProbability(float(prior[j])))
         else:
-            estimators.append(fit_one(X[tried], y))
+            estimators.append(fit_one(X[tried], y, W[tried, j]))
     return estimators
 
 
@@ -106,10 +122,11 @@ class PerModelSuccessHead(BaseEstimator):
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, X, Y, costs=None) -> PerModelSuccessHead:
+    def fit(self, X, Y, costs=None, sample_weight=None) -> PerModelSuccessHead:
         X, Y = _check_targets(X, Y)
+        W = _check_weights(sample_weight, Y)
         self.estimators_ = _fit_per_model(
-            X, Y, lambda Xj, y: LogisticRegression(C=self.C, max_iter=self.max_iter).fit(Xj, y))
+            X, Y, W, lambda Xj, y, w: LogisticRegression(C=self.C, max_iter=self.max_iter).fit(Xj, y, sample_weight=w))
         self.n_models_ = Y.shape[1]
         return self
 
@@ -138,8 +155,9 @@ class CheapestSuccessfulHead(BaseEstimator):
         self.C = C
         self.max_iter = max_iter
 
-    def fit(self, X, Y, costs=None) -> CheapestSuccessfulHead:
+    def fit(self, X, Y, costs=None, sample_weight=None) -> CheapestSuccessfulHead:
         X, Y = _check_targets(X, Y)
+        W = _check_weights(sample_weight, Y)
         if costs is None:
             raise ValueError("CheapestSuccessfulHead needs costs (n, n_models) to define the cheapest success")
         labels = cheapest_successful_labels(Y, costs)
@@ -150,18 +168,21 @@ class CheapestSuccessfulHead(BaseEstimator):
         self.classes_ = np.unique(labels[known])
         self.label_counts_ = np.bincount(labels[known], minlength=n_models + 1)
         # S[k, j] = P(model j succeeds | label k), shrunk toward j's overall rate.
-        prior = _prior_rates(Y)
+        prior = _prior_rates(Y, W)
         success_given_label = np.empty((len(self.classes_), n_models))
         for row, k in enumerate(self.classes_):
-            block = Y[labels == k]
-            tried = (~np.isnan(block)).sum(axis=0)
-            wins = np.nansum(block, axis=0)
+            block, weights = Y[labels == k], W[labels == k]
+            tried = weights.sum(axis=0)
+            wins = (np.nan_to_num(block) * weights).sum(axis=0)
             success_given_label[row] = (wins + _PRIOR_WEIGHT * prior) / (tried + _PRIOR_WEIGHT)
         self.success_given_label_ = success_given_label
         if len(self.classes_) == 1:
             self.classifier_ = None
         else:
-            self.classifier_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(X[known], labels[known])
+            # A prompt's label rests on several observations: it counts as much as their mean weight.
+            row_weight = W[known].sum(axis=1) / np.maximum((W[known] > 0).sum(axis=1), 1)
+            self.classifier_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(
+                X[known], labels[known], sample_weight=row_weight)
         self.n_models_ = n_models
         return self
 
@@ -192,15 +213,16 @@ class KNNHead(BaseEstimator):
     def __init__(self, k: int = 25) -> None:
         self.k = k
 
-    def fit(self, X, Y, costs=None) -> KNNHead:
+    def fit(self, X, Y, costs=None, sample_weight=None) -> KNNHead:
         X, Y = _check_targets(X, Y)
+        W = _check_weights(sample_weight, Y)
         if self.k < 1:
             raise ValueError(f"k: expected >= 1, found {self.k}")
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         self.X_ = X / np.maximum(norms, 1e-12)
-        self.tried_ = (~np.isnan(Y)).astype(np.float32)
-        self.wins_ = np.nan_to_num(Y).astype(np.float32)
-        self.prior_ = _prior_rates(Y)
+        self.tried_ = W.astype(np.float32)
+        self.wins_ = (np.nan_to_num(Y) * W).astype(np.float32)
+        self.prior_ = _prior_rates(Y, W)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -230,21 +252,22 @@ class MLPHead(BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X, Y, costs=None) -> MLPHead:
+    def fit(self, X, Y, costs=None, sample_weight=None) -> MLPHead:
         from sklearn.neural_network import MLPClassifier
 
         X, Y = _check_targets(X, Y)
+        W = _check_weights(sample_weight, Y)
 
-        def fit_one(Xj, y):
+        def fit_one(Xj, y, w):
             # Early stopping holds out 10 %: worth it only when that is a real validation set.
             mlp = MLPClassifier(hidden_layer_sizes=(self.hidden,), alpha=self.alpha, max_iter=self.max_iter,
                                 early_stopping=bool(len(y) >= 1000), random_state=self.random_state)
             with warnings.catch_warnings():
                 # A baseline with a fixed budget of epochs; not converging is part of what it measures.
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                return mlp.fit(Xj, y)
+                return mlp.fit(Xj, y, sample_weight=w)
 
-        self.estimators_ = _fit_per_model(X, Y, fit_one, min_rows=20)
+        self.estimators_ = _fit_per_model(X, Y, W, fit_one, min_rows=20)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -278,9 +301,9 @@ class BlendHead(BaseEstimator):
         self.C = C
         self.k = k
 
-    def fit(self, X, Y, costs=None) -> BlendHead:
-        self.linear_ = PerModelSuccessHead(C=self.C).fit(X, Y)
-        self.knn_ = KNNHead(k=self.k).fit(X, Y)
+    def fit(self, X, Y, costs=None, sample_weight=None) -> BlendHead:
+        self.linear_ = PerModelSuccessHead(C=self.C).fit(X, Y, sample_weight=sample_weight)
+        self.knn_ = KNNHead(k=self.k).fit(X, Y, sample_weight=sample_weight)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -314,8 +337,9 @@ class PlattCalibration(BaseEstimator):
     never reorders prompts for one model, only fixes how models compare.
     """
 
-    def fit(self, proba, Y) -> PlattCalibration:
+    def fit(self, proba, Y, sample_weight=None) -> PlattCalibration:
         proba, Y = np.asarray(proba, dtype=float), np.asarray(Y, dtype=float)
+        W = _check_weights(sample_weight, Y)
         self.coef_ = np.ones(Y.shape[1])
         self.intercept_ = np.zeros(Y.shape[1])
         for j in range(Y.shape[1]):
@@ -323,7 +347,8 @@ class PlattCalibration(BaseEstimator):
             y = Y[tried, j]
             if len(np.unique(y)) < 2:
                 continue  # nothing to learn: keep the head's probabilities
-            lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(proba[tried, j])[:, None], y.astype(int))
+            lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(proba[tried, j])[:, None], y.astype(int),
+                                                              sample_weight=W[tried, j])
             self.coef_[j], self.intercept_[j] = lr.coef_[0, 0], lr.intercept_[0]
         return self
 

@@ -15,6 +15,7 @@ Router rather than live in it.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from router_ml.core.artifact import MANIFEST_FILE, read_artifact
 from router_ml.core.catalog import CostModel
 from router_ml.core.decision import Decision, QualitySchedule, choose, explain_choice
 from router_ml.core.embedders import CachedEmbedder, Embedder, make_embedder
+from router_ml.core.neighbours import NEIGHBOURS_FILE, Neighbour, TrainingNeighbours
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import (
     ArtifactError,
@@ -53,6 +55,38 @@ class Scores:
 
     proba: np.ndarray  # P(success) per model, (n, n_models)
     costs: np.ndarray  # estimated USD cost per model, (n, n_models)
+    novelty: np.ndarray | None = None  # (n,) in [0, 1], when the router carries its training prompts
+
+
+@dataclass
+class Explanation:
+    """What `Router.explain` returns; `render()` is what `router-ml route --explain` prints."""
+
+    decision: Decision
+    lam: float  # the trade-off rate at this target: P(success) worth lam * cost / cost_scale
+    cost_scale: float
+    estimates: list[dict]  # per model: p_success, cost, utility (p - lam * cost / cost_scale)
+    neighbours: list[Neighbour]
+
+    def render(self) -> str:
+        d = self.decision
+        lines = [f"-> {d.model} (p={d.confidence:.2f}, ~${d.estimated_cost:.2g}): {d.reason}"]
+        if d.novelty is not None:
+            lines.append(f"novelty {d.novelty:.2f} (share of held-out prompts at least this close to the training data: "
+                         f"{1 - d.novelty:.0%})")
+        width = max(len(e["model"]) for e in self.estimates)
+        lines.append(f"{'model':<{width}s}  p(success)  est. cost  utility at quality_target {d.quality_target:g}")
+        for e in self.estimates:
+            utility = "n/a" if e["utility"] is None else f"{e['utility']:+.4f}"
+            mark = " <-" if e["model"] == d.model else ""
+            lines.append(f"{e['model']:<{width}s}  {e['p_success']:10.3f}  {e['cost']:9.2g}  {utility}{mark}")
+        if not self.neighbours:
+            lines.append("(this router carries no training prompts to compare with)")
+        for n in self.neighbours:
+            outcomes = ", ".join(f"{m} {'-' if v is None else format(v, 'g')}" for m, v in n.outcomes.items())
+            lines.append(f"  similarity {n.similarity:.2f}: {' '.join(n.prompt.split())[:90]!r}")
+            lines.append(f"      {outcomes}")
+        return "\n".join(lines)
 
 
 class Router:
@@ -68,10 +102,12 @@ class Router:
         decision_cache_size: int = 0,
         max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
         path: str | None = None,
+        neighbours: TrainingNeighbours | None = None,
     ) -> None:
         self.manifest = manifest
         self.head = head
         self.path = path
+        self.neighbours = neighbours
         self.version: str = manifest["router_version"]
         self.models: list[str] = list(manifest["models"])
         self.cost_model = CostModel.from_dict(manifest["cost_model"])
@@ -152,7 +188,10 @@ class Router:
             embeddings = self.embedder.encode(prompts)
         proba = self._predict_head(embeddings)
         costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
-        return Scores(proba, costs)
+        return Scores(proba, costs, self._novelty(embeddings))
+
+    def _novelty(self, X: np.ndarray) -> np.ndarray | None:
+        return None if self.neighbours is None else self.neighbours.novelty(X)
 
     def allowed_mask(self, models) -> np.ndarray | None:
         """Boolean mask over `self.models` for a restriction (None: every model)."""
@@ -188,11 +227,14 @@ class Router:
             return cached
         self.check_prompts([prompt])
         mask = self.allowed_mask(allowed)
-        proba = self._predict_head(self.embedder.encode([prompt]))
+        X = self.embedder.encode([prompt])
+        proba = self._predict_head(X)
         costs = self.cost_model.estimate(len(prompt))
+        novelty = self._novelty(X)
         lam = self._lam(target)
         chosen = int(choose(proba, costs, lam, self.cost_scale, mask)[0])
-        decision = self._decision(proba[0], costs[0], chosen, target, lam, mask)
+        decision = self._decision(proba[0], costs[0], chosen, target, lam, mask,
+                                  None if novelty is None else float(novelty[0]))
         if self.decision_cache_size:
             self._remember(key, decision)
         return decision
@@ -224,17 +266,19 @@ class Router:
         target = self._quality_target(quality_target)
         mask = allowed if isinstance(allowed, np.ndarray) or allowed is None else self.allowed_mask(allowed)
         if rows is not None:
-            scores = Scores(scores.proba[rows], scores.costs[rows])
+            scores = Scores(scores.proba[rows], scores.costs[rows],
+                            None if scores.novelty is None else scores.novelty[rows])
         lam = self._lam(target)
         chosen = choose(scores.proba, scores.costs, lam, self.cost_scale, mask)
         return [
             self._decision(scores.proba[i], scores.costs[i], int(chosen[i]), target, lam,
-                           mask[i] if mask is not None and mask.ndim == 2 else mask)
+                           mask[i] if mask is not None and mask.ndim == 2 else mask,
+                           None if scores.novelty is None else float(scores.novelty[i]))
             for i in range(len(chosen))
         ]
 
     def _decision(self, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
-                  mask: np.ndarray | None = None) -> Decision:
+                  mask: np.ndarray | None = None, novelty: float | None = None) -> Decision:
         return Decision(
             model=self.models[chosen],
             confidence=float(proba[chosen]),
@@ -244,7 +288,24 @@ class Router:
             quality_target=target,
             estimated_cost=float(costs[chosen]),
             costs={m: float(c) for m, c in zip(self.models, costs)},
+            novelty=novelty,
         )
+
+    def explain(self, prompt: str, quality_target: float | None = None, k: int = 5) -> Explanation:
+        """Why `prompt` goes where it goes: every model's estimate, cost and trade-off at this
+        target, the prompt's novelty, and the `k` nearest training prompts with what each model
+        did on them (when the router carries its training prompts)."""
+        target = self._quality_target(quality_target)
+        self.check_prompts([prompt])
+        X = self.embedder.encode([prompt])
+        decision = self.decisions_from(Scores(self._predict_head(X), self.cost_model.estimate(len(prompt)),
+                                              self._novelty(X)), target)[0]
+        lam = self._lam(target)
+        estimates = [{"model": m, "p_success": decision.scores[m], "cost": decision.costs[m],
+                      "utility": None if math.isinf(lam) else decision.scores[m] - lam * decision.costs[m] / self.cost_scale}
+                     for m in self.models]
+        neighbours = [] if self.neighbours is None else self.neighbours.nearest(X[0], k)
+        return Explanation(decision, lam, self.cost_scale, estimates, neighbours)
 
 
 def _download_mlflow_model(uri: str) -> Path:
@@ -285,6 +346,12 @@ def load_router(
     source = str(path_or_uri)
     path = _download_mlflow_model(source) if source.startswith(("models:/", "runs:/")) else Path(source)
     manifest, head = read_artifact(path)
+    neighbours = None
+    if NEIGHBOURS_FILE in manifest["files"]:
+        try:
+            neighbours = TrainingNeighbours.load(path / NEIGHBOURS_FILE, manifest["models"])
+        except (ValueError, KeyError, OSError) as exc:
+            raise ArtifactFormatError(f"{path / NEIGHBOURS_FILE}: not neighbours this router-ml can read: {exc}") from exc
     overrides = {k: v for k, v in (("model", embedder_model), ("device", device)) if v is not None}
     embedder = make_embedder(manifest["embedder"], artifact_dir=path, **overrides)
     if embedder.id != manifest["embedder"]["id"]:
@@ -299,4 +366,5 @@ def load_router(
         decision_cache_size=decision_cache_size,
         max_prompt_chars=max_prompt_chars,
         path=str(path),
+        neighbours=neighbours,
     )

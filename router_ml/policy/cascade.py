@@ -54,6 +54,23 @@ class Cascade:
     max_cost: float | None = None
 
 
+NOVELTY_GUARD = "novelty-guard"  # the name a novelty guard fires under, among the rules
+
+
+@dataclass(frozen=True)
+class NoveltyGuard:
+    """Send prompts unlike anything the router was trained on to a model that is safe for them.
+
+        novelty: {above: 0.99, route_to: pro}
+
+    `above`: a calibrated novelty (router_ml.core.neighbours; 0.99 = more unusual than 99 %
+    of held-out prompts). Rules still bind: a restriction that excludes `route_to` wins.
+    """
+
+    above: float
+    route_to: str
+
+
 @dataclass
 class Plan:
     """What will be tried for one request, in order, and why."""
@@ -68,6 +85,11 @@ class Plan:
     @property
     def model(self) -> str:
         return self.steps[0]
+
+    @property
+    def guarded(self) -> bool:
+        """The novelty guard sent this request to its safe model."""
+        return NOVELTY_GUARD in self.rules.fired
 
     @property
     def confidence(self) -> float | None:
@@ -121,8 +143,23 @@ def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list
         else:
             decisions = router.route_batch([prompts[i] for i in rows], target, allowed)
         for i, d in zip(rows, decisions):
-            plans[i] = _cascade_plan(d, results[i], policy.cascade if policy else None)
+            plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or \
+                _cascade_plan(d, results[i], policy.cascade if policy else None)
     return plans
+
+
+def _guarded(decision: Decision, rules: RuleResult, guard: NoveltyGuard | None) -> Plan | None:
+    """The novelty guard's plan for a prompt it catches (None: it does not apply)."""
+    if guard is None or decision.novelty is None or decision.novelty <= guard.above:
+        return None
+    if rules.allowed is not None and guard.route_to not in rules.allowed:
+        return Plan([decision.model], rules, decision, decision.quality_target,
+                    notes=[f"novelty {decision.novelty:.3f} > {guard.above:g}, but {guard.route_to} is outside the "
+                           "rules' restriction: routed as usual"])
+    rules.fired.append(NOVELTY_GUARD)
+    return Plan([guard.route_to], rules, decision, decision.quality_target,
+                notes=[f"novelty {decision.novelty:.3f} > {guard.above:g}: unlike the training prompts, sent to "
+                       f"{guard.route_to}"])
 
 
 def _cascade_plan(decision: Decision, rules: RuleResult, cascade: Cascade | None) -> Plan:

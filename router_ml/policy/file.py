@@ -17,6 +17,7 @@
         check: {json: true}                 # or regex, min_chars/max_chars, function: "pkg.mod:fn"
       max_escalations: 1
       max_cost: 0.05                        # USD per request, estimated before each call
+    novelty: {above: 0.99, route_to: big-model}   # prompts unlike any training prompt go here
     fallbacks:                              # when a model errors or times out
       default: [mini, big-model]
       chains: {big-model: [big-model-backup]}
@@ -45,12 +46,13 @@ from pathlib import Path
 from router_ml.core.catalog import DEFAULT_CHARS_PER_TOKEN
 from router_ml.core.validation import check_number, check_share
 from router_ml.errors import PolicyError
-from router_ml.policy.cascade import ROUTER_STEP, Cascade
+from router_ml.policy.cascade import NOVELTY_GUARD, ROUTER_STEP, Cascade, NoveltyGuard
 from router_ml.policy.checks import compile_regex, make_check
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.rules import Condition, Rule, RuleResult, apply_rules, metadata_value
 
-_TOP = {"rules", "cascade", "fallbacks"}
+_TOP = {"rules", "cascade", "fallbacks", "novelty"}
+_NOVELTY = {"above", "route_to", "__line__"}
 _RULE = {"name", "when", "force", "restrict", "quality_target", "__line__"}
 _WHEN = {"min_tokens", "max_tokens", "regex", "metadata", "__line__"}
 _CASCADE = {"steps", "escalate_if", "max_escalations", "max_cost", "__line__"}
@@ -65,6 +67,7 @@ class Policy:
     rules: list[Rule] = field(default_factory=list)
     cascade: Cascade | None = None
     fallbacks: Fallbacks = field(default_factory=Fallbacks)
+    novelty: NoveltyGuard | None = None
     warnings: list[str] = field(default_factory=list)
     source: str = "<memory>"
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
@@ -74,6 +77,8 @@ class Policy:
         named = {r.force for r in self.rules if r.force} | {m for r in self.rules for m in (r.restrict or ())}
         if self.cascade is not None:
             named |= set(self.cascade.steps) - {ROUTER_STEP}
+        if self.novelty is not None:
+            named.add(self.novelty.route_to)
         named |= set(self.fallbacks.default) | set(self.fallbacks.chains)
         return named | {m for chain in self.fallbacks.chains.values() for m in chain}
 
@@ -163,6 +168,8 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
         name = str(raw.get("name", f"rule-{i}"))
         if name in names:
             raise PolicyError(f"{where}: rule name {name!r} is already used on line {names[name]}")
+        if name == NOVELTY_GUARD:
+            raise PolicyError(f"{where}: rule name {name!r} is reserved for the novelty guard")
         names[name] = raw.get("__line__", 1)
         rule = Rule(name=name, line=raw.get("__line__", 1), when=_condition(raw.get("when") or {}, where),
                     force=model(raw["force"], where) if raw.get("force") is not None else None,
@@ -204,6 +211,17 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
         if max_cost is not None:
             max_cost = _number(max_cost, f"{where}: cascade.max_cost (USD)", positive=True)
         policy.cascade = Cascade(steps, below, check, max_esc, max_cost)
+
+    raw = data.get("novelty")
+    if raw is not None:
+        where = at(raw, data.get("__line__", 1))
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: novelty: expected a mapping such as {{above: 0.99, route_to: MODEL}}")
+        keys_of(raw, _NOVELTY, where)
+        if raw.get("above") is None or raw.get("route_to") is None:
+            raise PolicyError(f"{where}: novelty: give above (0..1) and route_to (a model)")
+        policy.novelty = NoveltyGuard(_target(raw["above"], f"{where}: novelty.above"),
+                                      model(raw["route_to"], f"{where}: novelty.route_to"))
 
     raw = data.get("fallbacks")
     if raw is not None:

@@ -24,7 +24,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router_ml.errors import (
     AuditError,
@@ -37,14 +37,22 @@ from router_ml.errors import (
     PromptTooLongError,
     UnknownRequestError,
 )
+from router_ml.serve.audit import Outcome
 from router_ml.serve.record import Served
 from router_ml.serve.service import RoutingService
 
+# Requests are read as JSON says them: "0.5" is not a number, true is not 1, and an unknown
+# (e.g. misspelt) field is an error rather than silently ignored.
+STRICT = ConfigDict(strict=True, extra="forbid")
+
 
 class RouteRequest(BaseModel):
+    model_config = STRICT
+
     prompt: str | None = Field(None, description="One prompt to route.")
     prompts: list[str] | None = Field(None, description="Several prompts to route in one batch.")
-    quality_target: float | None = Field(None, ge=0.0, le=1.0, description="0 = cheapest, 1 = highest quality.")
+    quality_target: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                         description="0 = cheapest, 1 = highest quality.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Kept in the audit log with each decision.")
 
     @model_validator(mode="after")
@@ -60,19 +68,26 @@ class RouteResponse(BaseModel):
     decisions: list[Served]
 
 
-class Outcome(BaseModel):
+class OutcomeReport(BaseModel):
+    """How a routed request went (the model must be one the service routes to)."""
+
+    model_config = STRICT
+
     request_id: str
     model: str
     success: bool | None = None
-    score: float | None = Field(None, ge=0.0, le=1.0)
-    cost: float | None = Field(None, ge=0.0)
-    latency_ms: float | None = Field(None, ge=0.0)
+    score: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False)
+    cost: float | None = Field(None, ge=0.0, allow_inf_nan=False, description="USD")
+    latency_ms: float | None = Field(None, ge=0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def success_or_score(self):
         if self.success is None and self.score is None:
             raise ValueError("give 'success' (true/false) or 'score' (0..1)")
         return self
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.request_id, self.model, self.success, self.score, self.cost, self.latency_ms)
 
 
 def _error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
@@ -90,6 +105,7 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
+        service.metrics.requests.labels("rejected").inc()
         errors = exc.errors()
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":
@@ -101,6 +117,7 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
         if request.method == "POST" and request.url.path.startswith("/v1/"):
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
+                service.metrics.requests.labels("rejected").inc()
                 return _error(415, "unsupported_media_type",
                               f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
         return await call_next(request)
@@ -121,22 +138,22 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
         return {"decisions": served}
 
     @app.post("/v1/outcomes", summary="Report how a routed request went")
-    def outcomes(body: Outcome | list[Outcome]):
+    def outcomes(body: OutcomeReport | list[OutcomeReport]):
+        """One report or a list; a list is recorded all or nothing."""
         items = body if isinstance(body, list) else [body]
         if not items:
             return _error(422, "invalid_request", "no outcomes given", "body")
-        for i, item in enumerate(items):
-            where = f"[{i}]." if isinstance(body, list) else ""
-            try:
-                service.record_outcome(item.request_id, item.model, success=item.success, score=item.score,
-                                       cost=item.cost, latency_ms=item.latency_ms)
-            except UnknownRequestError as exc:
-                return _error(404, "unknown_request_id", str(exc), f"{where}request_id")
-            except DuplicateOutcomeError as exc:
-                return _error(409, "duplicate_outcome", str(exc), f"{where}model")
-            except (AuditError, ConfigError) as exc:
-                return _error(503 if isinstance(exc, ConfigError) else 422, "outcome_not_recorded", str(exc), None)
-        return {"recorded": len(items)}
+        try:
+            recorded = service.record_outcomes([item.outcome() for item in items], single=not isinstance(body, list))
+        except UnknownRequestError as exc:
+            return _error(404, "unknown_request_id", str(exc), exc.field)
+        except DuplicateOutcomeError as exc:
+            return _error(409, "duplicate_outcome", str(exc), exc.field)
+        except AuditError as exc:
+            return _error(422, "invalid_outcome", str(exc), exc.field)
+        except ConfigError as exc:
+            return _error(503, "outcome_not_recorded", str(exc), None)
+        return {"recorded": recorded}
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed")
     async def chat_completions(request: Request):
@@ -146,10 +163,12 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
         try:
             body = await request.json()
         except ValueError as exc:
+            service.metrics.requests.labels("rejected").inc()
             return _error(400, "malformed_json", f"the body is not valid JSON: {exc}", "body")
         try:
             reply = await anyio.to_thread.run_sync(gateway.handle, body, limiter=gateway_threads)
         except InvalidRequestError as exc:
+            service.metrics.requests.labels("rejected").inc()
             return _error(422, "invalid_request", str(exc), exc.field)
         except ModelNotAllowedError as exc:
             return _error(422, "model_not_allowed", str(exc), "model")
@@ -220,7 +239,7 @@ def _location(loc) -> str:
             continue
         if isinstance(part, int):
             out += f"[{part}]"
-        elif "[" in str(part) or str(part) in ("Outcome", "RouteRequest"):
+        elif "[" in str(part) or str(part) in ("OutcomeReport", "RouteRequest"):
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -81,4 +81,5 @@ def build_service(settings: ServiceSettings) -> BuiltService:
         if audit is not None:
             audit.close()
         raise
+    service.warm_up(background=True)  # /readyz says 503 until the embedding model is loaded
     return BuiltService(service, gateway, create_app(service, gateway))

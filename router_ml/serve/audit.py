@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 from router_ml.core.files import atomic_write_text
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     prompt TEXT,
     metadata TEXT,
     steps TEXT,
-    cost REAL
+    cost REAL,
+    novelty REAL
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     request_id TEXT NOT NULL,
@@ -75,11 +77,51 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
 _COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
-            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost")
+            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost", "novelty")
 # Columns added after the first release, and their types: added in place to older databases.
-_ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL"}
+_ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL"}
 
 
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened when `model` answered routed request `request_id`."""
+
+    request_id: str
+    model: str
+    success: bool | None = None
+    score: float | None = None  # 0..1
+    cost: float | None = None  # USD
+    latency_ms: float | None = None
+    source: str = "api"
+
+    def checked(self, where: str = "", known_models=None) -> Outcome:
+        """This outcome with its numbers validated, or an AuditError naming the field."""
+        def fail(field: str, message: str):
+            raise AuditError(f"{where}{field}: {message}", field=f"{where}{field}")
+
+        if not isinstance(self.request_id, str) or not self.request_id:
+            fail("request_id", f"expected the request_id a routing answer gave, found {self.request_id!r}")
+        if not isinstance(self.model, str) or not self.model:
+            fail("model", f"expected a model name, found {self.model!r}")
+        if known_models is not None and self.model not in known_models:
+            fail("model", f"{self.model!r} is not a model this service routes to ({', '.join(sorted(known_models))})")
+        if self.success is None and self.score is None:
+            fail("success", "an outcome needs success (true/false) or score (0..1)")
+        if self.success is not None and not isinstance(self.success, bool):
+            fail("success", f"expected true or false, found {self.success!r}")
+        def error(field: str):
+            return lambda message: AuditError(message, field=f"{where}{field}")
+
+        return Outcome(
+            self.request_id, self.model, self.success,
+            None if self.score is None else check_share(self.score, f"{where}score", error=error("score")),
+            None if self.cost is None else check_number(self.cost, f"{where}cost", error=error("cost"), unit=" (USD)"),
+            None if self.latency_ms is None else check_number(self.latency_ms, f"{where}latency_ms",
+                                                              error=error("latency_ms")),
+            self.source,
+        )
 
 
 _SENTINEL = object()
@@ -165,7 +207,7 @@ class AuditStore:
                 r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, prompt_sha256(prompt),
                 len(prompt), prompt if self.prompt_storage == "text" else None,
                 json.dumps(metadata) if metadata else None, json.dumps(r.steps) if r.steps is not None else None,
-                r.cost)
+                r.cost, r.novelty)
 
     def _run(self) -> None:
         db = self._connect()
@@ -245,31 +287,50 @@ class AuditStore:
     # -- outcomes ------------------------------------------------------------------------
 
     def record_outcome(self, request_id: str, model: str, *, success: bool | None = None, score: float | None = None,
-                       cost: float | None = None, latency_ms: float | None = None, source: str = "api") -> None:
+                       cost: float | None = None, latency_ms: float | None = None, source: str = "api",
+                       known_models=None) -> None:
         """Store what happened when `model` answered `request_id` (synchronously)."""
-        if success is None and score is None:
-            raise AuditError("an outcome needs success (true/false) or score (0..1)")
-        if score is not None:
-            score = check_share(score, "score", error=AuditError)
-        if cost is not None:
-            cost = check_number(cost, "cost", error=AuditError, unit=" (USD)")
+        self.record_outcomes([Outcome(request_id, model, success, score, cost, latency_ms, source)],
+                             known_models=known_models, single=True)
+
+    def record_outcomes(self, outcomes: list[Outcome], *, known_models=None, single: bool = False) -> int:
+        """Store several outcomes all or nothing: each is checked (a known model when `known_models`
+        is given, a finite cost >= 0, a score in [0, 1], a routed request id, not reported before)
+        and then all are written in one transaction. Errors name the item ("[2].cost")."""
+        if not outcomes:
+            raise AuditError("no outcomes given", field="body")
+        checked = [outcome.checked("" if single else f"[{i}].", known_models) for i, outcome in enumerate(outcomes)]
+        seen: dict[tuple, int] = {}
+        for i, outcome in enumerate(checked):
+            key = (outcome.request_id, outcome.model)
+            if key in seen:
+                raise DuplicateOutcomeError(f"items {seen[key]} and {i} report request {outcome.request_id!r} "
+                                            f"for model {outcome.model!r} twice", field=f"[{i}].model")
+            seen[key] = i
         with self._lock:
-            pending = request_id in self._pending
+            pending = any(o.request_id in self._pending for o in checked)
         if pending:
             self.flush(timeout=10)
-        with self._connect() as db:
-            known = db.execute("SELECT 1 FROM decisions WHERE request_id = ?", (request_id,)).fetchone()
-            if known is None:
-                raise UnknownRequestError(f"request_id {request_id!r}: no routed request with this id in {self.path}")
-            try:
-                db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (request_id, model, time.time(), None if score is None else float(score),
-                            None if success is None else int(bool(success)), cost, latency_ms, source))
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateOutcomeError(
-                    f"request_id {request_id!r}: an outcome for model {model!r} is already recorded") from exc
-            except sqlite3.Error as exc:
-                raise AuditError(f"{self.path}: cannot write the outcome: {exc}") from exc
+        where = (lambda i, name: name) if single else (lambda i, name: f"[{i}].{name}")
+        db = self._connect()
+        try:
+            with db:
+                for i, o in enumerate(checked):
+                    if db.execute("SELECT 1 FROM decisions WHERE request_id = ?", (o.request_id,)).fetchone() is None:
+                        raise UnknownRequestError(f"request_id {o.request_id!r}: no routed request with this id in "
+                                                  f"{self.path}", field=where(i, "request_id"))
+                    try:
+                        db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                   (o.request_id, o.model, time.time(), o.score,
+                                    None if o.success is None else int(o.success), o.cost, o.latency_ms, o.source))
+                    except sqlite3.IntegrityError as exc:
+                        raise DuplicateOutcomeError(f"request_id {o.request_id!r}: an outcome for model {o.model!r} "
+                                                    "is already recorded", field=where(i, "model")) from exc
+        except sqlite3.Error as exc:
+            raise AuditError(f"{self.path}: cannot write the outcome: {exc}") from exc
+        finally:
+            db.close()
+        return len(checked)
 
     # -- reading -------------------------------------------------------------------------
 

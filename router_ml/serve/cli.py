@@ -47,9 +47,17 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         raise SystemExit(0)  # nothing is served or written yet: leave cleanly
 
     signal.signal(signal.SIGTERM, stop_while_loading)
+    import logging
+
     import uvicorn
 
     from router_ml.serve.assembly import ServiceSettings, build_service
+
+    # The service's own events (reloads, refused reloads, registry trouble) go to stderr.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("router_ml").addHandler(handler)
+    logging.getLogger("router_ml").setLevel(logging.INFO)
 
     settings = ServiceSettings(
         router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,

@@ -18,6 +18,8 @@ class Metrics:
         self.routes = Counter("router_routes", "Routed prompts per chosen model", ["model"], registry=r)
         self.fallbacks = Counter("router_fallbacks", "Prompts sent to the fallback model", ["reason"], registry=r)
         self.explorations = Counter("router_explorations", "Prompts routed by exploration", registry=r)
+        self.novelty_guarded = Counter("router_novelty_guarded", "Prompts the novelty guard sent to its safe model",
+                                       registry=r)
         self.outcomes = Counter("router_outcomes", "Outcome reports by result", ["status"], registry=r)
         self.reloads = Counter("router_reloads", "Router reloads by result", ["result"], registry=r)
         self.audit_queue = Gauge("router_audit_queue", "Decisions waiting to be written", registry=r)

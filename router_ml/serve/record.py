@@ -41,6 +41,7 @@ class Served:
     latency_ms: float | None = None
     steps: list[dict] | None = None  # gateway: each cascade step and its attempts
     cost: float | None = None  # gateway: USD spent on the calls
+    novelty: float | None = None  # how unusual the prompt is next to the router's training prompts (0..1)
     ts: float = field(default_factory=time.time)
 
     @classmethod
@@ -52,7 +53,7 @@ class Served:
             confidence=plan.confidence, scores=d.scores if d else {}, costs=d.costs if d else {},
             estimated_cost=d.costs.get(plan.model) if d else None, reason=d.reason if plain else plan.reason(),
             quality_target=d.quality_target if d else plan.quality_target, rule=plan.rules.rule,
-            fallback=plan.fallback, cascade=list(plan.steps),
+            fallback=plan.fallback, cascade=list(plan.steps), novelty=d.novelty if d else None,
         )
 
     def to_dict(self) -> dict:

@@ -34,12 +34,16 @@ from router_ml.errors import BatchTooLargeError, ConfigError, ModelNotAllowedErr
 from router_ml.policy.cascade import Plan, make_plans
 from router_ml.policy.file import Policy
 from router_ml.policy.rules import RuleResult
-from router_ml.serve.audit import AuditStore
+from router_ml.serve.audit import AuditStore, Outcome
 from router_ml.serve.metrics import Metrics
 from router_ml.serve.record import Served
 
 log = logging.getLogger("router_ml.serve")
 
+
+
+def _warm(router: Router) -> None:
+    router.route("warm-up: load the embedding model")
 
 
 class RoutingService:
@@ -67,12 +71,15 @@ class RoutingService:
         self.max_batch = max_batch
         self.policy = policy
         self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
+        self.extra_models: set[str] = set()  # models the service calls besides the router's (gateway fallbacks)
         self.metrics = Metrics()
         self._random = random.Random(seed)
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._router = router if router is not None else loader(source)
+        self._warm = threading.Event()
+        self._warming = False  # until warm_up() is asked for, readiness does not wait for it
         self._registry_version = None
         self.fallback_model = fallback_model or self._router.models[-1]  # the dearest model, by default
         if self.fallback_model not in self._router.models:
@@ -88,6 +95,7 @@ class RoutingService:
               metadata: dict | None = None) -> list[Served]:
         """Route a batch; bad prompts raise PromptError/ConfigError, router failures fall back."""
         if len(prompts) > self.max_batch:
+            self.metrics.requests.labels("rejected").inc()
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
         started = time.perf_counter()
         router, plans = self.plan(prompts, quality_target, metadata)
@@ -97,9 +105,11 @@ class RoutingService:
         self.metrics.latency.observe(elapsed)
         self.metrics.prompts.inc(len(prompts))
         per_prompt_ms = 1000 * elapsed / len(prompts)
-        for prompt, item in zip(prompts, served):
+        for prompt, item, plan in zip(prompts, served, plans):
             item.latency_ms = per_prompt_ms
             self.metrics.routes.labels(item.model).inc()
+            if plan.guarded:
+                self.metrics.novelty_guarded.inc()
             self.record(prompt, item, metadata)
         return served
 
@@ -144,8 +154,8 @@ class RoutingService:
     def _explore(self, served: Served, plan: Plan) -> Served:
         """With probability `exploration_rate`, send the request to another allowed model."""
         d = plan.decision
-        if d is None or plan.rules.force or len(plan.steps) > 1:
-            return served  # forced, fallen back or cascading: no exploration
+        if d is None or plan.rules.force or plan.guarded or len(plan.steps) > 1:
+            return served  # forced, guarded, fallen back or cascading: no exploration
         candidates = plan.rules.allowed or list(d.scores)
         others = [m for m in candidates if m != d.model]
         served.propensity = 1.0 - self.exploration_rate if others else 1.0
@@ -167,20 +177,50 @@ class RoutingService:
             self.metrics.audit_dropped.set(stats["dropped"])
             self.metrics.audit_written.set(stats["written"])
 
+    @property
+    def known_models(self) -> set[str]:
+        """Models an outcome may name: the router's, and any others the service can call."""
+        return set(self._router.models) | self.extra_models
+
     def record_outcome(self, request_id: str, model: str, **fields) -> None:
+        self.record_outcomes([Outcome(request_id, model, **fields)], single=True)
+
+    def record_outcomes(self, outcomes: list[Outcome], single: bool = False) -> int:
+        """Validate and store outcome reports, all or none (see AuditStore.record_outcomes)."""
         if self.audit is None:
             raise ConfigError("this service has no audit store; start it with an audit database to record outcomes")
         try:
-            self.audit.record_outcome(request_id, model, **fields)
+            written = self.audit.record_outcomes(outcomes, known_models=self.known_models, single=single)
         except RouterError:
-            self.metrics.outcomes.labels("rejected").inc()
+            self.metrics.outcomes.labels("rejected").inc(len(outcomes) or 1)
             raise
-        self.metrics.outcomes.labels("ok").inc()
+        self.metrics.outcomes.labels("ok").inc(written)
+        return written
+
+    def warm_up(self, background: bool = True) -> None:
+        """Route one prompt so the embedding model is loaded before real traffic arrives (loading
+        torch takes seconds); until it has, `ready()` says no. Reloads warm the new router
+        before swapping it in."""
+        self._warm.clear()
+        self._warming = True
+
+        def run() -> None:
+            try:
+                _warm(self._router)
+            except Exception:  # noqa: BLE001 - a failure shows on the first request, with its error
+                log.exception("warming up the router failed")
+            self._warm.set()
+
+        if background:
+            threading.Thread(target=run, name="router-ml-warm-up", daemon=True).start()
+        else:
+            run()
 
     def ready(self) -> tuple[bool, dict]:
         audit = self.audit.stats() if self.audit is not None else None
-        ok = audit is None or audit["healthy"]
-        return ok, {"router_version": self._router.version, "source": self.source, "audit": audit}
+        warm = not self._warming or self._warm.is_set()
+        ok = warm and (audit is None or audit["healthy"])
+        return ok, {"router_version": self._router.version, "source": self.source, "warm": warm, "audit": audit}
 
     def reload(self, source: str | None = None) -> str:
         """Load `source` (default: the serving source again) and swap it in; the old one keeps
@@ -200,13 +240,17 @@ class RoutingService:
                 problems += check(fresh)
             if problems:
                 self.metrics.reloads.labels("failed").inc()
+                log.warning("reload refused, still serving %s: not serving %s: %s", self._router.version,
+                            fresh.version, "; ".join(problems))
                 raise ConfigError(f"not serving {fresh.version}: " + "; ".join(problems))
+            _warm(fresh)
+            previous = self._router.version
             self._router = fresh
             if source:
                 self.source = source
             self.metrics.reloads.labels("ok").inc()
             self.metrics.version.info({"router_version": fresh.version, "source": self.source})
-            log.info("now serving router %s", fresh.version)
+            log.info("reloaded: now serving router %s (was %s) from %s", fresh.version, previous, self.source)
             return fresh.version
 
     def registry_version(self) -> str | None:

@@ -50,6 +50,7 @@ class Gateway:
         self.service = service
         self.upstreams = upstreams
         service.reload_checks.append(self._covers)
+        service.extra_models |= set(upstreams.endpoints)
 
     def _covers(self, router) -> list[str]:
         missing = sorted(set(router.models) - set(self.upstreams.endpoints))
@@ -65,6 +66,8 @@ class Gateway:
             check = lambda answer: cascade.check(answer.text)  # noqa: E731
         served = Served.from_plan(plan, router.version)
         served.reason = plan.reason()
+        if plan.guarded:
+            self.service.metrics.novelty_guarded.inc()
         allowed = plan.rules.allowed
 
         def call(model: str) -> Answer:
