@@ -99,3 +99,17 @@ def test_end_to_end_with_the_real_embedding_model(tmp_path):
     assert step.returncode == 0, step.stderr
     compared = json.loads((tmp_path / "cmp.json").read_text())
     assert set(compared["routers"]) == {manifest["router_version"], "hashing-router"} and compared["prompts"] == 60
+
+
+def test_the_table_format_aligns_long_model_names():
+    from router_ml.core.cli import decisions_table
+    from router_ml.core.decision import Decision
+
+    def decision(model):
+        return Decision(model=model, confidence=0.5, scores={model: 0.5}, reason="r", router_version="v",
+                        quality_target=0.5, estimated_cost=1e-4)
+
+    text = decisions_table(["first", "second"], [decision("llama-3.1-nemotron-51b-instruct"), decision("nano")], "v")
+    rows = text.splitlines()[1:]
+    assert rows[0].index(" p=") == rows[1].index(" p=")  # the columns after the model line up
+    assert rows[1].strip().startswith("nano")

@@ -160,6 +160,7 @@ def test_serve_route_outcomes_retrain_promote_hot_reload(tmp_path):
                     break
                 time.sleep(0.5)
             assert seen == new_version, server.output()
+            assert f"reloaded: now serving router {new_version} (was loop-v1)" in server.output()
             assert server.stop() == 0
         rows = read_joined(audit)
         assert {r["router_version"] for r in rows} == {"loop-v1", new_version}

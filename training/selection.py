@@ -17,7 +17,8 @@ The winner's out-of-fold curve also calibrates the `quality_target` knob (the
    margin for unseen prompts. The margin is measured across the folds: on each fold,
    the lowest rate that reaches the best single model on the *other* folds is applied,
    and how far short of that model it falls there is recorded; the margin is the mean
-   shortfall (the optimism of picking a rate that only just reaches the bar);
+   shortfall plus its standard error across folds (the optimism of picking a rate that
+   only just reaches the bar, and its uncertainty);
 2. when no target gets there, the router cannot keep that promise; the default is then
    the lowest target whose out-of-fold quality is within one point (0.01) of the
    router's own best, and training says so.
@@ -234,7 +235,8 @@ def default_target(schedule: QualitySchedule, curve: Sweep, scores: np.ndarray, 
     `curve` is the router's sweep on out-of-fold predictions; `scores` and `costs`
     (n, n_models) are those prompts' logged outcomes and `fold_of` their folds. The margin
     is how far short of the best single model a rate chosen on the other folds falls on
-    each fold (the optimism of picking the lowest rate that just reaches it), averaged.
+    each fold (the optimism of picking the lowest rate that just reaches it): the mean
+    plus its standard error.
     """
     n = len(scores)
     rows = np.arange(n)
@@ -252,7 +254,10 @@ def default_target(schedule: QualitySchedule, curve: Sweep, scores: np.ndarray, 
         reached = [r for r in order if routed[r, ~held].mean() >= scores[~held, best].mean() - 1e-12]
         if reached:
             shortfalls.append(scores[held, best].mean() - routed[reached[0], held].mean())
-    margin = max(0.0, float(np.mean(shortfalls))) if shortfalls else math.inf
+    if len(shortfalls) >= 2:  # the mean shortfall plus its standard error across folds
+        margin = max(0.0, float(np.mean(shortfalls) + np.std(shortfalls, ddof=1) / math.sqrt(len(shortfalls))))
+    else:
+        margin = math.inf  # cannot be estimated: no promise to keep
     matched = [r for r in order if curve.quality[r] >= means[best] + margin - 1e-12]
     if matched:
         r, rule = matched[0], "matches_best_single"
