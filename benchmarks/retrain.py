@@ -2,17 +2,20 @@
 
     .venv/bin/python benchmarks/retrain.py [--workdir build/benchmarks] [--out benchmarks/results]
 
-Scenario, on LLMRouter's nine models (benchmarks/datasets.py):
+Scenario, on LLMRouter's nine models (benchmarks/datasets.py), its prompts shuffled once:
 
-1. The champion is trained on its train.json as `router-ml train` does (a fifth held out).
-2. It serves test.json's prompts (the questions shared with train.json dropped): each
-   request goes to the champion's choice at its default target or, with probability
-   EXPLORATION, to another model chosen uniformly; the logged score of the model it went
-   to is reported as the outcome. The audit log records each decision's propensity.
-3. Challengers, each judged against the champion on the same held-out prompts (complete
-   prompts neither router trained on: the champion's own held-out fifth and part of
-   test.json), by the paired bootstrap of training.comparison:
-   - "new logs only": trained on the audit log and test.json alone, which is what
+1. The champion is trained on CHAMPION_PROMPTS of train.json as `router-ml train` does
+   (a fifth held out).
+2. It serves TRAFFIC_PROMPTS other prompts of train.json: each request goes to the
+   champion's choice at its default target or, with probability EXPLORATION, to another
+   model chosen uniformly; the logged score of the model it went to is reported as the
+   outcome, and the audit log records each decision's propensity. Only that one model's
+   outcome is known for these prompts.
+3. An offline evaluation log (every model on the same prompts): the rest of train.json
+   and test.json (the questions shared with train.json dropped).
+4. Challengers, each judged against the champion on the same held-out prompts (complete
+   prompts neither router trained on), by the paired bootstrap of training.comparison:
+   - "new logs only": trained on the audit log and the offline log alone, which is what
      `retrain` did before it learned from the champion's data (the failure seen in the
      field: a worse router promoted on 95 prompts);
    - `retrain` as it is now, with the inverse-propensity cap at 1 (no weighting), 5 (the
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,31 +44,49 @@ from training.report import to_json_text  # noqa: E402
 EXPLORATION = 0.1
 SEED = 0
 RESAMPLES = 1000
+CHAMPION_PROMPTS = 1500
+TRAFFIC_PROMPTS = 2500
 
 
-def champion(workdir: Path, bench, cache_dir) -> Path:
+def split_logs(workdir: Path, bench) -> dict[str, Path]:
+    """The champion's log, the traffic prompts and the offline evaluation log (see the docstring)."""
+    from training.outcomes import read_outcomes
+
+    train, test = read_outcomes(bench.train), read_outcomes(bench.test)
+    test = test[~test["prompt"].isin(set(train["prompt"]))]
+    ids = np.random.default_rng(SEED).permutation(train["prompt_id"].unique())
+    parts = {"champion": ids[:CHAMPION_PROMPTS], "traffic": ids[CHAMPION_PROMPTS:CHAMPION_PROMPTS + TRAFFIC_PROMPTS],
+             "offline": ids[CHAMPION_PROMPTS + TRAFFIC_PROMPTS:]}
+    paths = {}
+    for name, chosen in parts.items():
+        frame = train[train["prompt_id"].isin(set(chosen))]
+        if name == "offline":
+            frame = pd.concat([frame, test], ignore_index=True)
+        paths[name] = workdir / f"retrain-{name}.parquet"
+        frame[["prompt_id", "prompt", "model", "score", "task"]].to_parquet(paths[name], index=False)
+    return paths
+
+
+def champion(workdir: Path, bench, logs: dict, cache_dir) -> Path:
     from training.pipeline import TrainConfig, train
 
     out = workdir / "routers" / "retrain-champion"
     if not (out / "manifest.json").exists():
-        train(TrainConfig(outcomes=str(bench.train), catalog=str(bench.catalog), out=str(out), overwrite=True,
+        train(TrainConfig(outcomes=str(logs["champion"]), catalog=str(bench.catalog), out=str(out), overwrite=True,
                           mlflow=False, baselines=(), cache_dir=cache_dir, router_version="llmrouter-champion"),
               log=lambda m: print(f"  [champion] {m}", flush=True), progress=False)
     return out
 
 
-def serve_log(router_path: Path, bench, audit: Path) -> dict:
-    """Route test.json through the champion with exploration; report the logged outcome of each call."""
+def serve_log(router_path: Path, traffic: Path, audit: Path) -> dict:
+    """Route the traffic prompts through the champion with exploration; report the logged outcome of each call."""
     from router_ml.core.router import load_router
     from router_ml.serve.audit import AuditStore
     from router_ml.serve.record import Served
     from training.outcomes import read_outcomes
 
     router = load_router(router_path, decision_cache_size=0)
-    trained_on = set(read_outcomes(bench.train)["prompt"])
-    test = read_outcomes(bench.test)
-    test = test[~test["prompt"].isin(trained_on)]
-    scores = test.pivot_table(index="prompt", columns="model", values="score", aggfunc="first")
+    scores = read_outcomes(traffic).pivot_table(index="prompt", columns="model", values="score", aggfunc="first")
     prompts = list(scores.index)
     rng = np.random.default_rng(SEED)
     if audit.exists():
@@ -86,8 +108,9 @@ def serve_log(router_path: Path, bench, audit: Path) -> dict:
     return {"requests": len(prompts), "explored": explored}
 
 
-def new_logs_only(workdir: Path, bench, audit: Path, holdout_csv: Path, cache_dir, champion_router) -> dict:
-    """A challenger trained on the audit log and test.json alone, as `retrain` used to."""
+def new_logs_only(workdir: Path, bench, offline_path: Path, audit: Path, holdout_csv: Path, cache_dir,
+                  champion_router) -> dict:
+    """A challenger trained on the audit log and the offline log alone, as `retrain` used to."""
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
     from training.comparison import paired_comparison
@@ -97,7 +120,7 @@ def new_logs_only(workdir: Path, bench, audit: Path, holdout_csv: Path, cache_di
 
     catalog = load_catalog(bench.catalog)
     rows, _ = audit_outcomes(audit, models=champion_router.models, max_weight=1.0, log=lambda _: None)
-    offline = read_outcomes(bench.test)
+    offline = read_outcomes(offline_path)
     table = combined_table(rows.assign(weight=1.0), [offline.assign(source="offline")], catalog, 0.5)
     held = set(read_outcomes(holdout_csv)["prompt"])
     table = table[~table["prompt"].isin(held)]
@@ -123,17 +146,18 @@ def main() -> None:
 
     started = time.perf_counter()
     bench = {b.name: b for b in prepare(args.workdir)}["llmrouter"]
-    base = champion(args.workdir, bench, args.cache_dir)
+    logs = split_logs(args.workdir, bench)
+    base = champion(args.workdir, bench, logs, args.cache_dir)
     champion_router = load_router(base)
     audit = args.workdir / "retrain-audit.sqlite"
-    served = serve_log(base, bench, audit)
+    served = serve_log(base, logs["traffic"], audit)
     print(f"served {served['requests']} requests, {served['explored']} explored", flush=True)
 
     results = {"served": served, "exploration": EXPLORATION, "champion": champion_router.version, "variants": {}}
     holdout_csv = None
     for cap in (5.0, 1.0, 20.0):  # the default first: its holdout is the one every variant is judged on
         out = args.workdir / "routers" / f"retrain-cap{cap:g}"
-        config = RetrainConfig(audit=str(audit), base=str(base), out=str(out), outcomes=[str(bench.test)],
+        config = RetrainConfig(audit=str(audit), base=str(base), out=str(out), outcomes=[str(logs["offline"])],
                                max_weight=cap, resamples=RESAMPLES, seed=SEED, cache_dir=args.cache_dir,
                                overwrite=True, workdir=str(args.workdir / f"retrain-cap{cap:g}.work"))
         result = retrain(config, log=lambda m, cap=cap: print(f"  [retrain cap {cap:g}] {m}", flush=True))
@@ -144,17 +168,17 @@ def main() -> None:
                 "candidate", "incumbent", "improvement", "lower", "upper", "prompts")},
             "would_promote": bool(decision["lower"] >= 0)}
         holdout_csv = holdout_csv or Path(config.workdir) / "holdout-outcomes.csv"
-    old = new_logs_only(args.workdir, bench, audit, holdout_csv, args.cache_dir, champion_router)
+    old = new_logs_only(args.workdir, bench, logs["offline"], audit, holdout_csv, args.cache_dir, champion_router)
     results["variants"] = {"new logs only (before)": {**old, "holdout_prompts": old["prompts"],
                                                        "would_promote": bool(old["lower"] >= 0)},
                            **results["variants"]}
-    # The old loop promoted on a point estimate over 95 prompts: how often would it have on such a holdout?
     results["seconds"] = round(time.perf_counter() - started, 1)
 
     lines = ["# Retraining on real data (benchmarks/retrain.py)", "",
-             f"LLMRouter, nine models. Champion `{results['champion']}` trained on train.json (a fifth held out); "
-             f"it served {served['requests']} test.json prompts with exploration {EXPLORATION:g} "
-             f"({served['explored']} explored), each call's logged score reported as its outcome. Every challenger "
+             f"LLMRouter, nine models. Champion `{results['champion']}` trained on {CHAMPION_PROMPTS:,} prompts of "
+             f"train.json (a fifth held out); it served {served['requests']:,} other prompts with exploration "
+             f"{EXPLORATION:g} ({served['explored']} explored), each call's logged score reported as its outcome; the "
+             "rest of train.json and test.json form the offline evaluation log. Every challenger "
              "is judged against the champion on the same held-out prompts (complete prompts neither router trained "
              f"on), AIQ with a paired bootstrap ({RESAMPLES} resamples); `retrain` promotes when the 95 % lower "
              "bound of the improvement is >= 0.", "",

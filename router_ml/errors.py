@@ -112,6 +112,22 @@ class InvalidRequestError(RouterError, ValueError):
         self.field = field
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """A request is over one of the service's limits (router_ml.serve.limits); `reason` names which."""
+
+    def __init__(self, message: str, field: str, reason: str) -> None:
+        super().__init__(message, field)
+        self.reason = reason
+
+
+class AuthError(RouterError):
+    """A request lacks a valid token (`status` 401) or its token lacks the scope (403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class UpstreamRejectedError(RouterError):
     """The provider rejected the request itself (a 4xx other than 429): passed to the client.
 

@@ -7,6 +7,7 @@
     /bad400/chat/completions      HTTP 400 with an OpenAI-style error (the request's fault)
     /malformed/chat/completions   HTTP 200 with a body that is not JSON
     /flaky/chat/completions       HTTP 500 on the first call, then normal
+    /cookie/chat/completions      a normal completion that also sets a cookie
 With "stream": true, ok/json send three SSE chunks and [DONE]; /drop sends one chunk and
 closes the connection mid-stream.
 """
@@ -23,6 +24,7 @@ class FakeUpstream:
     def __init__(self, slow_s: float = 2.0) -> None:
         self.calls: list[tuple[str, dict]] = []
         self.auth: list[str | None] = []
+        self.cookies: list[str | None] = []  # the Cookie header of each request
         self.slow_s = slow_s
         self._flaky_seen = False
         upstream = self
@@ -39,6 +41,7 @@ class FakeUpstream:
                 kind = self.path.strip("/").split("/")[0]
                 upstream.calls.append((kind, body))
                 upstream.auth.append(self.headers.get("Authorization"))
+                upstream.cookies.append(self.headers.get("Cookie"))
                 upstream.handle(self, kind, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -70,18 +73,21 @@ class FakeUpstream:
             return self._send(h, 400, json.dumps({"error": {"message": "max_tokens too large", "type": "invalid_request_error"}}).encode())
         if kind == "malformed":
             return self._send(h, 200, b"<html>gateway timeout</html>", "text/html")
+        extra = {"Set-Cookie": "session=client-a-secret; Path=/"} if kind == "cookie" else {}
         content = json.dumps({"answer": 42, "model": model}) if kind == "json" else f"plain answer from {model}"
         if body.get("stream"):
             return self._stream(h, model, content, drop=kind == "drop")
         data = {"id": "cmpl-1", "object": "chat.completion", "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
-        self._send(h, 200, json.dumps(data).encode())
+        self._send(h, 200, json.dumps(data).encode(), headers=extra)
 
     @staticmethod
-    def _send(h, status: int, payload: bytes, kind: str = "application/json") -> None:
+    def _send(h, status: int, payload: bytes, kind: str = "application/json", headers: dict | None = None) -> None:
         h.send_response(status)
         h.send_header("Content-Type", kind)
+        for name, value in (headers or {}).items():
+            h.send_header(name, value)
         h.send_header("Content-Length", str(len(payload)))
         h.end_headers()
         h.wfile.write(payload)

@@ -22,15 +22,20 @@ def copy(src, tmp_path, name="copy"):
     return dst
 
 
-def edit_manifest(path, change):
+def edit_manifest(path, change, redigest=True):
+    """Change the manifest; `redigest` also updates its digest, as a deliberate repackaging would."""
+    from router_ml.core.artifact import MANIFEST_DIGEST_KEY, manifest_digest
+
     manifest = json.loads((path / MANIFEST_FILE).read_text())
     change(manifest)
+    if redigest:
+        manifest[MANIFEST_DIGEST_KEY] = manifest_digest(manifest)
     (path / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     manifest = read_manifest(trained_router_dir)
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3 and len(manifest["manifest_sha256"]) == 64
     assert manifest["router_version"] == "test-router-1"
     assert manifest["embedder"]["id"].startswith("hashing") and manifest["embedder"]["dim"] == 256
     assert [m["name"] for m in manifest["cost_model"]["models"]] == manifest["models"]
@@ -92,9 +97,7 @@ def test_heads_pickled_before_the_layers_still_unpickle(trained_router_dir, tmp_
         joblib.dump(head, path / HEAD_FILE)
     assert b"router_ml.heads" in (path / HEAD_FILE).read_bytes()
     assert b"router_ml.core.heads" not in (path / HEAD_FILE).read_bytes()
-    manifest = json.loads((path / MANIFEST_FILE).read_text())
-    manifest["files"][HEAD_FILE] = sha256_file(path / HEAD_FILE)
-    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    edit_manifest(path, lambda m: m["files"].update({HEAD_FILE: sha256_file(path / HEAD_FILE)}))
     assert "router_ml.heads" not in sys.modules
     old = read_estimator(path)
     X = load_router(path).embedder.encode(["What is 2 + 2?"])
@@ -108,10 +111,46 @@ def test_missing_head_is_refused(trained_router_dir, tmp_path):
         load_router(path)
 
 
+@pytest.mark.parametrize("change", [
+    lambda m: m["policy"].update(default_quality_target=0.0),
+    lambda m: m["cost_model"]["models"][-1].update(input_price=0.0, output_price=0.0),
+    lambda m: m.update(models=list(reversed(m["models"]))),
+])
+def test_an_edited_manifest_is_refused(trained_router_dir, tmp_path, change):
+    path = copy(trained_router_dir, tmp_path)
+    edit_manifest(path, change, redigest=False)
+    with pytest.raises(ArtifactIntegrityError, match="manifest was changed after packaging"):
+        load_router(path)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m["policy"].pop("schedule"), "policy.schedule is missing"),
+    (lambda m: m["policy"].update(cost_scale="cheap"), "policy.cost_scale: expected a number > 0"),
+    (lambda m: m["policy"].update(default_quality_target=2), "policy.default_quality_target: expected a number in"),
+    (lambda m: m["embedder"].pop("dim"), "embedder.dim is missing"),
+    (lambda m: m["cost_model"]["models"][0].pop("output_price"), r"cost_model.models\[0\].output_price is missing"),
+    (lambda m: m.update(models="nano"), "models: expected a list of model names"),
+    (lambda m: m["policy"]["schedule"].update(targets=[0.5, 0.2]), "policy.schedule is malformed"),
+])
+def test_a_malformed_manifest_names_the_field(trained_router_dir, tmp_path, change, fragment):
+    path = copy(trained_router_dir, tmp_path)
+    edit_manifest(path, change)
+    with pytest.raises(ArtifactFormatError, match=fragment):
+        load_router(path)
+
+
+def test_a_router_of_the_previous_format_still_loads(trained_router_dir, tmp_path):
+    from router_ml.core.artifact import MANIFEST_DIGEST_KEY
+
+    path = copy(trained_router_dir, tmp_path)
+    edit_manifest(path, lambda m: (m.update(format_version=2), m.pop(MANIFEST_DIGEST_KEY)), redigest=False)
+    assert load_router(path).route("What is 2 + 2?").model == load_router(trained_router_dir).route("What is 2 + 2?").model
+
+
 def test_wrong_format_version_is_refused(trained_router_dir, tmp_path):
     path = copy(trained_router_dir, tmp_path)
     edit_manifest(path, lambda m: m.update(format_version=99))
-    with pytest.raises(ArtifactFormatError, match="format_version is 99, this router-ml reads version 2"):
+    with pytest.raises(ArtifactFormatError, match=r"format_version is 99, this router-ml reads versions \[2, 3\]"):
         load_router(path)
 
 

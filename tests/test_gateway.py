@@ -295,3 +295,34 @@ def test_reload_refuses_a_router_the_catalog_cannot_serve(gateway, trained_route
     with pytest.raises(ConfigError, match=r"no endpoint for its models \['gpt-9'\]"):
         service.reload()
 
+
+
+def test_hostile_chat_requests_are_answered_not_crashed_on(gateway, fake):
+    client, audit_path, service = gateway()
+    surrogate = client.post("/v1/chat/completions", headers={"Content-Type": "application/json"},
+                            content=b'{"model": "auto", "messages": [{"role": "user", "content": "hi \\ud800 there"}]}')
+    assert surrogate.status_code == 200, surrogate.text
+    kind, body = fake.calls[-1]
+    assert body["messages"][0]["content"] == "hi \ufffd there"  # what the provider got: valid UTF-8
+    unknown = client.post("/v1/chat/completions", json={**ASK, "base_url": "http://evil.example"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "base_url"
+    many = client.post("/v1/chat/completions", json={**ASK, "messages": ASK["messages"] * 1001})
+    assert many.status_code == 413 and many.json()["error"]["type"] == "too_many_messages"
+    deep: dict = {}
+    inner = deep
+    for _ in range(40):
+        inner["x"] = {}
+        inner = inner["x"]
+    nested = client.post("/v1/chat/completions", json={**ASK, "response_format": deep})
+    assert nested.status_code == 413 and nested.json()["error"]["type"] == "json_too_deep"
+    client.post("/v1/chat/completions", json={**ASK, "metadata": {"tier": "free"}, "router": {"quality_target": 0.5},
+                                              "temperature": 0.2})
+    kind, body = fake.calls[-1]
+    assert "metadata" not in body and "router" not in body and body["temperature"] == 0.2
+
+
+def test_no_cookie_travels_from_one_client_to_another(gateway, fake):
+    client, _, _ = gateway({m: "cookie" for m in PRICES})
+    for _ in range(3):
+        assert client.post("/v1/chat/completions", json=ASK).status_code == 200
+    assert fake.cookies[-3:] == [None, None, None]  # the upstream set a cookie each time; none was sent back

@@ -85,7 +85,23 @@ def test_empty_prompt_names_the_row(tmp_path):
 def test_non_string_prompt_in_jsonl(tmp_path):
     rows = [dict(r) for r in ROWS]
     rows[1]["prompt"] = 42
-    assert "line 2 (42)" in bad(tmp_path, rows, "a non-empty string", name="bad.jsonl")
+    assert "line 2 (42)" in bad(tmp_path, rows, "a string with some content", name="bad.jsonl")
+
+
+def test_prompts_of_only_control_or_zero_width_characters_are_named(tmp_path):
+    rows = [dict(r) for r in ROWS]
+    rows[1]["prompt"] = "\u200b\x00\ufeff"
+    assert "row 2" in bad(tmp_path, rows, "not only whitespace, control or zero-width")
+
+
+def test_lone_surrogates_in_a_log_are_replaced_and_counted(tmp_path):
+    path = tmp_path / "s.jsonl"
+    lines = [json.dumps(r) for r in ROWS]
+    lines[0] = lines[0].replace("What is 2+2?", "What is 2+2? \\ud800")  # the JSON escape of a lone surrogate
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="1 characters no encoder takes .lone surrogates. were replaced"):
+        table = read_outcomes(path)
+    assert table["prompt"].iloc[0] == "What is 2+2? \ufffd"
 
 
 @pytest.mark.parametrize("value", [1.5, -0.1])

@@ -12,7 +12,7 @@ import pytest
 from router_ml import load_router
 from router_ml.core.catalog import catalog_from_dict
 from router_ml.errors import ConfigError, MissingTrainingDataError, PromotionRefused
-from router_ml.serve.audit import AuditStore
+from router_ml.serve.audit import AuditStore, read_joined
 from router_ml.serve.record import Served
 from training.outcomes import read_outcomes, to_routing_data
 from training.retrain import (
@@ -57,7 +57,12 @@ def test_audit_rows_with_text_or_hash_matched_to_offline(tmp_path):
     messages = []
     rows, stats = audit_outcomes(hashed, log=messages.append)
     assert len(rows) == 0 and stats["no_prompt_text"] == 2 and "--prompt-storage text" in messages[0]
-    known = {hashlib.sha256(b"Prove it.").hexdigest(): "Prove it."}
+    from router_ml.core.prompts import keyed_digest
+    from router_ml.serve.audit import load_key
+
+    key = load_key(f"{hashed}.key", create=False)  # the audit log's own secret: digests are keyed
+    assert hashlib.sha256(b"Prove it.").hexdigest() not in {r["prompt_sha256"] for r in read_joined(hashed)}
+    known = {keyed_digest("Prove it.", key): "Prove it."}
     rows, stats = audit_outcomes(hashed, known, log=lambda _: None)
     assert rows["prompt"].tolist() == ["Prove it.", "Prove it."] and stats["no_prompt_text"] == 1
 

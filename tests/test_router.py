@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import router_ml
 from router_ml import Decision, PromptError, PromptTooLongError, load_router
+from router_ml.core.prompts import has_content
 from router_ml.errors import ConfigError
 
 PROMPTS = [
@@ -131,7 +132,7 @@ def test_decision_cache_returns_the_same_decision_and_is_bounded(trained_router_
     assert off.route(PROMPTS[0]).to_dict() == first.to_dict()
 
 
-@given(prompt=st.text(min_size=1, max_size=200).filter(lambda p: p.strip()),
+@given(prompt=st.text(min_size=1, max_size=200).filter(has_content),
        target=st.floats(0.0, 1.0) | st.sampled_from([0.0, 1.0]))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_decisions_follow_the_rule_in_the_numbers_they_report(router, prompt, target):

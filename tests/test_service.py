@@ -44,7 +44,7 @@ def test_route_one_and_batch_are_audited(client, service, tmp_path):
     service.audit.flush()
     rows = {r["request_id"]: r for r in read_joined(tmp_path / "audit.sqlite")}
     assert set(rows) == {d["request_id"]} | {x["request_id"] for x in decisions}
-    assert rows[d["request_id"]]["metadata"] == {"tier": "free"}
+    assert rows[d["request_id"]]["metadata"]["tier"].startswith("hmac:")  # hash mode: values as keyed digests
     assert rows[d["request_id"]]["prompt"] is None and rows[d["request_id"]]["prompt_chars"] == len("What is 2 + 2?")
 
 
@@ -216,17 +216,23 @@ def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path)
         RoutingService(str(trained_router_dir), exploration_rate=1.0)
 
 
-def test_reload_keeps_serving_when_the_source_is_unreachable(client, service, trained_router_dir):
+def test_reload_keeps_serving_when_the_source_is_unreachable(service, trained_router_dir):
+    from router_ml.serve.auth import TokenStore
+
+    admin = {"Authorization": "Bearer " + "k" * 20}
+    tokens = TokenStore.load(environ={"ROUTER_ML_TOKENS": "admin,route,metrics:" + "k" * 20})
+
     def unreachable(source):
         raise ConnectionError("registry at http://mlflow:5000 unreachable")
 
-    service.loader = unreachable
-    r = post(client, "/admin/reload", {})
-    assert r.status_code == 503 and "still serving test-router-1" in r.json()["error"]["message"]
-    assert post(client, "/v1/route", {"prompt": "still here"}).status_code == 200
-    assert 'router_reloads_total{result="failed"} 1.0' in client.get("/metrics").text
-    service.loader = load_router
-    assert post(client, "/admin/reload", {}).json() == {"router_version": "test-router-1"}
+    with TestClient(create_app(service, tokens=tokens)) as client:
+        service.loader = unreachable
+        r = client.post("/admin/reload", headers=admin)
+        assert r.status_code == 503 and "still serving test-router-1" in r.json()["error"]["message"]
+        assert client.post("/v1/route", json={"prompt": "still here"}, headers=admin).status_code == 200
+        assert 'router_reloads_total{result="failed"} 1.0' in client.get("/metrics", headers=admin).text
+        service.loader = load_router
+        assert client.post("/admin/reload", headers=admin).json() == {"router_version": "test-router-1"}
 
 
 def test_reload_refuses_a_router_without_the_fallback_model(service, trained_router_dir):

@@ -243,3 +243,32 @@ def test_serve_with_policy_and_catalog_runs_the_gateway(trained_router_dir, tmp_
         assert "pro: cooling down" in rows[1]["fallback"]  # the second request skips the failing model
     finally:
         upstream.close()
+
+
+def test_slow_and_silent_clients_are_dropped_and_counted(trained_router_dir, tmp_path, audit_path):
+    """A connection must deliver a whole request within --request-timeout: clients that send headers a
+    byte at a time, or nothing, cannot hold the service's connections."""
+    import socket
+
+    with Server(str(trained_router_dir), tmp_path, "--audit", str(audit_path), "--request-timeout", "1") as server:
+        server.wait_ready()
+        sockets = []
+        for i in range(60):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            if i % 2:
+                s.sendall(b"POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")  # never ends
+            sockets.append(s)
+        time.sleep(2.5)
+        closed = 0
+        for s in sockets:
+            try:
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+            s.close()
+        assert closed == 60
+        assert httpx.post(server.url + "/v1/route", json={"prompt": "still serving"}, timeout=10).status_code == 200
+        metrics = httpx.get(server.url + "/metrics", timeout=10).text
+        line = next(x for x in metrics.splitlines() if x.startswith('router_limited_total{reason="slow_client"}'))
+        assert float(line.split()[-1]) >= 60
+        assert server.stop() == 0

@@ -242,6 +242,8 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--base", required=True, help="The current router, e.g. models:/NAME@champion (its settings and prices are reused).")
 @click.option("--base-outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The log the base was trained on, when the file its manifest names is gone or changed.")
+@click.option("--audit-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The audit log's digest secret, to recognise prompts logged as digests (default: AUDIT.key).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the challenger router.")
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
 @click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")
@@ -260,7 +262,7 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
 @click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-def retrain(audit_path, outcome_paths, base, base_outcomes, out, catalog, register, alias, metric, margin, holdout_size,
+def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin, holdout_size,
             min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite):
     """Train a challenger on everything the base learned plus the logs; promote it only if it is at least as good.
 
@@ -271,6 +273,7 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, out, catalog, regist
 
     config = RetrainConfig(audit=str(audit_path), base=base, out=str(out), outcomes=[str(p) for p in outcome_paths],
                            base_outcomes=str(base_outcomes) if base_outcomes else None,
+                           audit_key_file=str(audit_key_file) if audit_key_file else None,
                            catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
                            margin=margin, holdout_size=holdout_size, min_holdout=min_holdout, resamples=resamples,
                            max_weight=max_weight, since=since, seed=seed,

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from router_ml.core.catalog import Catalog, CostModel, estimate_tokens
-from router_ml.core.prompts import prompt_sha256
+from router_ml.core.prompts import has_content, prompt_sha256, replace_unencodable
 from router_ml.core.tables import read_table, row_name
 from router_ml.core.validation import check_share
 from router_ml.errors import CatalogError, OutcomesError
@@ -111,10 +111,16 @@ def validate_outcomes(
     out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
 
     for field in ("prompt", "model"):
-        values = frame[field]
-        bad = ~values.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy()
-        _bad_rows(frame, bad, field, "a non-empty string", source)
-        out[field] = values.to_numpy(dtype=object)
+        values = frame[field].map(lambda v: replace_unencodable(v) if isinstance(v, str) else (v, 0))
+        texts = values.map(lambda pair: pair[0])
+        bad = ~texts.map(lambda v: isinstance(v, str) and has_content(v)).to_numpy()
+        _bad_rows(frame, bad, field, "a string with some content (not only whitespace, control or zero-width "
+                                     "characters)", source)
+        replaced = int(values.map(lambda pair: pair[1]).sum())
+        if replaced:
+            warnings.warn(f"{source}: field '{field}': {replaced} characters no encoder takes (lone surrogates) "
+                          "were replaced by U+FFFD", stacklevel=2)
+        out[field] = texts.to_numpy(dtype=object)
     out["model"] = out["model"].str.strip()
 
     if "score" in columns:

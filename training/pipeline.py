@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router_ml.core.artifact import write_artifact
+from router_ml.core.artifact import check_output_dir, write_artifact
 from router_ml.core.catalog import load_catalog
 from router_ml.core.embedders import DEFAULT_MODEL, DEFAULT_TRUNCATION, TRUNCATIONS, embedder_class
 from router_ml.core.heads import HEADS, RoutingHead
@@ -153,10 +153,7 @@ def _clean(obj):
 def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
     """Run the whole pipeline; returns where the artifact went and what was measured."""
     out = Path(config.out)
-    if out.exists() and not config.overwrite:
-        from router_ml.errors import ArtifactExistsError
-
-        raise ArtifactExistsError(f"{out}: already exists; choose another --out or pass --overwrite")
+    check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
 
     # 1. Outcomes, prices and the split.
     catalog = load_catalog(config.catalog) if config.catalog else None

@@ -74,6 +74,7 @@ class RetrainConfig:
     out: str  # the challenger's artifact directory
     outcomes: list[str] = field(default_factory=list)  # offline logs in the outcomes contract
     base_outcomes: str | None = None  # the champion's training outcomes, when its manifest's file is gone
+    audit_key_file: str | None = None  # the audit log's digest secret (default: AUDIT.key, when present)
     catalog: str | None = None  # default: the champion's own prices
     register: str | None = None  # default: the champion's registered name
     alias: str = "champion"
@@ -306,8 +307,9 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     """Steps 1-7 of the module docstring. Raises PromotionRefused before training when the
     holdout would be too thin; a challenger that is not good enough is registered but not
     promoted (`promoted` False, `decision["refused"]` says why)."""
-    from router_ml.core.prompts import prompt_sha256
+    from router_ml.core.prompts import keyed_digest
     from router_ml.core.router import load_router
+    from router_ml.serve.audit import load_key
     from training.comparison import paired_comparison
     from training.outcomes import read_outcomes, to_routing_data
     from training.pipeline import TrainConfig, train
@@ -331,7 +333,14 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
             log(f"{path}: {int(frame['model'].isin(other).sum())} rows for models the champion does not route "
                 f"({', '.join(other)}) are left out")
         offline.append(frame[frame["model"].isin(champion.models)].assign(source=f"offline:{path}"))
-    known = {prompt_sha256(p): p for frame in [trained, unseen, *offline] for p in frame["prompt"].unique()}
+    # Prompts logged as digests are recovered from the other logs: keyed with the audit log's
+    # secret (its key file), or plain sha256 for logs written before keyed digests.
+    key_file = Path(config.audit_key_file or f"{config.audit}.key")
+    key = load_key(key_file, create=False) if key_file.exists() else None
+    texts = {p for frame in [trained, unseen, *offline] for p in frame["prompt"].unique()}
+    known = {keyed_digest(p, None): p for p in texts}
+    if key is not None:
+        known.update({keyed_digest(p, key): p for p in texts})
     audit_rows, stats = audit_outcomes(config.audit, known, config.since, champion.models, config.max_weight, log)
     log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
         f"{stats['outcome_rows']} usable outcome rows ({stats['exploration_rows']} from exploration, "

@@ -23,6 +23,7 @@ existing directory is replaced only with `overwrite=True`, and then by a rename 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,7 +37,9 @@ import numpy as np
 from router_ml.core.files import fsync_dir, ordinary_mode, sha256_file
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the manifest carries its own digest; 2 (without one) is still read
+READABLE_VERSIONS = (2, 3)
+MANIFEST_DIGEST_KEY = "manifest_sha256"
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.joblib"
 HEAD_ARRAYS_FILE = "head.npz"
@@ -78,8 +81,7 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
     from router_ml.core.head_arrays import save_arrays
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise ArtifactExistsError(f"{out_dir}: already exists; choose another --out or pass --overwrite")
+    check_output_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -100,6 +102,7 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
         missing = [k for k in REQUIRED_KEYS if k not in manifest]
         if missing:
             raise ArtifactFormatError(f"manifest is missing {missing}")
+        manifest[MANIFEST_DIGEST_KEY] = manifest_digest(manifest)
         with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2, allow_nan=False)
             fh.flush()
@@ -122,6 +125,26 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
     return out_dir
 
 
+def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output that cannot become a router or whose replacement would
+    destroy something that is not a router: the working directory or one above it, a file, or
+    a non-empty directory without a manifest."""
+    out_dir = Path(out_dir)
+    resolved, here = out_dir.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise ArtifactExistsError(f"{out_dir}: is the working directory or contains it; a router needs a directory "
+                                  "of its own, e.g. --out models/v1")
+    if not out_dir.exists():
+        return
+    if not overwrite:
+        raise ArtifactExistsError(f"{out_dir}: already exists; choose another --out or pass --overwrite")
+    if not out_dir.is_dir():
+        raise ArtifactExistsError(f"{out_dir}: is a file, not a router directory; --overwrite replaces routers only")
+    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).is_file():
+        raise ArtifactExistsError(f"{out_dir}: is a directory that holds no router ({MANIFEST_FILE} missing); "
+                                  "--overwrite replaces routers only, never other files")
+
+
 def read_manifest(path: str | Path) -> dict:
     """The manifest of an artifact directory, with its format version and keys checked."""
     path = Path(path)
@@ -137,15 +160,79 @@ def read_manifest(path: str | Path) -> dict:
     if not isinstance(manifest, dict):
         raise ArtifactFormatError(f"{manifest_path}: expected a JSON object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArtifactFormatError(
-            f"{manifest_path}: format_version is {version!r}, this router-ml reads version {FORMAT_VERSION}; "
+            f"{manifest_path}: format_version is {version!r}, this router-ml reads versions {list(READABLE_VERSIONS)}; "
             "retrain the router or install the router-ml version that wrote it"
         )
+    if version >= 3:
+        recorded = manifest.get(MANIFEST_DIGEST_KEY)
+        if not isinstance(recorded, str):
+            raise ArtifactIntegrityError(f"{manifest_path}: no {MANIFEST_DIGEST_KEY}; the manifest cannot be checked")
+        if manifest_digest(manifest) != recorded:
+            raise ArtifactIntegrityError(
+                f"{manifest_path}: its content does not match its {MANIFEST_DIGEST_KEY} ({recorded[:16]}...): the "
+                "manifest was changed after packaging (a price, a target, a model) and will not be loaded")
+    validate_manifest(manifest, str(manifest_path))
+    return manifest
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's content (canonical JSON, its own digest left out)."""
+    content = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST_KEY}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def validate_manifest(manifest: dict, where: str) -> None:
+    """ArtifactFormatError naming the first missing or malformed field a router needs to load."""
+    def need(value, path: str, kind, what: str):
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise ArtifactFormatError(f"{where}: {path}: expected {what}, found {value!r}"[:400])
+        return value
+
+    def field(obj: dict, key: str, path: str):
+        if key not in obj:
+            raise ArtifactFormatError(f"{where}: {path}.{key} is missing" if path else f"{where}: {key} is missing")
+        return obj[key]
+
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
-        raise ArtifactFormatError(f"{manifest_path}: missing keys {missing}")
-    return manifest
+        raise ArtifactFormatError(f"{where}: missing keys {missing}")
+    need(manifest["router_version"], "router_version", str, "a version string")
+    models = need(manifest["models"], "models", list, "a list of model names")
+    if not models or not all(isinstance(m, str) and m for m in models) or len(set(models)) != len(models):
+        raise ArtifactFormatError(f"{where}: models: expected distinct model names, found {models!r}")
+    embedder = need(manifest["embedder"], "embedder", dict, "the embedder's settings")
+    for key, kind, what in (("kind", str, "a backend name"), ("id", str, "an embedder id"), ("dim", int, "a dimension")):
+        need(field(embedder, key, "embedder"), f"embedder.{key}", kind, what)
+    cost_model = need(manifest["cost_model"], "cost_model", dict, "the cost model")
+    entries = need(field(cost_model, "models", "cost_model"), "cost_model.models", list, "a list of priced models")
+    for i, entry in enumerate(entries):
+        path = f"cost_model.models[{i}]"
+        need(entry, path, dict, "a priced model")
+        for key in ("name", "input_price", "output_price", "output_tokens", "mean_call_cost"):
+            value = field(entry, key, path)
+            if key == "name":
+                need(value, f"{path}.name", str, "a model name")
+            elif value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ArtifactFormatError(f"{where}: {path}.{key}: expected a number >= 0, found {value!r}")
+    policy = need(manifest["policy"], "policy", dict, "the decision policy")
+    schedule = need(field(policy, "schedule", "policy"), "policy.schedule", dict, "the quality schedule")
+    for key in ("targets", "lams"):
+        need(field(schedule, key, "policy.schedule"), f"policy.schedule.{key}", list, "a list of numbers")
+    scale = need(field(policy, "cost_scale", "policy"), "policy.cost_scale", (int, float), "a number > 0")
+    if not scale > 0:
+        raise ArtifactFormatError(f"{where}: policy.cost_scale: expected a number > 0, found {scale!r}")
+    target = need(field(policy, "default_quality_target", "policy"), "policy.default_quality_target", (int, float),
+                  "a number in [0, 1]")
+    if not 0 <= target <= 1:
+        raise ArtifactFormatError(f"{where}: policy.default_quality_target: expected a number in [0, 1], "
+                                  f"found {target!r}")
+    files = need(manifest["files"], "files", dict, "file names and their sha256")
+    for name, digest in files.items():
+        if not isinstance(name, str) or not isinstance(digest, str):
+            raise ArtifactFormatError(f"{where}: files: expected name: sha256 pairs, found {name!r}: {digest!r}")
 
 
 def verify_files(path: str | Path, manifest: dict) -> None:

@@ -29,6 +29,7 @@ from router_ml.core.catalog import CostModel
 from router_ml.core.decision import Decision, QualitySchedule, choose, explain_choice
 from router_ml.core.embedders import CachedEmbedder, Embedder, make_embedder
 from router_ml.core.neighbours import NEIGHBOURS_FILE, Neighbour, TrainingNeighbours
+from router_ml.core.prompts import normalize_prompt
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import (
     ArtifactError,
@@ -36,7 +37,6 @@ from router_ml.errors import (
     ConfigError,
     EmbedderMismatchError,
     PromptError,
-    PromptTooLongError,
 )
 
 DEFAULT_MAX_PROMPT_CHARS = 500_000
@@ -110,13 +110,19 @@ class Router:
         self.neighbours = neighbours
         self.version: str = manifest["router_version"]
         self.models: list[str] = list(manifest["models"])
-        self.cost_model = CostModel.from_dict(manifest["cost_model"])
+        try:
+            self.cost_model = CostModel.from_dict(manifest["cost_model"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactFormatError(f"manifest: cost_model is malformed: {exc}") from exc
         if self.cost_model.models != self.models:
             raise ArtifactFormatError(
                 f"manifest: cost_model lists {self.cost_model.models}, expected the models {self.models} in that order"
             )
         policy = manifest["policy"]
-        self.schedule = QualitySchedule.from_dict(policy["schedule"])
+        try:
+            self.schedule = QualitySchedule.from_dict(policy["schedule"])
+        except (KeyError, TypeError, ValueError) as exc:  # ConfigError is a ValueError too
+            raise ArtifactFormatError(f"manifest: policy.schedule is malformed: {exc}") from exc
         self.cost_scale = float(policy["cost_scale"])
         self.default_quality_target = float(policy["default_quality_target"])
         self.max_prompt_chars = max_prompt_chars
@@ -157,22 +163,23 @@ class Router:
     def __repr__(self) -> str:
         return f"Router(version={self.version!r}, models={self.models}, embedder={self.embedder.id!r})"
 
-    def check_prompts(self, prompts) -> list[str]:
+    def normalize(self, prompts) -> tuple[list[str], int]:
+        """The prompts as the router sees them (router_ml.core.prompts) and how many characters
+        were replaced; a PromptError naming the first bad one."""
         if isinstance(prompts, str):
             raise PromptError("route_batch: expected a list of prompts, found a single string; use route() for one")
+        if prompts is None or not hasattr(prompts, "__iter__") or isinstance(prompts, (dict, bytes)):
+            raise PromptError(f"prompts: expected a list of strings, found {type(prompts).__name__}")
         prompts = list(prompts)
+        out, replaced = [], 0
         for i, prompt in enumerate(prompts):
-            where = f"prompts[{i}]" if len(prompts) > 1 else "prompt"
-            if not isinstance(prompt, str):
-                raise PromptError(f"{where}: expected a string, found {type(prompt).__name__}")
-            if not prompt.strip():
-                raise PromptError(f"{where}: expected a non-empty prompt, found {prompt[:20]!r}")
-            if len(prompt) > self.max_prompt_chars:
-                raise PromptTooLongError(
-                    f"{where}: {len(prompt):,} characters is over the limit of {self.max_prompt_chars:,}; "
-                    "pass max_prompt_chars= to load_router to raise it"
-                )
-        return prompts
+            text, n = normalize_prompt(prompt, f"prompts[{i}]" if len(prompts) > 1 else "prompt", self.max_prompt_chars)
+            out.append(text)
+            replaced += n
+        return out, replaced
+
+    def check_prompts(self, prompts) -> list[str]:
+        return self.normalize(prompts)[0]
 
     def _quality_target(self, quality_target) -> float:
         return self.default_quality_target if quality_target is None else check_quality_target(quality_target)
@@ -225,7 +232,7 @@ class Router:
         cached = self.decision_cache_size and self._cached(key)
         if cached:
             return cached
-        self.check_prompts([prompt])
+        [prompt] = self.check_prompts([prompt])
         mask = self.allowed_mask(allowed)
         X = self.embedder.encode([prompt])
         proba = self._predict_head(X)
@@ -255,6 +262,7 @@ class Router:
     def route_batch(self, prompts: list[str], quality_target: float | None = None, allowed=None) -> list[Decision]:
         """Route many prompts with one batched embedding; same decisions as `route` one by one."""
         target = self._quality_target(quality_target)
+        prompts = self.check_prompts(prompts)
         if len(prompts) == 0:
             return []
         mask = self.allowed_mask(allowed)
@@ -296,7 +304,7 @@ class Router:
         target, the prompt's novelty, and the `k` nearest training prompts with what each model
         did on them (when the router carries its training prompts)."""
         target = self._quality_target(quality_target)
-        self.check_prompts([prompt])
+        [prompt] = self.check_prompts([prompt])
         X = self.embedder.encode([prompt])
         decision = self.decisions_from(Scores(self._predict_head(X), self.cost_model.estimate(len(prompt)),
                                               self._novelty(X)), target)[0]

@@ -35,6 +35,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if fmt == "csv":
             frame = pd.read_csv(
                 path, dtype={"prompt": str, "model": str, "prompt_id": str, "task": str}, keep_default_na=False,
+                encoding_errors="strict",
                 na_values={"score": [""], "cost": [""], "input_tokens": [""], "output_tokens": [""], "latency_ms": [""]},
             )
         elif fmt == "jsonl":
@@ -56,8 +57,10 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     import gzip
     import json
 
+    from router_ml.core.prompts import clean_json
+
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    records, lines = [], []
+    records, lines, replaced = [], [], [0]
     with opener(path, "rt", encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
@@ -68,8 +71,13 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise OutcomesError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
             if not isinstance(record, dict):
                 raise OutcomesError(f"{path}: line {number}: expected a JSON object, found {type(record).__name__}")
-            records.append(record)
+            records.append(clean_json(record, replaced))
             lines.append(number)
+    if replaced[0]:
+        import warnings
+
+        warnings.warn(f"{path}: {replaced[0]} characters no encoder takes (lone surrogates) were replaced by U+FFFD",
+                      stacklevel=3)
     frame = pd.DataFrame.from_records(records)
     frame.attrs["lines"] = lines
     return frame

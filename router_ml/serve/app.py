@@ -18,16 +18,19 @@ with the fallback model and says so in `reason` and `fallback`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router_ml.errors import (
     AuditError,
+    AuthError,
     BatchTooLargeError,
     ConfigError,
     DuplicateOutcomeError,
@@ -35,9 +38,12 @@ from router_ml.errors import (
     ModelNotAllowedError,
     PromptError,
     PromptTooLongError,
+    RequestTooLargeError,
     UnknownRequestError,
 )
 from router_ml.serve.audit import Outcome
+from router_ml.serve.auth import TokenStore
+from router_ml.serve.limits import BodyLimit, Limits
 from router_ml.serve.record import Served
 from router_ml.serve.service import RoutingService
 
@@ -94,14 +100,61 @@ def _error(status: int, kind: str, message: str, field: str | None = None) -> JS
     return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
 
 
-def create_app(service: RoutingService, gateway=None, gateway_concurrency: int = 64) -> FastAPI:
+def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | None = None,
+               limits: Limits | None = None, gateway_concurrency: int = 64) -> FastAPI:
+    """The FastAPI app over a service (and its gateway). `tokens` (router_ml.serve.auth) guard
+    every endpoint but the health checks; without them admin is off. `limits` default to
+    the service's."""
+    tokens = tokens or TokenStore([])
+    limits = limits or service.limits
     app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
-                  "handle it well, and records every decision.")
+                  "handle it well, and records every decision.",
+                  docs_url=None if tokens.enabled else "/docs", openapi_url=None if tokens.enabled else "/openapi.json")
     app.state.service = service
     app.state.gateway = gateway
     # Upstream calls can block for long (timeouts, retries, streams): they get their own
     # threads, so health checks and /v1/route never wait behind them.
     gateway_threads = anyio.CapacityLimiter(gateway_concurrency)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes,
+                       on_refusal=lambda reason: service.metrics.limited.labels(reason).inc(),
+                       render=lambda status, kind, message: json.dumps(
+                           {"error": {"type": kind, "message": message, "field": "body"}}).encode())
+
+    def require(scope: str):
+        """A dependency: the request's token must carry `scope` (admin is off without tokens)."""
+        def check(request: Request) -> None:
+            if not tokens.enabled:
+                if scope == "admin":
+                    service.metrics.auth_failures.labels("admin_off").inc()
+                    raise AuthError("admin endpoints are off: configure tokens (--tokens-file or ROUTER_ML_TOKENS) "
+                                    "with the admin scope", 403)
+                return
+            token = tokens.check(request.headers.get("authorization"))
+            if token is None:
+                service.metrics.auth_failures.labels("missing_or_unknown").inc()
+                raise AuthError("a valid bearer token is needed: Authorization: Bearer TOKEN", 401)
+            if scope not in token.scopes:
+                service.metrics.auth_failures.labels("scope").inc()
+                raise AuthError(f"the token {token.name!r} lacks the scope {scope!r}", 403)
+        return Depends(check)
+
+    @app.exception_handler(AuthError)
+    async def unauthorized(request: Request, exc: AuthError):
+        response = _error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc), "authorization")
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        kinds = {404: "not_found", 405: "method_not_allowed", 400: "malformed_json"}
+        if exc.status_code == 400:
+            service.metrics.requests.labels("rejected").inc()
+            message = f"the body cannot be parsed: {exc.detail}"
+        else:
+            message = f"{request.method} {request.url.path}: {exc.detail}"
+        return _error(exc.status_code, kinds.get(exc.status_code, "http_error"), message,
+                      "body" if exc.status_code == 400 else None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -122,11 +175,16 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
                               f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
         return await call_next(request)
 
-    @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch")
+    @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch",
+              dependencies=[require("route")])
     def route(body: RouteRequest):
         prompts = [body.prompt] if body.prompt is not None else body.prompts
         try:
             served = service.route(prompts, body.quality_target, body.metadata)
+        except RequestTooLargeError as exc:
+            return _error(413, exc.reason, str(exc), exc.field)
+        except InvalidRequestError as exc:
+            return _error(422, "invalid_request", str(exc), exc.field)
         except BatchTooLargeError as exc:
             return _error(413, "too_many_prompts", str(exc), "prompts")
         except PromptTooLongError as exc:
@@ -137,7 +195,7 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
             return _error(422, "invalid_request", str(exc), "quality_target")
         return {"decisions": served}
 
-    @app.post("/v1/outcomes", summary="Report how a routed request went")
+    @app.post("/v1/outcomes", summary="Report how a routed request went", dependencies=[require("outcomes")])
     def outcomes(body: OutcomeReport | list[OutcomeReport]):
         """One report or a list; a list is recorded all or nothing."""
         items = body if isinstance(body, list) else [body]
@@ -155,18 +213,23 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
             return _error(503, "outcome_not_recorded", str(exc), None)
         return {"recorded": recorded}
 
-    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed")
+    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat completion, routed and executed",
+              dependencies=[require("route")])
     async def chat_completions(request: Request):
         if gateway is None:
             return _error(404, "gateway_off", "the gateway is off: start `router-ml serve` with --catalog naming each "
                           "model's base_url", None)
         try:
-            body = await request.json()
-        except ValueError as exc:
+            body = strict_json(await request.body())
+        except (ValueError, RecursionError) as exc:
             service.metrics.requests.labels("rejected").inc()
-            return _error(400, "malformed_json", f"the body is not valid JSON: {exc}", "body")
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return _error(400, "malformed_json", f"the body is not valid JSON: {detail}", "body")
         try:
             reply = await anyio.to_thread.run_sync(gateway.handle, body, limiter=gateway_threads)
+        except RequestTooLargeError as exc:
+            service.metrics.limited.labels(exc.reason).inc()
+            return _error(413, exc.reason, str(exc), exc.field)
         except InvalidRequestError as exc:
             service.metrics.requests.labels("rejected").inc()
             return _error(422, "invalid_request", str(exc), exc.field)
@@ -189,18 +252,30 @@ def create_app(service: RoutingService, gateway=None, gateway_concurrency: int =
         ok, detail = service.ready()
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, **detail})
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[require("metrics")])
     async def metrics():
         service.update_audit_gauges()
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)")
+    @app.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)",
+              dependencies=[require("admin")])
     def reload():
         try:
             version = service.reload()
         except Exception as exc:  # noqa: BLE001 - the current router keeps serving
             return _error(503, "reload_failed", f"still serving {service.router.version}: {exc}", None)
         return {"router_version": version}
+
+    if tokens.enabled:  # the API description is for operators: behind the admin scope
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[require("admin")])
+        async def openapi():
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", include_in_schema=False, dependencies=[require("admin")])
+        async def docs():
+            from fastapi.openapi.docs import get_swagger_ui_html
+
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="router-ml")
 
     return app
 
@@ -228,6 +303,15 @@ class _RelayResponse(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.relay.close, limiter=self.limiter)
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def strict_json(raw: bytes):
+    """JSON as the standard has it: NaN and Infinity (which Python's parser accepts) are refused."""
+    return json.loads(raw, parse_constant=_no_constants)
 
 
 def _location(loc) -> str:

@@ -19,7 +19,9 @@ from router_ml.core.router import DEFAULT_DECISION_CACHE, DEFAULT_EMBEDDING_CACH
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.file import Policy, load_policy
 from router_ml.serve.audit import AuditStore
+from router_ml.serve.auth import TokenStore
 from router_ml.serve.gateway import Gateway, Upstreams
+from router_ml.serve.limits import Limits
 from router_ml.serve.service import RoutingService
 
 
@@ -38,6 +40,12 @@ class ServiceSettings:
     embedding_cache: int = DEFAULT_EMBEDDING_CACHE
     policy: str | Path | None = None
     catalog: str | Path | None = None  # with endpoints: turns the gateway on
+    tokens_file: str | Path | None = None  # bearer tokens (router_ml.serve.auth); else ROUTER_ML_TOKENS
+    audit_key_file: str | Path | None = None  # the audit log's digest secret (default: AUDIT.key)
+    audit_metadata_keys: tuple[str, ...] | None = None  # metadata stored as given (the rest hashed or dropped)
+    audit_metadata_other: str = "hash"
+    retain_text_days: float | None = None
+    limits: Limits = field(default_factory=Limits)
     warnings: list[str] = field(default_factory=list)  # filled by build_service: policy warnings
 
 
@@ -46,6 +54,7 @@ class BuiltService:
     service: RoutingService
     gateway: Gateway | None
     app: object  # fastapi.FastAPI
+    tokens: TokenStore
 
     def close(self) -> None:
         """Flush the audit log and close upstream connections (after requests in flight finished)."""
@@ -58,8 +67,11 @@ def build_service(settings: ServiceSettings) -> BuiltService:
     """Load the router and everything around it; nothing is left open if any part fails."""
     from router_ml.serve.app import create_app
 
-    audit = None if settings.audit is None else AuditStore(settings.audit, prompt_storage=settings.prompt_storage,
-                                                          flush_interval=settings.flush_interval)
+    tokens = TokenStore.load(settings.tokens_file)  # first: a bad tokens file stops before anything opens
+    audit = None if settings.audit is None else AuditStore(
+        settings.audit, prompt_storage=settings.prompt_storage, flush_interval=settings.flush_interval,
+        key_file=settings.audit_key_file, metadata_keys=settings.audit_metadata_keys,
+        metadata_other=settings.audit_metadata_other, retain_text_days=settings.retain_text_days)
     try:
         loader = functools.partial(load_router, decision_cache_size=settings.decision_cache,
                                    embedding_cache_size=settings.embedding_cache)
@@ -70,16 +82,17 @@ def build_service(settings: ServiceSettings) -> BuiltService:
             settings.warnings.extend(policy.warnings)
         service = RoutingService(settings.router, audit=audit, exploration_rate=settings.exploration_rate,
                                  fallback_model=settings.fallback_model, max_batch=settings.max_batch, loader=loader,
-                                 router=router, policy=policy)
+                                 router=router, policy=policy, limits=settings.limits)
         gateway = None
         if settings.catalog:
             from router_ml.core.catalog import load_catalog
 
             fallbacks = policy.fallbacks if policy is not None else Fallbacks()
-            gateway = Gateway(service, Upstreams(load_catalog(settings.catalog), fallbacks, router.models))
+            gateway = Gateway(service, Upstreams(load_catalog(settings.catalog), fallbacks, router.models),
+                              limits=settings.limits)
     except BaseException:
         if audit is not None:
             audit.close()
         raise
     service.warm_up(background=True)  # /readyz says 503 until the embedding model is loaded
-    return BuiltService(service, gateway, create_app(service, gateway))
+    return BuiltService(service, gateway, create_app(service, gateway, tokens=tokens, limits=settings.limits), tokens)

@@ -16,15 +16,22 @@ reports that in /metrics and /readyz.
 
 Outcomes are written synchronously: they must name a known request id (else
 `UnknownRequestError`), and a (request id, model) pair is recorded once (a repeat is a
-`DuplicateOutcomeError`). Prompts are stored as text only when `prompt_storage="text"`;
-the default keeps a sha256 and the length, for privacy (retraining then needs the
-prompts from elsewhere).
+`DuplicateOutcomeError`).
+
+What is stored about a request (see `AuditStore` for the settings): the decision itself
+(model, scores, reason, rules, steps, costs, timing); the prompt as a keyed digest
+(HMAC-SHA256 under a per-deployment secret) and its length, or as text with
+`prompt_storage="text"` (retraining from the log needs the text, or the prompts from an
+offline log); request metadata per the metadata policy. Nothing else from the request
+(headers, tokens, client address) is stored.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -34,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router_ml.core.files import atomic_write_text
-from router_ml.core.prompts import prompt_sha256
+from router_ml.core.prompts import keyed_digest
 from router_ml.core.validation import check_number, check_share
 from router_ml.errors import AuditError, DuplicateOutcomeError, UnknownRequestError
 from router_ml.serve.record import Served
@@ -134,13 +141,63 @@ def _close_all() -> None:  # a normal exit flushes every open store
         store.close()
 
 
+KEY_BYTES = 32
+METADATA_OTHER = ("hash", "drop")
+
+
+def load_key(path: str | Path, create: bool = True) -> bytes:
+    """The audit log's secret for keyed prompt digests, from `path` (created, 0600, when missing)."""
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise AuditError(f"{path}: audit key file not found")
+        import secrets
+
+        from router_ml.core.files import atomic_write_bytes
+
+        atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES))
+        os.chmod(path, 0o600)
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read the audit key: {exc}") from exc
+    if len(key) < 16:
+        raise AuditError(f"{path}: an audit key needs at least 16 bytes, found {len(key)}")
+    return key
+
+
 class AuditStore:
+    """See the module docstring. Privacy settings:
+
+    - `prompt_storage`: "hash" (the default: a keyed digest and the length) or "text";
+    - `key_file`: the per-deployment secret of the keyed digests (HMAC-SHA256), by default
+      `<database>.key`, created with mode 0600 on first use; `key_file=False` keeps
+      unkeyed sha256 digests (not recommended: a guessable prompt is found by hashing
+      candidates);
+    - `metadata_keys`: request metadata keys stored as given; the values of other keys are
+      stored as keyed digests (`metadata_other="hash"`, so they can still be grouped) or
+      dropped ("drop"). None: every key as given with text storage, none with hashes;
+    - `retain_text_days`: prompt text and metadata of decisions older than this are erased
+      (the decisions and their outcomes stay).
+    """
+
     def __init__(self, path: str | Path, *, prompt_storage: str = "hash", batch_size: int = 256,
-                 flush_interval: float = 0.2, queue_size: int = 50_000, max_bytes: int | None = None) -> None:
+                 flush_interval: float = 0.2, queue_size: int = 50_000, max_bytes: int | None = None,
+                 key_file: str | Path | bool | None = None, metadata_keys=None, metadata_other: str = "hash",
+                 retain_text_days: float | None = None) -> None:
         if prompt_storage not in PROMPT_STORAGE:
             raise AuditError(f"prompt_storage: expected one of {PROMPT_STORAGE}, found {prompt_storage!r}")
+        if metadata_other not in METADATA_OTHER:
+            raise AuditError(f"metadata_other: expected one of {METADATA_OTHER}, found {metadata_other!r}")
+        if retain_text_days is not None and not retain_text_days > 0:
+            raise AuditError(f"retain_text_days: expected a number of days > 0, found {retain_text_days!r}")
         self.path = Path(path)
         self.prompt_storage = prompt_storage
+        self.key_file = None if key_file is False else Path(key_file or f"{self.path}.key")
+        self.metadata_keys = None if metadata_keys is None else frozenset(metadata_keys)
+        self.metadata_other = metadata_other
+        self.retain_text_days = retain_text_days
+        self._last_redaction = 0.0
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_bytes = max_bytes  # a cap on the database's size; past it writes fail as "disk full"
@@ -159,6 +216,12 @@ class AuditStore:
                             raise
                 db.execute("CREATE TABLE IF NOT EXISTS _write_check (x INTEGER)")
                 db.execute("DELETE FROM _write_check")
+            self.key = load_key(self.key_file) if self.key_file is not None else None
+            with self._connect() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT)")
+                digest = "sha256" if self.key is None else f"hmac-sha256 key {hashlib.sha256(self.key).hexdigest()[:16]}"
+                db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('prompt_digest', ?)", (digest,))
+            self._redact_old(force=True)
         except sqlite3.Error as exc:
             raise AuditError(f"{self.path}: cannot open the audit database for writing: {exc}") from exc
         except OSError as exc:
@@ -203,11 +266,37 @@ class AuditStore:
         return True
 
     def _row(self, prompt: str, r: Served, metadata: dict) -> tuple:
+        metadata = self.stored_metadata(metadata)
         return (r.request_id, r.ts, r.router_version, r.model, r.confidence, json.dumps(r.scores), r.quality_target,
-                r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms, prompt_sha256(prompt),
-                len(prompt), prompt if self.prompt_storage == "text" else None,
+                r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms,
+                keyed_digest(prompt, self.key), len(prompt), prompt if self.prompt_storage == "text" else None,
                 json.dumps(metadata) if metadata else None, json.dumps(r.steps) if r.steps is not None else None,
                 r.cost, r.novelty)
+
+    def stored_metadata(self, metadata: dict) -> dict:
+        """Request metadata as this store keeps it (see the class docstring)."""
+        if not metadata:
+            return {}
+        keep = self.metadata_keys
+        if keep is None:
+            keep = set(metadata) if self.prompt_storage == "text" else set()
+        out = {}
+        for name, value in metadata.items():
+            if name in keep:
+                out[name] = value
+            elif self.metadata_other == "hash":
+                out[name] = "hmac:" + keyed_digest(json.dumps(value, sort_keys=True, default=str), self.key)[:32]
+        return out
+
+    def _redact_old(self, force: bool = False) -> None:
+        """Erase prompt text and metadata older than `retain_text_days` (at most once a minute)."""
+        if self.retain_text_days is None or (not force and time.monotonic() - self._last_redaction < 60):
+            return
+        self._last_redaction = time.monotonic()
+        cutoff = time.time() - self.retain_text_days * 86400
+        with self._connect() as db:
+            db.execute("UPDATE decisions SET prompt = NULL, metadata = NULL WHERE ts < ? "
+                       "AND (prompt IS NOT NULL OR metadata IS NOT NULL)", (cutoff,))
 
     def _run(self) -> None:
         db = self._connect()
@@ -238,6 +327,11 @@ class AuditStore:
                     batch = []
                 else:
                     time.sleep(min(1.0, self.flush_interval * 5))  # the disk is failing: retry later
+            try:
+                self._redact_old()
+            except sqlite3.Error as exc:  # retention is retried next time; writing decisions goes on
+                with self._lock:
+                    self._last_error = f"retention: {type(exc).__name__}: {exc}"
         db.close()
 
     def _write(self, db: sqlite3.Connection, batch: list) -> bool:

@@ -38,8 +38,29 @@ from router_ml.core.cli import echo_err, fail
               help="Rules, cascade and fallbacks (YAML) applied to every request.")
 @click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions.")
+@click.option("--tokens-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none.")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Serve beyond loopback without tokens (anyone who reaches the port can route and report outcomes).")
+@click.option("--audit-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Secret for the audit log's keyed prompt digests (default: AUDIT.key, created 0600).")
+@click.option("--audit-metadata-keys", help="Comma-separated metadata keys kept as given in the audit log.")
+@click.option("--audit-metadata-other", default="hash", show_default=True, type=click.Choice(["hash", "drop"]),
+              help="What the audit log keeps of other metadata keys' values.")
+@click.option("--retain-text-days", type=click.FloatRange(min=0, min_open=True),
+              help="Erase prompt text and metadata from the audit log after this many days (decisions stay).")
+@click.option("--max-body-bytes", default=4_000_000, show_default=True, type=click.IntRange(min=1024),
+              help="Largest request body accepted (413 above), checked before parsing.")
+@click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a connection has to deliver a whole request.")
+@click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Seconds an idle keep-alive connection stays open.")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Concurrent connections and requests before new ones get 503.")
 def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
-          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path):
+          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
+          allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
+          max_body_bytes, request_timeout, keep_alive, max_connections):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
@@ -52,6 +73,13 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     import uvicorn
 
     from router_ml.serve.assembly import ServiceSettings, build_service
+    from router_ml.serve.auth import TokenStore, is_loopback
+    from router_ml.serve.limits import Limits
+    from router_ml.serve.protocol import guarded_protocol
+
+    if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
+        fail(f"--host {host} would open the service beyond this machine with no tokens: configure --tokens-file "
+             "(or ROUTER_ML_TOKENS), or pass --allow-unauthenticated if a proxy in front authenticates")
 
     # The service's own events (reloads, refused reloads, registry trouble) go to stderr.
     handler = logging.StreamHandler()
@@ -63,7 +91,11 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
         flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
         max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
-        catalog=catalog_path,
+        catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
+        audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
+        if audit_metadata_keys else None,
+        audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
+        limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
     )
     built = build_service(settings)
     for warning in settings.warnings:
@@ -71,13 +103,18 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     service = built.service
     if reload_interval > 0:
         service.watch_registry(reload_interval)
-    echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs)")
+    access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
+              else "no tokens: open on loopback, admin endpoints off")
+    echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs; {access})")
+    protocol = guarded_protocol(request_timeout, lambda: service.metrics.limited.labels("slow_client").inc())
     # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
     # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: None)
     try:
-        uvicorn.run(built.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20)
+        uvicorn.run(built.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20,
+                    http=protocol, timeout_keep_alive=keep_alive, limit_concurrency=max_connections,
+                    server_header=False)
     finally:
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
     audit = service.audit

@@ -13,6 +13,9 @@ class Metrics:
         r = self.registry
         self.requests = Counter("router_requests", "Routing requests by outcome", ["status"], registry=r)
         self.prompts = Counter("router_prompts", "Prompts routed", registry=r)
+        self.replaced_characters = Counter("router_prompt_replaced_characters",
+                                           "Characters in prompts that no encoder takes (lone surrogates), "
+                                           "replaced by U+FFFD", registry=r)
         self.latency = Histogram("router_request_latency_seconds", "Time to route one request", buckets=LATENCY_BUCKETS,
                                  registry=r)
         self.routes = Counter("router_routes", "Routed prompts per chosen model", ["model"], registry=r)
@@ -22,6 +25,9 @@ class Metrics:
                                        registry=r)
         self.outcomes = Counter("router_outcomes", "Outcome reports by result", ["status"], registry=r)
         self.reloads = Counter("router_reloads", "Router reloads by result", ["result"], registry=r)
+        self.limited = Counter("router_limited", "Requests refused by a limit, by reason", ["reason"], registry=r)
+        self.auth_failures = Counter("router_auth_failures", "Requests refused for a missing, unknown or "
+                                     "insufficient token", ["reason"], registry=r)
         self.audit_queue = Gauge("router_audit_queue", "Decisions waiting to be written", registry=r)
         self.audit_dropped = Gauge("router_audit_dropped", "Decisions the audit store could not keep", registry=r)
         self.audit_written = Gauge("router_audit_written", "Decisions written to the audit store", registry=r)

@@ -30,11 +30,20 @@ import time
 from collections.abc import Callable
 
 from router_ml.core.router import Router, load_router
-from router_ml.errors import BatchTooLargeError, ConfigError, ModelNotAllowedError, PromptError, RouterError
+from router_ml.errors import (
+    BatchTooLargeError,
+    ConfigError,
+    InvalidRequestError,
+    ModelNotAllowedError,
+    PromptError,
+    RequestTooLargeError,
+    RouterError,
+)
 from router_ml.policy.cascade import Plan, make_plans
 from router_ml.policy.file import Policy
 from router_ml.policy.rules import RuleResult
 from router_ml.serve.audit import AuditStore, Outcome
+from router_ml.serve.limits import Limits, check_metadata
 from router_ml.serve.metrics import Metrics
 from router_ml.serve.record import Served
 
@@ -59,6 +68,7 @@ class RoutingService:
         loader: Callable[[str], Router] = load_router,
         router: Router | None = None,
         policy: Policy | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not 0.0 <= exploration_rate < 1.0:
             raise ConfigError(f"exploration_rate: expected a share in [0, 1), found {exploration_rate!r}")
@@ -70,6 +80,7 @@ class RoutingService:
         self.exploration_rate = exploration_rate
         self.max_batch = max_batch
         self.policy = policy
+        self.limits = limits or Limits()
         self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
         self.extra_models: set[str] = set()  # models the service calls besides the router's (gateway fallbacks)
         self.metrics = Metrics()
@@ -98,7 +109,7 @@ class RoutingService:
             self.metrics.requests.labels("rejected").inc()
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
         started = time.perf_counter()
-        router, plans = self.plan(prompts, quality_target, metadata)
+        router, prompts, plans = self.plan(prompts, quality_target, metadata)
         served = [self._explore(Served.from_plan(plan, router.version), plan) for plan in plans]
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()
@@ -114,15 +125,28 @@ class RoutingService:
         return served
 
     def plan(self, prompts: list[str], quality_target: float | None = None, metadata: dict | None = None,
-             force: str | None = None) -> tuple[Router, list[Plan]]:
-        """Rules, router and cascade for each prompt (nothing called yet); a router failure
+             force: str | None = None) -> tuple[Router, list[str], list[Plan]]:
+        """Rules, router and cascade for each prompt (nothing called yet): the router used, the
+        prompts as it normalised them (router_ml.core.prompts) and the plans. A router failure
         gives the fallback model's plan. `force` (a model the client named) skips the router."""
         router = self._router  # this request finishes on this router, whatever a reload does
+        if metadata:
+            try:
+                check_metadata(metadata, self.limits)
+            except RequestTooLargeError as exc:
+                self.metrics.limited.labels(exc.reason).inc()
+                raise
+            except InvalidRequestError:
+                self.metrics.requests.labels("rejected").inc()
+                raise
         try:
-            router.check_prompts(prompts)
+            prompts, replaced = router.normalize(prompts)
+            if replaced:
+                self.metrics.replaced_characters.inc(replaced)
             if force is not None:
-                return router, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
-            return router, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts), quality_target)
+                return router, prompts, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
+            return router, prompts, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts),
+                                               quality_target)
         except (PromptError, ConfigError):
             self.metrics.requests.labels("rejected").inc()
             raise
@@ -131,8 +155,8 @@ class RoutingService:
             self.metrics.fallbacks.labels("router_error").inc(len(prompts))
             note = (f"router error ({type(exc).__name__}: {exc}); answered with the fallback model "
                     f"{self.fallback_model}")
-            return router, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
-                                 fallback="router_error") for _ in prompts]
+            return router, prompts, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
+                                          fallback="router_error") for _ in prompts]
 
     def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
         """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""

@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from router_ml.core.validation import check_quality_target
-from router_ml.errors import InvalidRequestError, UpstreamError, UpstreamRejectedError
+from router_ml.errors import InvalidRequestError, RequestTooLargeError, UpstreamError, UpstreamRejectedError
 from router_ml.policy.cascade import run_cascade
 from router_ml.serve.gateway.relay import Relay
-from router_ml.serve.gateway.upstreams import Answer, Upstreams, message_text
+from router_ml.serve.gateway.upstreams import FORWARDED_FIELDS, GATEWAY_FIELDS, Answer, Upstreams, message_text
+from router_ml.serve.limits import Limits, json_depth
 from router_ml.serve.record import Served
 
 AUTO_MODELS = {"", "auto", "router"}
@@ -46,9 +47,10 @@ class Reply:
 class Gateway:
     """Routes and executes chat completions for a RoutingService."""
 
-    def __init__(self, service, upstreams: Upstreams) -> None:
+    def __init__(self, service, upstreams: Upstreams, limits: Limits | None = None) -> None:
         self.service = service
         self.upstreams = upstreams
+        self.limits = limits or service.limits
         service.reload_checks.append(self._covers)
         service.extra_models |= set(upstreams.endpoints)
 
@@ -59,7 +61,7 @@ class Gateway:
     def handle(self, body: dict) -> Reply:
         prompt, metadata, target, forced, stream = self._parse(body)
         started = time.perf_counter()
-        router, [plan] = self.service.plan([prompt], target, metadata, force=forced)
+        router, [prompt], [plan] = self.service.plan([prompt], target, metadata, force=forced)
         cascade = self.service.policy.cascade if self.service.policy is not None else None
         check = None
         if cascade is not None and cascade.check is not None and not stream:
@@ -126,9 +128,24 @@ class Gateway:
     def _parse(self, body: dict):
         if not isinstance(body, dict):
             raise InvalidRequestError("expected a JSON object with messages", "body")
+        unknown = sorted(set(body) - FORWARDED_FIELDS - GATEWAY_FIELDS)
+        if unknown:
+            raise InvalidRequestError(f"unknown or unsupported field {unknown[0]!r}: the gateway passes only the "
+                                      "OpenAI chat-completion fields it knows (README, the gateway)", unknown[0])
+        limits = self.limits
+        if json_depth(body, limits.max_json_depth) > limits.max_json_depth:
+            raise RequestTooLargeError(f"the request is nested deeper than {limits.max_json_depth} levels", "body",
+                                       "json_too_deep")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise InvalidRequestError("expected a non-empty list of messages", "messages")
+        if len(messages) > limits.max_messages:
+            raise RequestTooLargeError(f"{len(messages):,} messages is over the limit of {limits.max_messages:,}",
+                                       "messages", "too_many_messages")
+        tools = body.get("tools")
+        if isinstance(tools, list) and len(tools) > limits.max_tools:
+            raise RequestTooLargeError(f"{len(tools):,} tools is over the limit of {limits.max_tools:,}", "tools",
+                                       "too_many_tools")
         texts = []
         for i, m in enumerate(messages):
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):

@@ -25,8 +25,21 @@ from dataclasses import dataclass, field
 import httpx
 
 from router_ml.core.catalog import Catalog, estimate_tokens
+from router_ml.core.prompts import clean_json
 from router_ml.errors import ConfigError, UpstreamError, UpstreamRejectedError
 from router_ml.policy.fallbacks import Fallbacks
+
+# The OpenAI chat-completion request fields passed to the provider as the client sent them
+# (strings cleaned of lone surrogates). The gateway reads `model`, `stream`, `metadata` and
+# `router` itself; any other field is refused (handler.py), never forwarded: a field the
+# gateway does not know could change where or how the provider is called.
+FORWARDED_FIELDS = frozenset({
+    "messages", "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "presence_penalty",
+    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "tools", "tool_choice",
+    "parallel_tool_calls", "response_format", "stream_options", "user", "functions", "function_call",
+    "reasoning_effort", "modalities", "prediction", "service_tier", "store", "audio", "web_search_options",
+})
+GATEWAY_FIELDS = frozenset({"model", "stream", "metadata", "router"})
 
 
 @dataclass
@@ -71,7 +84,9 @@ class Upstreams:
         if missing:
             raise ConfigError(f"{catalog.source}: no base_url for models {missing}; the gateway needs an "
                               "OpenAI-compatible endpoint for every model it may call (see data/README.md)")
-        self.client = client or httpx.Client(timeout=httpx.Timeout(fallbacks.timeout_s),
+        # No cookie jar: one client serves every request, and a cookie an upstream sets for one
+        # client's request must never ride along on another's.
+        self.client = client or httpx.Client(timeout=httpx.Timeout(fallbacks.timeout_s), cookies=_no_cookies(),
                                              limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         self._cooling: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -116,7 +131,7 @@ class Upstreams:
 
     def _once(self, model: str, body: dict, stream: bool, may_reject: bool) -> Answer:
         url, headers, upstream_model = self.endpoints[model]
-        payload = {**{k: v for k, v in body.items() if k not in ("metadata", "router")}, "model": upstream_model,
+        payload = {**{k: v for k, v in clean_json(body).items() if k in FORWARDED_FIELDS}, "model": upstream_model,
                    "stream": stream}
         try:
             request = self.client.build_request("POST", url, json=payload, headers=headers)
@@ -174,6 +189,13 @@ class Upstreams:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _no_cookies():
+    """A cookie jar that keeps nothing (its policy allows no domain)."""
+    from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 class AttemptFailed(Exception):
