@@ -12,6 +12,11 @@ exit 0) and every kept request id is looked up in the audit database: lost = ans
 but not logged. Also sends one in ten requests with an outcome report (POST /v1/outcomes),
 so the audit store's synchronous path is under load too.
 
+Then a crash: the service is started again on the same audit log, loaded by 8 clients for
+KILL_SECONDS, and killed with SIGKILL; every request answered more than two flush
+intervals before the kill must be in the log (the documented bound), and the few answered
+within that window may be lost.
+
 Writes results/service_load.md and results/service_load.json.
 """
 
@@ -76,10 +81,63 @@ def client(url: str, prompts: list[str], seed: int, stop: threading.Event, out: 
                 continue
             decision = r.json()["decisions"][0]
             out["ids"].append(decision["request_id"])
+            out.setdefault("answered_at", []).append(time.monotonic())
             if rng.random() < 0.1:
                 o = http.post(url + "/v1/outcomes", json={"request_id": decision["request_id"], "model": decision["model"],
                                                           "success": rng.random() < 0.7})
                 out["outcomes"].append(o.status_code)
+
+
+KILL_SECONDS = 10.0
+FLUSH_INTERVAL = 0.2
+
+
+def start_server(router_dir: Path, port: int, audit: Path, log_path: Path) -> subprocess.Popen:
+    import httpx
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "router_ml.cli", "serve", "--router", str(router_dir), "--port", str(port),
+         "--audit", str(audit), "--decision-cache", "0", "--embedding-cache", "0",
+         "--flush-interval", str(FLUSH_INTERVAL)],
+        stdout=open(log_path, "a"), stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"the service exited with {server.returncode}; see {log_path}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
+def kill9_phase(router_dir: Path, audit: Path, log_path: Path, prompts: list[str]) -> dict:
+    """Load, SIGKILL, and check every answer older than two flush intervals is logged."""
+    import sqlite3
+
+    port = free_port()
+    server = start_server(router_dir, port, audit, log_path)
+    results = [{"latency": [], "ids": [], "errors": [], "outcomes": []} for _ in range(8)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=client, args=(f"http://127.0.0.1:{port}", prompts, 900 + i, stop, results[i]))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(KILL_SECONDS)
+    killed_at = time.monotonic()
+    server.send_signal(signal.SIGKILL)
+    server.wait(timeout=30)
+    stop.set()
+    for t in threads:
+        t.join()
+    answered = [(at, rid) for r in results for at, rid in zip(r.get("answered_at", []), r["ids"]) if at <= killed_at]
+    db = sqlite3.connect(f"file:{audit}?mode=ro", uri=True)
+    logged = {row[0] for row in db.execute("SELECT request_id FROM decisions")}
+    db.close()
+    settled = [rid for at, rid in answered if at < killed_at - 2 * FLUSH_INTERVAL]
+    return {"answered": len(answered), "lost": sum(rid not in logged for _, rid in answered),
+            "settled": len(settled), "settled_lost": sum(rid not in logged for rid in settled),
+            "flush_interval_s": FLUSH_INTERVAL}
 
 
 def main(argv=None) -> int:
@@ -101,22 +159,11 @@ def main(argv=None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = args.workdir / "service-load.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "router_ml.cli", "serve", "--router", str(router_dir), "--port", str(port),
-         "--audit", str(audit), "--decision-cache", "0", "--embedding-cache", "0"],
-        stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
+    log_path.write_text("")
     import httpx
 
     started = time.monotonic()
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(f"the service exited with {server.returncode}; see {log_path}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server = start_server(router_dir, port, audit, log_path)
     ready_s = time.monotonic() - started
     print(f"service ready in {ready_s:.2f} s ({router_dir.name})", flush=True)
 
@@ -146,6 +193,8 @@ def main(argv=None) -> int:
     logged = {row[0] for row in db.execute("SELECT request_id FROM decisions")}
     outcome_rows = db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]
     db.close()
+    print(f"  kill -9 after {KILL_SECONDS:g} s of load", flush=True)
+    crash = kill9_phase(router_dir, audit, log_path, prompts)
     rows, all_ids, all_errors, all_outcomes = [], [], [], []
     for n_clients, elapsed, results in phases:
         ids = [i for r in results for i in r["ids"]]
@@ -164,7 +213,7 @@ def main(argv=None) -> int:
         "router": str(router_dir), "backend": args.backend, "phases": rows, "ready_seconds": round(ready_s, 2),
         "outcomes_posted": len(all_outcomes), "outcomes_ok": all_outcomes.count(200), "outcome_rows": outcome_rows,
         "requests_ok": len(all_ids), "audit_rows": len(logged), "answered_but_not_logged": len(lost),
-        "exit_code_after_sigterm": exit_code, "errors": len(all_errors),
+        "exit_code_after_sigterm": exit_code, "errors": len(all_errors), "kill9": crash,
         "prompt_chars_median": float(np.median([len(p) for p in prompts])), "cpus": os.cpu_count(),
     }
     lines = [
@@ -180,17 +229,22 @@ def main(argv=None) -> int:
         f"Audit log after SIGTERM (exit code {exit_code}): {len(logged)} decisions logged for {len(all_ids)} answered "
         f"requests; answered but not logged: **{len(lost)}**. Outcomes posted {len(all_outcomes)}, accepted "
         f"{all_outcomes.count(200)}, rows {outcome_rows}. Service ready {ready_s:.2f} s after start.", "",
+        f"kill -9 after {KILL_SECONDS:g} s of load by 8 clients: {crash['answered']} requests answered, "
+        f"{crash['lost']} not in the log afterwards; of the {crash['settled']} answered more than two flush intervals "
+        f"({2 * FLUSH_INTERVAL:g} s) before the kill, {crash['settled_lost']} missing.", "",
         "## Targets",
         f"- {'PASS' if not lost and exit_code == 0 else 'FAIL'}: zero answered requests missing from the audit log, "
         f"clean exit on SIGTERM: {len(lost)} lost, exit {exit_code}",
         f"- {'PASS' if not all_errors else 'FAIL'}: no errors under load: {len(all_errors)}",
+        f"- {'PASS' if not crash['settled_lost'] else 'FAIL'}: kill -9 loses nothing answered more than two flush "
+        f"intervals before it: {crash['settled_lost']} of {crash['settled']}",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "service_load.md", "\n".join(lines) + "\n")
     atomic_write_text(args.out / "service_load.json", to_json_text(figures))
     print("\n".join(lines))
     print(metrics_text.count("\n"), "lines of /metrics scraped at the end")
-    return 0 if not lost and exit_code == 0 and not all_errors else 1
+    return 0 if not lost and exit_code == 0 and not all_errors and not crash["settled_lost"] else 1
 
 
 if __name__ == "__main__":
