@@ -83,8 +83,12 @@ def client(url: str, prompts: list[str], seed: int, stop: threading.Event, out: 
             out["ids"].append(decision["request_id"])
             out.setdefault("answered_at", []).append(time.monotonic())
             if rng.random() < 0.1:
-                o = http.post(url + "/v1/outcomes", json={"request_id": decision["request_id"], "model": decision["model"],
-                                                          "success": rng.random() < 0.7})
+                try:
+                    o = http.post(url + "/v1/outcomes", json={"request_id": decision["request_id"],
+                                                              "model": decision["model"], "success": rng.random() < 0.7})
+                except httpx.HTTPError as exc:  # the server killed on purpose (the kill -9 phase)
+                    out["errors"].append(type(exc).__name__)
+                    continue
                 out["outcomes"].append(o.status_code)
 
 
