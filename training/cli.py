@@ -65,7 +65,11 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--catalog", type=click.Path(path_type=Path), help="Model catalog with prices (.yaml or .toml).")
 @click.option("--test-outcomes", type=click.Path(path_type=Path), help="Evaluate on this file instead of a split of --outcomes.")
 @click.option("--embedder", default="minilm", show_default=True, help="sentence-transformers model name or path.")
-@click.option("--embedder-kind", default="sentence-transformers", show_default=True, type=click.Choice(["sentence-transformers", "hashing"]))
+@click.option("--embedder-kind", default="sentence-transformers", show_default=True,
+              type=click.Choice(["sentence-transformers", "static", "hashing"]),
+              help="static: token vectors distilled from --embedder (model2vec); serves with numpy and tokenizers only.")
+@click.option("--static-max-tokens", default=0, show_default=True, type=click.IntRange(min=0),
+              help="static: tokens of each prompt it sees, cut by --truncation (0: the whole prompt).")
 @click.option("--truncation", default="tail", show_default=True, type=click.Choice(["head", "tail", "head_tail"]))
 @click.option("--backend", default="torch", show_default=True, type=click.Choice(["torch", "onnx"]),
               help="onnx: export the embedder to ONNX; the router then serves without torch.")
@@ -90,7 +94,7 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
 @click.option("--no-neighbours", is_flag=True,
               help="Do not keep training prompts in the router (no explanations by example, no novelty).")
-def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, truncation, backend, onnx_precision, strategy, success_threshold,
+def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static_max_tokens, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
           no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours):
     """Train a router from an outcomes log and package it in --out."""
@@ -103,6 +107,7 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, trunca
     config = TrainConfig(
         outcomes=str(outcomes), out=str(out), catalog=str(catalog) if catalog else None,
         test_outcomes=str(test_outcomes) if test_outcomes else None, embedder=embedder, embedder_kind=embedder_kind,
+        static_max_tokens=static_max_tokens,
         truncation=truncation, backend=backend, onnx_precision=onnx_precision, success_threshold=success_threshold, test_size=test_size, seed=seed,
         strategy=strategy, folds=folds, models=[m.strip() for m in models.split(",")] if models else None,
         duplicates=duplicates, column_map=parse_pairs(column_map, "--map"), router_version=router_version,

