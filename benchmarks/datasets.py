@@ -9,6 +9,8 @@ a work directory and described by a `Benchmark`: what to train on, what to test 
   (appendix D: GPT-4 $10/$30 and Mixtral 8x7B $0.24 per million input/output tokens,
   about 95 input and 264 output tokens per request), so cost is proportional to the
   share of GPT-4 calls, RouteLLM's own cost axis. Seeded 50/50 split by prompt.
+- RouteLLM GSM8K (two models, with their answers): contaminated prompts dropped, the
+  same flat per-call costs, seeded 50/50 split by prompt.
 - LLMRouter (nine models): its train.json / test.json, the 119 questions in both
   dropped from the test side, prices from its default_llm.json, tasks from query_data.
 """
@@ -46,6 +48,11 @@ def prepare(workdir: Path, log=print) -> list[Benchmark]:
     if not mmlu.exists():
         root = SHARED / "routellm" / "mmlu"
         run_import("routellm", root, mmlu, contaminated=root / "contaminated_prompts.jsonl", call_costs=CALL_COST, log=quiet)
+    gsm8k = workdir / "gsm8k.parquet"
+    if not gsm8k.exists():
+        root = SHARED / "routellm" / "gsm8k"
+        run_import("routellm", root / "gsm8k_responses.csv", gsm8k, contaminated=root / "contaminated_prompts.jsonl",
+                   call_costs=CALL_COST, log=quiet)
     llm = SHARED / "llmrouter"
     train, test, catalog = workdir / "llmrouter_train.parquet", workdir / "llmrouter_test.parquet", workdir / "llmrouter.yaml"
     if not (train.exists() and test.exists() and catalog.exists()):
@@ -56,5 +63,6 @@ def prepare(workdir: Path, log=print) -> list[Benchmark]:
                    tasks=llm / "query_data" / "default_query_test.jsonl", log=quiet)
     return [
         Benchmark("routellm-mmlu", mmlu, test_size=0.5, seed=0),
+        Benchmark("routellm-gsm8k", gsm8k, test_size=0.5, seed=0),
         Benchmark("llmrouter", train, test=test, catalog=catalog),
     ]

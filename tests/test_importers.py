@@ -113,3 +113,37 @@ def test_import_refuses_to_overwrite(routerbench_sample, tmp_path):
     assert out.read_text() == "precious"
     run_import("routerbench", routerbench_sample, out, overwrite=True, log=quiet)
     assert len(read_outcomes(out)) == 12
+
+
+def test_routellm_gsm8k_keeps_each_models_answer(tmp_path):
+    path = tmp_path / "gsm8k_responses.csv"
+    pd.DataFrame({"prompt": ["What is 2+3?", "What is 7*6?"], MIXTRAL: [True, False], GPT4: [True, True],
+                  f"{MIXTRAL}_response": ["2+3=5 #### 5", None], f"{GPT4}_response": ["#### 5", "#### 42"]}).to_csv(
+        path, index=False)
+    frame = import_routellm(path, log=quiet)
+    out = validate_outcomes(frame)
+    assert sorted(frame["model"].unique()) == sorted([MIXTRAL, GPT4])  # answer columns are not models
+    assert frame["task"].unique().tolist() == ["gsm8k"]
+    answers = out.set_index(["prompt", "model"])["response"]
+    assert answers[("What is 2+3?", MIXTRAL)] == "2+3=5 #### 5"
+    assert answers[("What is 7*6?", MIXTRAL)] == ""  # not logged
+    assert answers[("What is 7*6?", GPT4)] == "#### 42"
+
+
+def test_routellm_real_gsm8k_has_answers():
+    gsm8k = shared_data("routellm", "gsm8k")
+    frame = import_routellm(gsm8k / "gsm8k_responses.csv", contaminated=gsm8k / "contaminated_prompts.jsonl", log=quiet)
+    out = validate_outcomes(frame)
+    assert sorted(out["model"].unique()) == sorted([MIXTRAL, GPT4])
+    assert (out["response"].str.len() > 0).mean() > 0.99
+    assert out.groupby("model")["success"].mean()[GPT4] == pytest.approx(0.857, abs=0.01)
+
+
+def test_routerbench_keeps_answers_and_unwraps_list_literals(routerbench_sample, tmp_path):
+    frame = import_routerbench(routerbench_sample, log=quiet)
+    assert (validate_outcomes(frame)["response"] == "(response text)").all()
+    wide = pd.read_csv(routerbench_sample)
+    wide["gpt-4-1106-preview|model_response"] = "['391']"
+    wide.to_csv(tmp_path / "rb.csv", index=False)
+    out = import_routerbench(tmp_path / "rb.csv", log=quiet)
+    assert set(out.loc[out["model"] == "gpt-4-1106-preview", "response"]) == {"391"}

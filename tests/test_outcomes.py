@@ -232,3 +232,14 @@ def test_partial_logs_keep_nan_for_untried(tmp_path):
     assert np.isnan(data.scores).sum() == 1
     assert np.isfinite(data.costs).all()  # untried pairs are priced by estimate
     assert data.complete.tolist() == [True, False]
+
+
+def test_response_column_is_kept_and_checked(tmp_path):
+    rows = [{**r, "response": f"answer {i}"} for i, r in enumerate(ROWS)]
+    rows[1]["response"] = None
+    out = read_outcomes(write(tmp_path, rows, "outcomes.jsonl"))
+    assert out["response"].tolist() == ["answer 0", "", "answer 2", "answer 3"]
+    assert (read_outcomes(write(tmp_path, ROWS))["response"] == "").all()  # absent: empty
+    rows[2]["response"] = {"text": "not a string"}
+    with pytest.raises(OutcomesError, match="response"):
+        read_outcomes(write(tmp_path, rows, "bad.jsonl"))

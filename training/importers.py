@@ -57,7 +57,11 @@ def _first_occurrences(frame: pd.DataFrame, log: Callable[[str], None]) -> pd.Da
 
 def import_routellm(src: Path, contaminated: Path | None = None, call_costs: dict[str, float] | None = None,
                     log: Callable[[str], None] = print) -> pd.DataFrame:
-    """RouteLLM response CSVs (folder of mmlu_<subject>.csv, or one CSV)."""
+    """RouteLLM response CSVs (folder of mmlu_<subject>.csv, or one CSV such as gsm8k_responses.csv).
+
+    One True/False column per model; a `<model>_response` column, where present, is the
+    text that model answered and becomes the `response` of its rows.
+    """
     src = Path(src)
     files = sorted(src.glob("*.csv")) if src.is_dir() else [src]
     if not files:
@@ -70,12 +74,14 @@ def import_routellm(src: Path, contaminated: Path | None = None, call_costs: dic
                 f"{path}: expected a 'prompt' column and one True/False column per model, found {list(frame.columns)}"
             )
         task = path.stem[len("mmlu_"):] if path.stem.startswith("mmlu_") else path.stem
-        models = [c for c in frame.columns if c != "prompt"]
+        task = task.removesuffix("_responses")
+        models = [c for c in frame.columns if c != "prompt" and not c.endswith("_response")]
         for model in models:
-            parts.append(pd.DataFrame({
-                "prompt": frame["prompt"], "model": model,
-                "success": _parse_bool_column(frame, model, path), "task": task,
-            }))
+            part = pd.DataFrame({"prompt": frame["prompt"], "model": model,
+                                 "success": _parse_bool_column(frame, model, path), "task": task})
+            if f"{model}_response" in frame.columns:
+                part["response"] = frame[f"{model}_response"].fillna("").astype(str)
+            parts.append(part)
     long = pd.concat(parts, ignore_index=True)
     if contaminated is not None:
         banned = set()
@@ -166,6 +172,20 @@ def _routerbench_prompt(value, row: int, path: Path) -> str:
     return "\n\n".join(parts)
 
 
+def _response_text(value) -> str:
+    """A RouterBench response cell as text: a list of strings (or its literal, in CSV exports), a string, or missing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value  # an answer that only looks like a list
+    if isinstance(value, (list, tuple)):
+        return "\n\n".join(str(v) for v in value)
+    return str(value)
+
+
 def import_routerbench(src: Path, log: Callable[[str], None] = print) -> pd.DataFrame:
     """RouterBench's wide layout from .csv, .parquet or the published .pkl."""
     src = Path(src)
@@ -203,6 +223,8 @@ def import_routerbench(src: Path, log: Callable[[str], None] = print) -> pd.Data
             "score": pd.to_numeric(wide[model], errors="coerce").to_numpy(),
             "cost": pd.to_numeric(wide[f"{model}|total_cost"], errors="coerce").to_numpy(),
             **({"task": task.to_numpy()} if task is not None else {}),
+            **({"response": wide[f"{model}|model_response"].map(_response_text).to_numpy()}
+               if f"{model}|model_response" in wide.columns else {}),
         }))
     return _first_occurrences(pd.concat(parts, ignore_index=True), log)
 

@@ -35,7 +35,7 @@ from router_ml.errors import CatalogError, OutcomesError
 
 REQUIRED = ("prompt", "model")
 OPTIONAL = ("prompt_id", "score", "success", "cost", "input_tokens", "output_tokens", "latency_ms", "timestamp", "task",
-            "weight")
+            "weight", "response")
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 DUPLICATE_POLICIES = ("error", "mean")
@@ -93,7 +93,8 @@ def validate_outcomes(
     Canonical columns: prompt_id, prompt, model, score, success, cost (NaN when not
     logged), input_tokens, output_tokens (NaN when not logged), task (None when not
     given), weight (1 unless given: how much the row counts when fitting; retraining gives
-    logged traffic inverse-propensity weights), row (1-based source row).
+    logged traffic inverse-propensity weights), response (the model's answer, "" when not
+    logged), row (1-based source row).
     """
     check_share(success_threshold, "success_threshold", error=OutcomesError)
     if duplicates not in DUPLICATE_POLICIES:
@@ -190,6 +191,18 @@ def validate_outcomes(
     else:
         out["task"] = None
 
+    if "response" in columns:  # the text the model answered; empty where it was not logged
+        def response(value):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return ""
+            return replace_unencodable(value)[0] if isinstance(value, str) else None
+
+        texts = frame["response"].map(response)
+        _bad_rows(frame, texts.isna().to_numpy(), "response", "the model's answer as a string (or empty)", source)
+        out["response"] = texts.to_numpy(dtype=object)
+    else:
+        out["response"] = ""
+
     dup = out.duplicated(["prompt_id", "model"], keep=False)
     if dup.any():
         if duplicates == "error":
@@ -211,7 +224,7 @@ def _average_duplicates(out: pd.DataFrame, success_threshold: float) -> pd.DataF
     merged = grouped.agg(
         row=("row", "min"), prompt=("prompt", "first"), score=("score", "mean"), cost=("cost", "mean"),
         input_tokens=("input_tokens", "mean"), output_tokens=("output_tokens", "mean"), task=("task", "first"),
-        success_rate=("success", "mean"), weight=("weight", "min"),
+        success_rate=("success", "mean"), weight=("weight", "min"), response=("response", "last"),
     ).reset_index()
     merged["success"] = merged["success_rate"] >= 0.5
     return merged.drop(columns="success_rate").sort_values("row").reset_index(drop=True)
