@@ -128,7 +128,7 @@ def test_router_failure_answers_with_the_fallback_model(client, service, monkeyp
         raise RuntimeError("embedding backend crashed")
 
     monkeypatch.setattr(service.router, "route", broken)
-    monkeypatch.setattr(service.router, "route_batch", broken)
+    monkeypatch.setattr(service.router, "predict_scores", broken)
     for body in ({"prompt": "hi"}, {"prompts": ["a", "b"]}):
         r = post(client, "/v1/route", body)
         assert r.status_code == 200
@@ -242,3 +242,35 @@ def test_reload_refuses_a_router_without_the_fallback_model(service, trained_rou
     with pytest.raises(ConfigError, match="fallback model"):
         service.reload()
     assert service.router.version == "test-router-1"
+
+
+def test_concurrent_requests_are_batched_and_answered_as_alone(trained_router_dir, tmp_path):
+    import threading
+
+    audit = AuditStore(tmp_path / "batched.sqlite", flush_interval=0.02)
+    batched = RoutingService(str(trained_router_dir), audit=audit, batch_wait_ms=20)
+    router = load_router(trained_router_dir)
+    prompts = [f"question {i}: what is {i} + {i}?" for i in range(40)]
+    answers: dict = {}
+    start = threading.Barrier(8)
+
+    def client(k):
+        start.wait()
+        for i in range(k, len(prompts), 8):
+            target = (0.0, 0.5, None)[i % 3]
+            answers[i] = (target, batched.route([prompts[i]], quality_target=target)[0])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 40
+    assert batched.batcher.jobs == 40 and batched.batcher.batches < 40  # some requests shared a router call
+    for i, (target, served) in answers.items():
+        alone = router.route(prompts[i], target)
+        assert served.model == alone.model and served.quality_target == alone.quality_target
+        assert served.confidence == pytest.approx(alone.confidence, abs=1e-6)
+    batched.close()
+    assert {r["request_id"] for r in read_joined(tmp_path / "batched.sqlite")} == \
+        {served.request_id for _, served in answers.values()}

@@ -272,3 +272,31 @@ def test_slow_and_silent_clients_are_dropped_and_counted(trained_router_dir, tmp
         line = next(x for x in metrics.splitlines() if x.startswith('router_limited_total{reason="slow_client"}'))
         assert float(line.split()[-1]) >= 60
         assert server.stop() == 0
+
+
+def test_workers_share_one_port_one_audit_log_and_one_metrics_view(trained_router_dir, tmp_path, audit_path):
+    """`--workers 2`: both processes answer, /metrics adds them up, and SIGTERM loses no answered decision."""
+    import socket
+
+    with Server(str(trained_router_dir), tmp_path, "--audit", str(audit_path), "--workers", "2",
+                "--request-timeout", "1") as server:
+        server.wait_ready()
+        with Load(server.url, clients=6) as load:
+            time.sleep(2.0)
+            silent = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(6)]
+            time.sleep(1.5)
+            metrics = httpx.get(server.url + "/metrics", timeout=10).text
+            code = server.stop(signal.SIGTERM)
+        for s in silent:
+            s.close()
+        assert code == 0, server.output()
+    assert not [e for e in load.errors if not isinstance(e, str)], load.errors  # no HTTP error while serving
+    info = [line for line in metrics.splitlines() if line.startswith("router_info{")]
+    assert len({line.split('pid="')[1].split('"')[0] for line in info}) == 2, info
+    line = next(x for x in metrics.splitlines() if x.startswith('router_limited_total{reason="slow_client"}'))
+    assert float(line.split()[-1]) == 6
+    served = next(x for x in metrics.splitlines() if x.startswith('router_requests_total{status="ok"}'))
+    assert float(served.split()[-1]) >= 20
+    logged = {r["request_id"] for r in read_joined(audit_path)}
+    assert len(load.answers) > 20
+    assert {rid for _, rid in load.answers} <= logged

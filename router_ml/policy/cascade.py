@@ -123,28 +123,37 @@ class StepRecord:
 
 
 def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list[dict] | None = None,
-               quality_target: float | None = None, scores=None) -> list[Plan]:
-    """One plan per prompt; `scores` (router.predict_scores of these prompts) skips embedding."""
+               quality_target=None, scores=None) -> list[Plan]:
+    """One plan per prompt. `quality_target` is one target for all, or one per prompt (the
+    service batches requests that asked for different ones); `scores` (router.predict_scores
+    of these prompts) skips embedding. The prompts the router decides are embedded once,
+    whatever their targets and restrictions."""
     metadata = metadata or [{} for _ in prompts]
+    targets = quality_target if isinstance(quality_target, list) else [quality_target] * len(prompts)
     results = [policy.apply_rules(p, m) if policy else RuleResult() for p, m in zip(prompts, metadata)]
     plans: list[Plan | None] = [None] * len(prompts)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(results):
-        target = r.quality_target if r.quality_target is not None else quality_target
+        target = r.quality_target if r.quality_target is not None else targets[i]
         if r.force:
             plans[i] = Plan([r.force], r, None, target)
         else:
             groups.setdefault((target, r.allowed), []).append(i)
-    for (target, allowed), rows in groups.items():
-        if scores is not None:
-            decisions = router.decisions_from(scores, target, allowed, rows=rows)
-        elif len(rows) == 1:
-            decisions = [router.route(prompts[rows[0]], target, allowed)]
+    routed = [i for rows in groups.values() for i in rows]
+    if scores is None and len(routed) == 1:
+        [(target, allowed)] = groups
+        decisions = {routed[0]: router.route(prompts[routed[0]], target, allowed)}  # the decision cache's path
+    else:
+        if scores is None:
+            scores, position = router.predict_scores([prompts[i] for i in routed]), {i: k for k, i in enumerate(routed)}
         else:
-            decisions = router.route_batch([prompts[i] for i in rows], target, allowed)
-        for i, d in zip(rows, decisions):
-            plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or \
-                _cascade_plan(d, results[i], policy.cascade if policy else None)
+            position = {i: i for i in routed}
+        decisions = {}
+        for (target, allowed), rows in groups.items():
+            decisions.update(zip(rows, router.decisions_from(scores, target, allowed, rows=[position[i] for i in rows])))
+    for i, d in decisions.items():
+        plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or \
+            _cascade_plan(d, results[i], policy.cascade if policy else None)
     return plans
 
 

@@ -18,6 +18,7 @@ with the fallback model and says so in `reason` and `fallback`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -165,15 +166,7 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
             return _error(400, "malformed_json", f"the body is not valid JSON: {first.get('msg')}", "body")
         return _error(422, "invalid_request", first.get("msg", "invalid request"), _location(first.get("loc", ())))
 
-    @app.middleware("http")
-    async def json_only(request: Request, call_next):
-        if request.method == "POST" and request.url.path.startswith("/v1/"):
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind != "application/json":
-                service.metrics.requests.labels("rejected").inc()
-                return _error(415, "unsupported_media_type",
-                              f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
-        return await call_next(request)
+    app.add_middleware(JsonOnly, on_refusal=lambda: service.metrics.requests.labels("rejected").inc())
 
     @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch",
               dependencies=[require("route")])
@@ -193,7 +186,11 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
             return _error(422, "invalid_prompt", str(exc), _field(exc, body))
         except ConfigError as exc:
             return _error(422, "invalid_request", str(exc), "quality_target")
-        return {"decisions": served}
+        # Written directly: the records are plain data, and FastAPI's response validation of
+        # every field would cost more than routing does with the static embedder.
+        payload = {"decisions": [dataclasses.asdict(item) for item in served]}
+        return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False, default=_not_json),
+                        media_type="application/json")
 
     @app.post("/v1/outcomes", summary="Report how a routed request went", dependencies=[require("outcomes")])
     def outcomes(body: OutcomeReport | list[OutcomeReport]):
@@ -278,6 +275,33 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
             return get_swagger_ui_html(openapi_url="/openapi.json", title="router-ml")
 
     return app
+
+
+def _not_json(value):
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class JsonOnly:
+    """ASGI middleware: POST bodies under /v1/ must be JSON (415 otherwise), checked before anything
+    reads them (a pure ASGI layer: Starlette's BaseHTTPMiddleware would cost a task per request)."""
+
+    def __init__(self, app, on_refusal) -> None:
+        self.app = app
+        self.on_refusal = on_refusal
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/v1/"):
+            kind = ""
+            for name, value in scope.get("headers") or ():
+                if name == b"content-type":
+                    kind = value.decode("latin-1").split(";")[0].strip().lower()
+            if kind != "application/json":
+                self.on_refusal()
+                response = _error(415, "unsupported_media_type",
+                                  f"expected Content-Type application/json, found {kind or 'none'}", "content-type")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _RelayResponse(StreamingResponse):

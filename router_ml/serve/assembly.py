@@ -46,6 +46,7 @@ class ServiceSettings:
     audit_metadata_other: str = "hash"
     retain_text_days: float | None = None
     limits: Limits = field(default_factory=Limits)
+    batch_wait_ms: float = 2.0  # micro-batching: the longest a request waits for others (0: off)
     warnings: list[str] = field(default_factory=list)  # filled by build_service: policy warnings
 
 
@@ -82,7 +83,8 @@ def build_service(settings: ServiceSettings) -> BuiltService:
             settings.warnings.extend(policy.warnings)
         service = RoutingService(settings.router, audit=audit, exploration_rate=settings.exploration_rate,
                                  fallback_model=settings.fallback_model, max_batch=settings.max_batch, loader=loader,
-                                 router=router, policy=policy, limits=settings.limits)
+                                 router=router, policy=policy, limits=settings.limits,
+                                 batch_wait_ms=settings.batch_wait_ms)
         gateway = None
         if settings.catalog:
             from router_ml.core.catalog import load_catalog

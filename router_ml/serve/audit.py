@@ -152,11 +152,23 @@ def load_key(path: str | Path, create: bool = True) -> bytes:
         if not create:
             raise AuditError(f"{path}: audit key file not found")
         import secrets
+        import tempfile
 
-        from router_ml.core.files import atomic_write_bytes
-
-        atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES))
-        os.chmod(path, 0o600)
+        # Written privately, then linked into place: if several processes (serve --workers)
+        # start at once, the first link wins and every process reads that one key.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(KEY_BYTES))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
     try:
         key = path.read_bytes()
     except OSError as exc:
@@ -253,11 +265,10 @@ class AuditStore:
         """Queue a served decision for writing; False (and counted as dropped) if the queue is full."""
         if self._closed:
             raise AuditError(f"{self.path}: the audit store is closed")
-        row = self._row(prompt, served, metadata or {})
         with self._lock:
             self._pending.add(served.request_id)
-        try:
-            self._queue.put(row, timeout=0.05)
+        try:  # the row is built by the writer thread: nothing but a queue put on the request's path
+            self._queue.put((prompt, served, metadata or {}), timeout=0.05)
         except queue.Full:
             with self._lock:
                 self._pending.discard(served.request_id)
@@ -313,7 +324,14 @@ class AuditStore:
                     stop = True
                     self._queue.task_done()
                 else:
-                    batch.append(item)
+                    try:
+                        batch.append(self._row(*item))
+                    except Exception as exc:  # noqa: BLE001 - one unwritable record must not stop the writer
+                        self._queue.task_done()
+                        with self._lock:
+                            self._dropped += 1
+                            self._pending.discard(item[1].request_id)
+                            self._last_error = f"record {item[1].request_id}: {type(exc).__name__}: {exc}"
             if batch:
                 if self._write(db, batch):
                     for _ in batch:

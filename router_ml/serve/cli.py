@@ -56,11 +56,15 @@ from router_ml.core.cli import echo_err, fail
 @click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(min=1),
               help="Seconds an idle keep-alive connection stays open.")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Concurrent connections and requests before new ones get 503.")
+              help="Concurrent connections and requests before new ones get 503 (per worker).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes serving one port, each with the router loaded; one audit log for all.")
+@click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Concurrent requests are embedded together: the longest one waits for others (0: off).")
 def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
           reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
           allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-          max_body_bytes, request_timeout, keep_alive, max_connections):
+          max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
@@ -96,7 +100,11 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         if audit_metadata_keys else None,
         audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
         limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
+        batch_wait_ms=batch_wait_ms,
     )
+    if workers > 1:
+        _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections)
+        return
     built = build_service(settings)
     for warning in settings.warnings:
         echo_err(f"warning: {warning}")
@@ -119,6 +127,36 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
     audit = service.audit
     echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
+
+
+def _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections):
+    """`serve --workers N`: uvicorn's process manager runs N workers (router_ml.serve.worker)."""
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from router_ml.serve.audit import load_key
+    from router_ml.serve.auth import TokenStore
+    from router_ml.serve.metrics import MULTIPROC_ENV
+    from router_ml.serve.worker import SETTINGS_ENV, settings_to_env
+
+    TokenStore.load(settings.tokens_file)  # a bad tokens file stops here, not in N workers
+    if settings.audit is not None and settings.prompt_storage == "hash" and settings.audit_key_file is not False:
+        load_key(settings.audit_key_file or f"{settings.audit}.key")  # one key, created before the workers race
+    metrics_dir = tempfile.mkdtemp(prefix="router-ml-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    os.environ[SETTINGS_ENV] = settings_to_env(settings, reload_interval)
+    echo_err(f"serving {settings.router} on http://{host}:{port} with {workers} workers (docs at /docs)")
+    try:  # uvicorn's supervisor forwards SIGTERM/SIGINT to the workers and waits for them
+        uvicorn.run("router_ml.serve.worker:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
+                    limit_concurrency=max_connections, server_header=False,
+                    http="router_ml.serve.worker:WorkerProtocol")
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    echo_err("stopped; every worker flushed its audit log")
 
 
 @click.group()

@@ -1,14 +1,23 @@
-"""Prometheus metrics of one service (its own registry, so services in a process do not collide)."""
+"""Prometheus metrics of one service (its own registry, so services in a process do not collide).
+
+With `router-ml serve --workers N` every worker process counts into files in
+PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, set up by the command
+before the workers start), and /metrics, answered by any worker, adds them all up.
+"""
 
 from __future__ import annotations
 
+import os
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("router_requests", "Routing requests by outcome", ["status"], registry=r)
@@ -28,12 +37,38 @@ class Metrics:
         self.limited = Counter("router_limited", "Requests refused by a limit, by reason", ["reason"], registry=r)
         self.auth_failures = Counter("router_auth_failures", "Requests refused for a missing, unknown or "
                                      "insufficient token", ["reason"], registry=r)
-        self.audit_queue = Gauge("router_audit_queue", "Decisions waiting to be written", registry=r)
-        self.audit_dropped = Gauge("router_audit_dropped", "Decisions the audit store could not keep", registry=r)
-        self.audit_written = Gauge("router_audit_written", "Decisions written to the audit store", registry=r)
-        self.version = Info("router", "The router being served", registry=r)
+        gauge = {"multiprocess_mode": "livesum"}
+        self.audit_queue = Gauge("router_audit_queue", "Decisions waiting to be written", registry=r, **gauge)
+        self.audit_dropped = Gauge("router_audit_dropped", "Decisions the audit store could not keep", registry=r,
+                                   **gauge)
+        self.audit_written = Gauge("router_audit_written", "Decisions written to the audit store", registry=r,
+                                   **gauge)
+        self._info = Gauge("router_info", "The router being served (value 1)", ["router_version", "source"],
+                           registry=r, multiprocess_mode="liveall")
+        self._info_labels: tuple | None = None
+
+    def serving(self, router_version: str, source: str) -> None:
+        """Say which router is being served (router_info{router_version, source} 1)."""
+        if self._info_labels is not None:
+            self._info.remove(*self._info_labels)
+        self._info_labels = (router_version, source)
+        self._info.labels(*self._info_labels).set(1)
 
     def render(self) -> bytes:
-        from prometheus_client import generate_latest
+        from prometheus_client import CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+
+def worker_exited(pid: int) -> None:
+    """Multiprocess mode: forget a stopped worker's live gauges."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 from router_ml.core.router import Router, load_router
+from router_ml.core.validation import check_quality_target
 from router_ml.errors import (
     BatchTooLargeError,
     ConfigError,
@@ -43,6 +44,7 @@ from router_ml.policy.cascade import Plan, make_plans
 from router_ml.policy.file import Policy
 from router_ml.policy.rules import RuleResult
 from router_ml.serve.audit import AuditStore, Outcome
+from router_ml.serve.batcher import Batcher, Job
 from router_ml.serve.limits import Limits, check_metadata
 from router_ml.serve.metrics import Metrics
 from router_ml.serve.record import Served
@@ -69,6 +71,7 @@ class RoutingService:
         router: Router | None = None,
         policy: Policy | None = None,
         limits: Limits | None = None,
+        batch_wait_ms: float = 0.0,
     ) -> None:
         if not 0.0 <= exploration_rate < 1.0:
             raise ConfigError(f"exploration_rate: expected a share in [0, 1), found {exploration_rate!r}")
@@ -81,6 +84,12 @@ class RoutingService:
         self.max_batch = max_batch
         self.policy = policy
         self.limits = limits or Limits()
+        self._active = 0  # requests inside route(): how many the batcher may expect
+        self._active_lock = threading.Lock()
+        self.batcher = None
+        if batch_wait_ms > 0:
+            self.batcher = Batcher(lambda jobs: self._plan_jobs(jobs), lambda: self._active,
+                                   max_wait_s=batch_wait_ms / 1000, max_prompts=max(256, max_batch))
         self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
         self.extra_models: set[str] = set()  # models the service calls besides the router's (gateway fallbacks)
         self.metrics = Metrics()
@@ -96,7 +105,7 @@ class RoutingService:
         if self.fallback_model not in self._router.models:
             raise ConfigError(f"fallback_model {self.fallback_model!r} is not one of the router's models "
                               f"{self._router.models}")
-        self.metrics.version.info({"router_version": self._router.version, "source": source})
+        self.metrics.serving(self._router.version, source)
 
     @property
     def router(self) -> Router:
@@ -109,7 +118,13 @@ class RoutingService:
             self.metrics.requests.labels("rejected").inc()
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
         started = time.perf_counter()
-        router, prompts, plans = self.plan(prompts, quality_target, metadata)
+        with self._active_lock:
+            self._active += 1
+        try:
+            router, prompts, plans = self.plan(prompts, quality_target, metadata)
+        finally:
+            with self._active_lock:
+                self._active -= 1
         served = [self._explore(Served.from_plan(plan, router.version), plan) for plan in plans]
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()
@@ -128,35 +143,58 @@ class RoutingService:
              force: str | None = None) -> tuple[Router, list[str], list[Plan]]:
         """Rules, router and cascade for each prompt (nothing called yet): the router used, the
         prompts as it normalised them (router_ml.core.prompts) and the plans. A router failure
-        gives the fallback model's plan. `force` (a model the client named) skips the router."""
+        gives the fallback model's plan. `force` (a model the client named) skips the router.
+        With batching on, concurrent requests are planned together (router_ml.serve.batcher)."""
         router = self._router  # this request finishes on this router, whatever a reload does
-        if metadata:
-            try:
-                check_metadata(metadata, self.limits)
-            except RequestTooLargeError as exc:
-                self.metrics.limited.labels(exc.reason).inc()
-                raise
-            except InvalidRequestError:
-                self.metrics.requests.labels("rejected").inc()
-                raise
+        prompts, quality_target = self._checked(router, prompts, quality_target, metadata)
+        if force is not None:
+            return router, prompts, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
+        job = Job(prompts, quality_target, metadata or {})
+        if self.batcher is None:
+            [(router, plans)] = self._plan_jobs([job], router)
+        else:
+            router, plans = self.batcher.submit(job)
+        return router, prompts, plans
+
+    def _checked(self, router: Router, prompts, quality_target, metadata) -> tuple[list[str], float | None]:
+        """Metadata within limits, prompts normalised, the target valid: or a named error, counted."""
         try:
+            if metadata:
+                check_metadata(metadata, self.limits)
             prompts, replaced = router.normalize(prompts)
-            if replaced:
-                self.metrics.replaced_characters.inc(replaced)
-            if force is not None:
-                return router, prompts, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
-            return router, prompts, make_plans(router, self.policy, prompts, [metadata or {}] * len(prompts),
-                                               quality_target)
-        except (PromptError, ConfigError):
+            if quality_target is not None:
+                quality_target = check_quality_target(quality_target)
+        except RequestTooLargeError as exc:
+            self.metrics.limited.labels(exc.reason).inc()
+            raise
+        except (PromptError, ConfigError, InvalidRequestError):
             self.metrics.requests.labels("rejected").inc()
             raise
+        if replaced:
+            self.metrics.replaced_characters.inc(replaced)
+        return prompts, quality_target
+
+    def _plan_jobs(self, jobs: list[Job], router: Router | None = None) -> list[tuple[Router, list[Plan]]]:
+        """Plan several requests with one router call (one embedding); the fallback model's
+        plans for all of them if the router fails."""
+        router = router or self._router
+        prompts = [p for job in jobs for p in job.prompts]
+        targets = [job.quality_target for job in jobs for _ in job.prompts]
+        metadata = [job.metadata for job in jobs for _ in job.prompts]
+        try:
+            plans = make_plans(router, self.policy, prompts, metadata, targets)
         except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
             log.exception("router failed; answering with the fallback model")
             self.metrics.fallbacks.labels("router_error").inc(len(prompts))
             note = (f"router error ({type(exc).__name__}: {exc}); answered with the fallback model "
                     f"{self.fallback_model}")
-            return router, prompts, [Plan([self.fallback_model], RuleResult(), None, quality_target, notes=[note],
-                                          fallback="router_error") for _ in prompts]
+            plans = [Plan([self.fallback_model], RuleResult(), None, target, notes=[note], fallback="router_error")
+                     for target in targets]
+        out, start = [], 0
+        for job in jobs:
+            out.append((router, plans[start:start + len(job.prompts)]))
+            start += len(job.prompts)
+        return out
 
     def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
         """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""
@@ -273,7 +311,7 @@ class RoutingService:
             if source:
                 self.source = source
             self.metrics.reloads.labels("ok").inc()
-            self.metrics.version.info({"router_version": fresh.version, "source": self.source})
+            self.metrics.serving(fresh.version, self.source)
             log.info("reloaded: now serving router %s (was %s) from %s", fresh.version, previous, self.source)
             return fresh.version
 
@@ -310,6 +348,8 @@ class RoutingService:
 
     def close(self) -> None:
         self._stop.set()
+        if self.batcher is not None:
+            self.batcher.close()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
         if self.audit is not None:
