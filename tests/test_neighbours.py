@@ -38,6 +38,25 @@ def test_novelty_is_calibrated_on_held_out_folds():
     assert stored.prompt(7) == "p7" and len(stored.nearest(X[7], 3)) == 3
 
 
+def test_novelty_against_a_sample_of_the_training_prompts_stays_calibrated(monkeypatch):
+    import router_ml.core.neighbours as neighbours
+
+    monkeypatch.setattr(neighbours, "NOVELTY_ROWS", 100)
+    rng = np.random.default_rng(1)
+    centres = unit(rng.normal(size=(5, 16)))
+    X = unit(centres[rng.integers(0, 5, 400)] + rng.normal(0, 0.15, (400, 16)))
+    arrays = TrainingNeighbours.arrays(X, np.zeros((400, 2)), [f"p{i}" for i in range(400)], np.arange(400) % 5)
+    stored = TrainingNeighbours(arrays, ["a", "b"])
+    assert stored.novelty_X.shape == (100, 16) and len(stored.X) == 400  # explanations still see every prompt
+    typical = unit(centres[rng.integers(0, 5, 300)] + rng.normal(0, 0.15, (300, 16)))
+    assert 0.3 < np.median(stored.novelty(typical)) < 0.7
+    assert (stored.novelty(unit(rng.normal(size=(50, 16)))) > 0.99).mean() > 0.9
+    older = {k: v for k, v in arrays.items() if k != "novelty_rows"}  # written before the sample: all rows
+    assert TrainingNeighbours(older, ["a", "b"]).novelty_X.shape == (400, 16)
+    with pytest.raises(ValueError, match="novelty_rows"):
+        TrainingNeighbours({**arrays, "novelty_rows": np.array([400])}, ["a", "b"])
+
+
 def test_router_decisions_carry_novelty_and_explain_shows_the_nearest_training_prompts(trained_router_dir):
     router = load_router(trained_router_dir)
     training = [p for p in map(router.neighbours.prompt, range(60)) if len(p) < 200]  # stored whole
