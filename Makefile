@@ -24,14 +24,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/router-ml demo-data --out data/demo
-	$(BIN)/router-ml train --outcomes data/demo/outcomes.csv --catalog data/demo/catalog.yaml \
+	$(BIN)/router-ml train --outcomes data/demo/outcomes.csv --catalog data/demo/catalog.yaml --embedder-kind static \
 		--out models/demo --overwrite --register router-ml-demo --report reports/demo
 	$(BIN)/router-ml evaluate --router models:/router-ml-demo/latest --outcomes data/demo/holdout.csv \
 		--catalog data/demo/catalog.yaml --report reports/demo-holdout
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table --quality-target 0.5
 	$(BIN)/router-ml replay --router models/demo --outcomes data/demo/holdout.csv --policy data/policy.example.yaml \
-		--false-pass 0.1
+		--policy learned-cascade
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -42,3 +42,19 @@ def trained_router_dir(tmp_path_factory, demo_files) -> Path:
     )
     train(config, log=lambda _: None, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def answered_router_dir(tmp_path_factory) -> Path:
+    """A router trained on a larger synthetic log with answers (enough to plan learned cascades)."""
+    from training.demo_data import write_demo
+    from training.pipeline import TrainConfig, train
+
+    base = tmp_path_factory.mktemp("answered")
+    files = write_demo(base / "demo", n_prompts=600, seed=5)  # the holdout: <router>/../demo/holdout.csv
+    out = base / "router"
+    train(TrainConfig(outcomes=str(files["outcomes"]), test_outcomes=str(files["holdout"]), catalog=str(files["catalog"]),
+                      out=str(out), embedder_kind="hashing", folds=3, mlflow=False, baselines=(),
+                      cache_dir=str(tmp_path_factory.mktemp("cache")), router_version="answered-1"),
+          log=lambda _: None, progress=False)
+    return out

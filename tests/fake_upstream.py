@@ -8,6 +8,8 @@
     /malformed/chat/completions   HTTP 200 with a body that is not JSON
     /flaky/chat/completions       HTTP 500 on the first call, then normal
     /cookie/chat/completions      a normal completion that also sets a cookie
+    /refuse/chat/completions      a completion that declines ("I'm sorry, but I can't help ...")
+    /sum/chat/completions         a worked sum with a final answer ("2 + 2 = 4\n#### 4")
 With "stream": true, ok/json send three SSE chunks and [DONE]; /drop sends one chunk and
 closes the connection mid-stream.
 """
@@ -74,7 +76,9 @@ class FakeUpstream:
         if kind == "malformed":
             return self._send(h, 200, b"<html>gateway timeout</html>", "text/html")
         extra = {"Set-Cookie": "session=client-a-secret; Path=/"} if kind == "cookie" else {}
-        content = json.dumps({"answer": 42, "model": model}) if kind == "json" else f"plain answer from {model}"
+        content = {"json": json.dumps({"answer": 42, "model": model}),
+                   "refuse": "I'm sorry, but I can't help with that request.",
+                   "sum": "2 + 2 = 4\n#### 4"}.get(kind, f"plain answer from {model}")
         if body.get("stream"):
             return self._stream(h, model, content, drop=kind == "drop")
         data = {"id": "cmpl-1", "object": "chat.completion", "model": model,

@@ -48,7 +48,8 @@ def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     assert len(manifest["training_data"]["sha256"]) == 64
     assert "test" in manifest["metrics"] and "validation" in manifest["metrics"]
     assert manifest["libraries"]["scikit-learn"]
-    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE, "neighbours.npz"}  # no embedder files (hashing)
+    # no embedder files (hashing); the demo log has answers, so a verifier
+    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE, "neighbours.npz", "verifier.npz"}
 
 
 @pytest.mark.parametrize("name", [HEAD_FILE, HEAD_ARRAYS_FILE])

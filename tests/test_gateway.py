@@ -31,7 +31,7 @@ def gateway(trained_router_dir, tmp_path, fake):
     """make(kinds={model: behaviour}, policy=YAML text) -> (TestClient, audit path, service)."""
     made = []
 
-    def make(kinds=None, policy=None):
+    def make(kinds=None, policy=None, router=None):
         kinds = {m: "ok" for m in PRICES} | (kinds or {})
         catalog = catalog_from_dict({"models": {m: {"input_price": a, "output_price": b, "base_url": f"${{FAKE}}/{kinds[m]}",
                                                     "upstream_model": f"up-{m}", **({"api_key_env": "PRO_KEY"} if m == "pro" else {})}
@@ -42,7 +42,8 @@ def gateway(trained_router_dir, tmp_path, fake):
             path.write_text(policy)
             policy_obj = load_policy(path, list(PRICES))
         audit_path = tmp_path / f"audit{len(made)}.sqlite"
-        service = RoutingService(str(trained_router_dir), audit=AuditStore(audit_path, flush_interval=0.02), policy=policy_obj)
+        service = RoutingService(str(router or trained_router_dir), audit=AuditStore(audit_path, flush_interval=0.02),
+                                 policy=policy_obj)
         fallbacks = policy_obj.fallbacks if policy_obj else Fallbacks(timeout_s=0.5)
         upstreams = Upstreams(catalog, fallbacks, service.router.models, environ={"FAKE": fake.url, "PRO_KEY": "sk-test"})
         client = TestClient(create_app(service, Gateway(service, upstreams)))
@@ -326,3 +327,30 @@ def test_no_cookie_travels_from_one_client_to_another(gateway, fake):
     for _ in range(3):
         assert client.post("/v1/chat/completions", json=ASK).status_code == 200
     assert fake.cookies[-3:] == [None, None, None]  # the upstream set a cookie each time; none was sent back
+
+
+def test_a_learned_cascade_reads_the_answer_escalates_and_is_audited(gateway, answered_router_dir):
+    from router_ml import load_router
+    from router_ml.policy.verifier import verifier_of
+
+    verifier = verifier_of(load_router(answered_router_dir))
+    target, plan = next((p.quality_target, p) for p in verifier.plans  # one that escalates a doubtful answer
+                         if p.first is not None and p.second is None and p.then == "best" and p.thresholds[0] > -0.8)
+    ask = {**ASK, "router": {"quality_target": target}}
+    client, audit, service = gateway(kinds={plan.first: "refuse"}, policy="cascade: learned\n", router=answered_router_dir)
+    r = client.post("/v1/chat/completions", json=ask)
+    assert r.status_code == 200
+    steps = rows(audit, service)[0]["steps"]
+    assert steps[0]["model"] == plan.first and steps[0]["outcome"] == "check_failed"
+    assert steps[0]["check"] == "verifier" and 0 <= steps[0]["verifier"] < 0.5
+    assert r.headers["x-router-model"] != plan.first and len(steps) >= 2
+    metrics = client.get("/metrics").text
+    assert 'router_escalations_total{reason="verifier"} 1.0' in metrics
+    # A good answer from the first model is kept, with its score on record.
+    client, audit, service = gateway(kinds={plan.first: "sum"}, policy="cascade: learned\n", router=answered_router_dir)
+    client.post("/v1/chat/completions", json=ask)
+    first = rows(audit, service)[0]["steps"][0]
+    assert first["model"] == plan.first and "verifier" in first
+    # Streaming cannot read the whole answer first: the router's own choice, single-shot.
+    r = client.post("/v1/chat/completions", json={**ask, "stream": True})
+    assert r.status_code == 200 and "single-shot" in r.headers["x-router-reason"]

@@ -36,9 +36,10 @@ def test_single_shot_replay_equals_evaluate(setup):
 
 
 def binarised(data):
+    """Scores 0/1, and no answers: the policy's check is simulated (a perfect one unless told otherwise)."""
     from dataclasses import replace
 
-    return replace(data, scores=data.success.copy())
+    return replace(data, scores=data.success.copy(), responses=None)
 
 
 def test_cascade_with_a_perfect_check_and_with_a_check_that_passes_everything(setup):

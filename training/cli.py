@@ -92,11 +92,13 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
 @click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
+@click.option("--no-verifier", is_flag=True,
+              help="Do not learn a verifier and cascades from the answers, even when the outcomes have a response column.")
 @click.option("--no-neighbours", is_flag=True,
               help="Do not keep training prompts in the router (no explanations by example, no novelty).")
 def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static_max_tokens, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
-          no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours):
+          no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours, no_verifier):
     """Train a router from an outcomes log and package it in --out."""
     from training.evaluation import format_report
     from training.pipeline import TrainConfig
@@ -114,6 +116,7 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
         cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
         experiment=experiment, mlflow=not no_mlflow, report_dir=str(report_dir) if report_dir else None,
         baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"), neighbours=not no_neighbours,
+        verifier=not no_verifier,
     )
     result = run_train(config, log=echo_err, progress=sys.stderr.isatty())
     if result.report is not None:
@@ -293,16 +296,27 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
 @click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
 @click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Historical outcomes to replay on.")
 @click.option("--policy", "policies", multiple=True, metavar="[NAME=]FILE",
-              help="A policy file (rules, cascade); repeat to compare several. Single-shot routing is always included.")
+              help="A policy file (rules, cascade), or learned-cascade (the router's own, when it has a verifier); "
+                   "repeat to compare several. Single-shot routing is always included.")
 @click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
 @click.option("--false-pass", default=0.0, show_default=True, type=float, help="Simulated check: share of failed responses it lets through.")
 @click.option("--false-fail", default=0.0, show_default=True, type=float, help="Simulated check: share of good responses it rejects.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full replay report as JSON.")
+@click.option("--targets", help="Quality targets to sweep, comma-separated (e.g. 0,0.1,0.5,1); default: the router's "
+                                "grid. The router's default target is always included.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path),
+              help="Write the replay report as JSON: per policy a summary (AIQ, gap closed, cost to match the best "
+                   "model, quality at its cost, calls per request, share escalated), the curve and the default point.")
+@click.option("--decisions", "decisions_out", type=click.Path(path_type=Path),
+              help="Write every decision as JSONL: policy, quality_target, prompt_id (from the log, else null), "
+                   "prompt_sha256, called (models in call order), answered_by.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
-def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, seed, success_threshold, json_out, cache_dir):
-    """Evaluate policies (rules + router + cascade) offline on an outcomes log, beside single-shot routing."""
+def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, seed, success_threshold, targets, json_out,
+           decisions_out, cache_dir):
+    """Evaluate policies (rules + router + cascade) offline on an outcomes log, beside single-shot routing.
+
+    When the log has responses, checks and the learned verifier read each logged answer."""
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
     from router_ml.policy.file import load_policy
@@ -319,14 +333,29 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
         named[name or Path(path).stem] = load_policy(path, router.models, router.cost_model.chars_per_token)
         for warning in named[name or Path(path).stem].warnings:
             echo_err(f"warning: {warning}")
+    sweep = None
+    if targets:
+        try:
+            sweep = [float(t) for t in targets.split(",") if t.strip()]
+        except ValueError:
+            fail(f"--targets: expected comma-separated numbers in [0, 1], found {targets!r}")
+        if not sweep or any(not 0.0 <= t <= 1.0 for t in sweep):
+            fail(f"--targets: expected comma-separated numbers in [0, 1], found {targets!r}")
     frame = read_outcomes(outcomes, success_threshold=success_threshold)
     data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
-    report = run_replay(router, data, named, false_pass=false_pass, false_fail=false_fail, seed=seed,
+    lines = [] if decisions_out else None
+    report = run_replay(router, data, named, false_pass=false_pass, false_fail=false_fail, seed=seed, targets=sweep,
                         source=str(outcomes), embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir),
-                        training=training_side(router, log=echo_err), log=echo_err)
+                        training=training_side(router, log=echo_err), log=echo_err,
+                        decisions=None if lines is None else lambda record: lines.append(json.dumps(record)))
     click.echo(format_replay(report))
     if json_out:
         write_json(json_out, report)
+    if decisions_out:
+        from router_ml.core.files import atomic_write_text
+
+        atomic_write_text(decisions_out, "".join(line + "\n" for line in lines))
+        echo_err(f"wrote {len(lines):,} decisions to {decisions_out}")
 
 
 @click.command("demo-data")

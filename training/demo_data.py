@@ -24,11 +24,19 @@ situation a router is for: at the best single model's quality, most traffic can 
 cheap models.
 Summaries get a graded score in [0, 1]; every other task is scored 1 or 0. Calls are
 logged with token counts (no dollar cost), so training prices them with the catalog.
+
+Each call also logs the model's answer (`response`), written from templates so that an
+answer carries some of the signals a real one does, imperfectly: a wrong sum often shows
+its arithmetic slip, broken code often does not parse, a model out of its depth hedges or
+declines, yet some wrong answers look as confident as right ones and some right ones
+hedge. That is what the learned verifier and response checks read (the answers are drawn
+from their own random stream, so the outcomes are the same with or without them).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -203,9 +211,61 @@ _GENERATORS = {"arithmetic": _arithmetic, "code": _code, "translation": _transla
                "factual": _factual, "summarisation": _summarisation, "logic": _logic}
 
 
+_NUMBERS = re.compile(r"\d+")
+_HEDGES = ("I think ", "Perhaps ", "I'm not sure, but ", "Assuming the question means the usual thing, ")
+_CONFIDENT = {
+    "translation": "Here is the translation: \"{text}\"",
+    "factual": "The answer is {text}.",
+    "summarisation": "Summary: {text}",
+    "logic": "Reasoning step by step from the clues, the answer is {text}.",
+}
+_WORDS = ("Lisbon", "Tokyo", "Ottawa", "the third seat", "the baker", "yes", "1648", "the steering committee",
+          "Ada", "approved with changes", "Kofi", "the pilot", "next Thursday")
+
+
+def _answer(rng, prompt: str, task: str, tier: str, success: bool) -> str:
+    """A templated answer to `prompt` that is right when `success` (see the module docstring)."""
+    hard = tier == "hard"
+    if not success and rng.random() < (0.25 if hard else 0.05):
+        return _pick(rng, ["I'm sorry, but I can't help with that request.",
+                           "As an AI language model, I cannot provide a complete answer to this."])
+    if task == "arithmetic":
+        numbers = [int(n) for n in _NUMBERS.findall(prompt)]
+        if tier == "medium" and len(numbers) >= 3:
+            n, price, bill = numbers[:3]
+            spent, change = n * price, bill - n * price
+            if not success:
+                slip = int(rng.integers(1, 9)) * _pick(rng, [-1, 1])
+                if rng.random() < 0.6:
+                    return f"{n} x ${price} = ${spent + slip}. ${bill} - ${spent + slip} = ${change - slip}.\n#### {change - slip}"
+                return f"{_pick(rng, _HEDGES)}the change is about ${change + slip}.\n#### {change + slip}"
+            return f"{n} x ${price} = ${spent}. ${bill} - ${spent} = ${change}.\n#### {change}"
+        if tier == "easy" and len(numbers) >= 2:
+            a, b = numbers[:2]
+            op, value = ("-", a - b) if "minus" in prompt else ("+", a + b)
+            if not success:
+                slip = int(rng.integers(1, 5)) * _pick(rng, [-1, 1])
+                return f"{a} {op} {b} = {value + slip}\n#### {value + slip}"
+            return f"{a} {op} {b} = {value}\n#### {value}"
+        result = int(rng.integers(2, 9999))
+        if not success and rng.random() < 0.5:
+            return f"{_pick(rng, _HEDGES)}the result is roughly {result}.5, though I may have made an error."
+        return f"Working through it step by step, reducing at each stage.\n#### {result}"
+    if task == "code":
+        if not success and rng.random() < 0.5:
+            return "```python\ndef solve(data:\n    result = [x for x in data if x\n    return result\n```"
+        body = _pick(rng, ["return sorted(data)", "return [x for x in data if x]", "return sum(int(c) for c in str(data))"])
+        return f"```python\ndef solve(data):\n    {body}\n```\nThis handles the cases described."
+    text = _pick(rng, _WORDS)
+    if (not success and rng.random() < 0.45) or (success and rng.random() < 0.08):
+        return f"{_pick(rng, _HEDGES)}{_CONFIDENT[task].format(text=text)[0].lower()}{_CONFIDENT[task].format(text=text)[1:]}"
+    return _CONFIDENT[task].format(text=text)
+
+
 def generate_demo(n_prompts: int = 2400, seed: int = 7) -> pd.DataFrame:
     """The synthetic outcomes log: one row per (prompt, model), every model tried."""
     rng = np.random.default_rng(seed)
+    answers = np.random.default_rng([seed, 1])  # a stream of its own: the outcomes do not depend on it
     rows = []
     start = pd.Timestamp("2026-09-01T00:00:00Z")
     seen: set[str] = set()
@@ -233,7 +293,8 @@ def generate_demo(n_prompts: int = 2400, seed: int = 7) -> pd.DataFrame:
             out_tokens = int(OUTPUT_TOKENS[task] * rng.uniform(0.6, 1.4))
             rows.append({
                 "prompt_id": prompt_id, "prompt": text, "model": model, "task": task,
-                "score": round(score, 4), "input_tokens": in_tokens, "output_tokens": out_tokens,
+                "score": round(score, 4), "response": _answer(answers, text, task, tier, score >= 0.5),
+                "input_tokens": in_tokens, "output_tokens": out_tokens,
                 "latency_ms": round(LATENCY_MS_PER_TOKEN[model] * out_tokens + rng.uniform(80, 300), 1),
                 "timestamp": (start + pd.Timedelta(minutes=len(rows) * 3)).isoformat(),
             })

@@ -62,12 +62,7 @@ def align_to_router(data: RoutingData, router_models: list[str], source: str = "
             f"{source}: no outcomes for models {missing}, which the router can choose; "
             "evaluation needs every router model's outcome on each prompt"
         )
-    order = [data.models.index(m) for m in router_models]
-    return RoutingData(
-        data.prompt_ids, data.prompts, data.tasks, list(router_models),
-        data.scores[:, order], data.success[:, order], data.costs[:, order], data.cost_model, data.pricing,
-        None if data.weights is None else data.weights[:, order],
-    )
+    return data.columns(list(router_models))
 
 
 def training_side(router, train_outcomes: str | None = None, log: Callable[[str], None] = print) -> RoutingData | None:

@@ -268,6 +268,7 @@ class RoutingData:
     cost_model: CostModel
     pricing: str = "logged cost per call"  # how `costs` were priced (see to_routing_data)
     weights: np.ndarray | None = None  # (n, m) weight of each observed outcome (retraining's IPW); None: all 1
+    responses: np.ndarray | None = None  # (n, m) the answers (str, "" where not logged); None: no answers logged
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -279,6 +280,17 @@ class RoutingData:
             pick(self.prompt_ids), pick(self.prompts), pick(self.tasks), list(self.models),
             self.scores[rows], self.success[rows], self.costs[rows], self.cost_model, self.pricing,
             None if self.weights is None else self.weights[rows],
+            None if self.responses is None else self.responses[rows],
+        )
+
+    def columns(self, models: list[str]) -> RoutingData:
+        """The same prompts with the model columns `models` (a reordering or a subset), in that order."""
+        order = [self.models.index(m) for m in models]
+        return RoutingData(
+            self.prompt_ids, self.prompts, self.tasks, list(models), self.scores[:, order], self.success[:, order],
+            self.costs[:, order], self.cost_model, self.pricing,
+            None if self.weights is None else self.weights[:, order],
+            None if self.responses is None else self.responses[:, order],
         )
 
     @property
@@ -352,6 +364,10 @@ def to_routing_data(
     if "weight" in outcomes.columns and (outcomes["weight"].to_numpy(dtype=float) != 1.0).any():
         weights = np.ones((n, m))
         weights[rows, cols] = outcomes["weight"].to_numpy(dtype=float)
+    responses = None
+    if "response" in outcomes.columns and (outcomes["response"].str.len() > 0).any():
+        responses = np.full((n, m), "", dtype=object)
+        responses[rows, cols] = outcomes["response"].to_numpy(dtype=object)
     prompts = first["prompt"].tolist()
     lengths = np.array([len(p) for p in prompts])
 
@@ -400,7 +416,8 @@ def to_routing_data(
     )
     tasks = first["task"].tolist()
     return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model,
-                       pricing=pricing, weights=None if weights is None else weights[:, order])
+                       pricing=pricing, weights=None if weights is None else weights[:, order],
+                       responses=None if responses is None else responses[:, order])
 
 
 def price_calls(rows: pd.DataFrame, catalog: Catalog | None, cost_model: CostModel | None = None,

@@ -73,6 +73,7 @@ class TrainConfig:
     baselines: tuple[str, ...] = BASELINES  # learned baselines in the held-out report
     report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
     neighbours: bool = True  # keep the training prompts in the router (explanations, novelty)
+    verifier: bool = True  # learn a verifier and cascades when the outcomes have responses
 
     def __post_init__(self) -> None:
         check_share(self.success_threshold, "success_threshold")
@@ -108,6 +109,7 @@ class TrainResult:
     selection_table: list[dict]
     run_id: str | None = None
     model_version: str | None = None
+    head: object = None  # the fitted RoutingHead (what head.npz holds)
 
 
 def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = print):
@@ -157,8 +159,14 @@ def _clean(obj):
     return _finite(obj)
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True) -> TrainResult:
-    """Run the whole pipeline; returns where the artifact went and what was measured."""
+def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
+          embedder=None) -> TrainResult:
+    """Run the whole pipeline; returns where the artifact went and what was measured.
+
+    `embedder` (an object with the Embedder contract) replaces the one `config` describes,
+    for experiments with embedders outside the registry; such a router is written and
+    evaluated like any other, but `load_router` can rebuild only registered kinds.
+    """
     out = Path(config.out)
     check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
 
@@ -203,7 +211,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
 
     # 3. Embeddings.
-    embedder = DiskCachedEmbedder(make_training_embedder(config, log), config.cache_dir)
+    embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
     log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
     X = embedder.encode(train_data.prompts, progress=progress)
 
@@ -218,6 +226,18 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                                             sample_weight=train_data.weights)
     head = RoutingHead(fitted, selection.calibration, route_on_calibrated=True)
     log(f"chose {selection.candidate.name}; {selection.default.note}")
+
+    # 4b. The learned verifier and its cascades, when the log has the answers.
+    verifier = None
+    if train_data.responses is not None and config.verifier:
+        from router_ml.policy.verifier import VERIFIER_FILE
+        from training.selection import policy_costs
+        from training.verifier_fit import fit_verifier
+
+        log("learning a verifier from the logged answers (P(success | prompt, answer, model)):")
+        verifier = fit_verifier(train_data, selection.out_of_fold, selection.fold_of, selection.schedule,
+                                selection.cost_scale, policy_costs(train_data), selection.default_quality_target,
+                                embed=embedder.encode, log=log)
 
     created = dt.datetime.now(dt.UTC)
     version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
@@ -253,9 +273,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         "metrics": {"validation": selection.validation},
         "config": config.to_dict(),
     }
+    arrays = {}
+    if verifier is not None:
+        manifest["verifier"], arrays[VERIFIER_FILE] = verifier
 
     # The training prompts, for explanations and novelty, unless asked not to keep them.
-    arrays = {}
     if config.neighbours:
         arrays[NEIGHBOURS_FILE] = TrainingNeighbours.arrays(X, train_data.scores, train_data.prompts,
                                                             fold_ids(len(train_data), config.folds, config.seed),
@@ -264,19 +286,22 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     # 5. Held-out evaluation, with the router exactly as it will be loaded.
     report = None
     if test_data is not None and len(test_data):
-        neighbours = TrainingNeighbours(arrays[NEIGHBOURS_FILE], data.models) if arrays else None
+        neighbours = TrainingNeighbours(arrays[NEIGHBOURS_FILE], data.models) if NEIGHBOURS_FILE in arrays else None
         router = Router(_clean(manifest), head, embedder, embedding_cache_size=0,  # the disk cache serves
                         neighbours=neighbours)
         report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
                                  baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
                                  log=log)
         manifest["metrics"]["test"] = held_out_summary(report)
+        if verifier is not None and test_data.responses is not None:
+            report["cascades"] = held_out_cascades(router, test_data, verifier, embedder, train_data, log)
+            manifest["metrics"]["test"]["cascades"] = report["cascades"]["summary"]
 
     # 6. The artifact (and the report beside it, when asked).
     path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files(),
                           arrays=arrays)
     log(f"wrote {path}")
-    result = TrainResult(path, manifest, report, selection.table)
+    result = TrainResult(path, manifest, report, selection.table, head=head)
     if report is not None and config.report_dir:
         from training.report import write_report
 
@@ -290,6 +315,25 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
         result.run_id, result.model_version = log_training_run(config, manifest, path, report)
         log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}" if result.model_version else ""))
     return result
+
+
+def held_out_cascades(router, test_data, verifier, embedder, train_data, log) -> dict:
+    """The learned cascade against single-shot routing on the held-out prompts' logged answers."""
+    from router_ml.policy.file import load_policy
+    from router_ml.policy.verifier import Verifier
+    from training.replay import replay
+
+    spec, arrays = verifier
+    learned = Verifier(_clean(spec), arrays, router.models, embedder=embedder)
+    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
+    report = replay(router, test_data, policies, embedder=embedder, training=train_data, verifier=learned,
+                    source="held-out answers", log=log)
+    summary = {name: p["summary"] for name, p in report["policies"].items()}
+    learned_run, single = report["policies"]["learned-cascade"], report["policies"]["single-shot"]
+    log(f"held-out learned cascade: AIQ {learned_run['metrics']['aiq']:.4f} (single-shot "
+        f"{single['metrics']['aiq']:.4f}), at the default target {learned_run['default']['escalation_rate']:.0%} "
+        f"escalated, {learned_run['default']['calls_per_request']:.2f} calls per request")
+    return {"summary": summary, "report": report}
 
 
 def held_out_summary(report: dict) -> dict:

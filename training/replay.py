@@ -1,16 +1,24 @@
 """Offline replay: evaluate any policy (rules + router + cascade) on a historical outcomes log.
 
-    router-ml replay --router models/v1 --outcomes held_out.csv --policy cascade.yaml --false-pass 0.1
+    router-ml replay --router models/v1 --outcomes held_out.csv --policy cascade.yaml --policy learned-cascade
 
 Each policy runs through the same code as the live gateway (router_ml.policy.cascade): rules
 see the prompt and the request metadata (the log's `task` column, as `task`), the
 router decides among what the rules leave, and a cascade step "calls" a model by reading
-its logged outcome and paying its logged (or catalog-priced) cost. The response check is
-simulated, since a log holds scores, not responses: a step whose logged outcome is a
-success passes with probability 1 - false_fail, a failure passes with probability
-false_pass (a real check is imperfect); the draws are fixed per (prompt, model), so
-every point of a sweep sees the same check. Without a check in the policy only its
-`confidence_below` skips apply.
+its logged outcome and paying its logged (or catalog-priced) cost.
+
+**Checks on real answers.** When the log has responses, each called model's logged
+answer is judged by the policy's checks and the router's learned verifier, exactly as
+the gateway would judge it live (prompts missing any model's answer are left out). When
+it has none, a policy's check is simulated: a step whose logged outcome is a success
+passes with probability 1 - false_fail, a failure passes with probability false_pass;
+the draws are fixed per (prompt, model), so every point of a sweep sees the same check.
+A learned cascade or a verifier check needs the answers, and refuses a log without them.
+Without a check in the policy only its `confidence_below` skips apply.
+
+`decisions` (the CLI's `--decisions FILE`) receives one record per (policy, quality
+target, prompt): the models called in order and the one whose answer was returned, so
+quality and cost can be recomputed from the log by anyone.
 
 Every policy is swept over the same quality targets, giving a cost-quality curve per
 policy, measured with the evaluation's metrics (AIQ, gap closed, cost to match the best
@@ -27,12 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from router_ml.core.prompts import prompt_sha256
 from router_ml.core.validation import check_share
 from router_ml.errors import ConfigError
-from router_ml.policy.cascade import make_plans, run_cascade
+from router_ml.policy.cascade import make_judge, make_plans, run_cascade
 from router_ml.policy.file import Policy
+from router_ml.policy.verifier import verifier_of
 from training.evaluation import _Context, align_to_router, sweep_targets
-from training.outcomes import RoutingData
+from training.outcomes import RoutingData, prompt_hash
 
 
 @dataclass
@@ -44,18 +54,40 @@ class Logged:
     success: bool
     cost: float
     passes_check: bool
+    text: str = ""  # the logged answer ("" when the log has none)
     attempts: list = field(default_factory=list)  # a logged call has no retries to show
 
 
 def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, false_pass: float = 0.0,
            false_fail: float = 0.0, seed: int = 0, targets=None, source: str = "outcomes", embedder=None,
-           training: RoutingData | None = None,
+           training: RoutingData | None = None, verifier=None, decisions: Callable[[dict], None] | None = None,
            log: Callable[[str], None] = lambda _: None) -> dict:
-    """Replay each named policy (None: single-shot routing) on `data`; a JSON-able report."""
+    """Replay each named policy (None: single-shot routing) on `data`; a JSON-able report.
+
+    `verifier` overrides the router's own (router_ml.policy.verifier.verifier_of);
+    `decisions(record)` receives every (policy, target, prompt) decision.
+    """
     for name, rate in (("false_pass", false_pass), ("false_fail", false_fail)):
         check_share(rate, name)
     data = align_to_router(data, router.models, source)
+    answers = data.responses is not None
+    verifier = verifier if verifier is not None else verifier_of(router)
+    for name, policy in policies.items():
+        if policy is not None and policy.needs_verifier:
+            if verifier is None:
+                raise ConfigError(f"policy {name}: it reads the learned verifier, and router {router.version} has none "
+                                  "(train it on outcomes with a response column)")
+            if not answers:
+                raise ConfigError(f"policy {name}: it judges the answers, and {source} has no response column")
+    if answers and (false_pass or false_fail):
+        raise ConfigError(f"{source} has the answers, so checks run on them for real: --false-pass and --false-fail "
+                          "simulate a check only for logs without responses")
     keep = data.complete.copy()
+    if answers:
+        answered = np.array([all(bool(r) for r in row) for row in data.responses])
+        if (keep & ~answered).any():
+            log(f"leaving out {int((keep & ~answered).sum())} prompts without every model's answer")
+        keep &= answered
     if training is not None:
         seen = set(training.prompt_ids)
         overlap = np.array([pid in seen for pid in data.prompt_ids], dtype=bool)
@@ -77,13 +109,23 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
     scores = router.predict_scores(data.prompts, embeddings=(embedder or router.embedder).encode(data.prompts))
 
     report = {"source": source, "prompts": len(data), "router_version": router.version, "models": data.models,
-              "false_pass": false_pass, "false_fail": false_fail, "seed": seed, "targets": targets,
+              "checks": "on the logged answers" if answers else "simulated", "false_pass": false_pass,
+              "false_fail": false_fail, "seed": seed, "targets": targets,
               "default_quality_target": router.default_quality_target, "policies": {}}
+    logged_ids = [None if pid == prompt_hash(p) else pid for pid, p in zip(data.prompt_ids, data.prompts)]
+    digests = [prompt_sha256(p) for p in data.prompts] if decisions is not None else None
     for name, policy in policies.items():
-        points, default = [], None
+        points, default, runs = [], None, []
         for target in targets:
-            run = _run_policy(router, policy, data, metadata, target, scores, col, passes)
+            record = None
+            if decisions is not None:
+                def record(i, called, answered_by, name=name, target=target):
+                    decisions({"policy": name, "quality_target": target, "prompt_id": logged_ids[i],
+                               "prompt_sha256": digests[i], "called": called, "answered_by": answered_by})
+            run = _run_policy(router, policy, data, metadata, target, scores, col, passes, verifier if answers else None,
+                              record)
             points.append([run["mean_cost"], run["quality"]])
+            runs.append(run)
             if target == router.default_quality_target:
                 default = run
         points = np.array(points)
@@ -92,8 +134,13 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
             "source": None if policy is None else policy.source,
             "metrics": metrics,
             "default": default,
-            "curve": [{"quality_target": t, "mean_cost": float(c), "quality": float(q)}
-                      for t, (c, q) in zip(targets, points)],
+            "summary": {"aiq": metrics["aiq"], "gap_closed": metrics["gap_closed"],
+                        "cost_to_match_best": metrics["cost_to_match_best"],
+                        "quality_at_best_cost": metrics["quality_at_best_cost"],
+                        "calls_per_request": default["calls_per_request"], "share_escalated": default["escalation_rate"]},
+            "curve": [{"quality_target": t, "mean_cost": float(c), "quality": float(q),
+                       "share_calling": run["share_calling"], "escalation_rate": run["escalation_rate"]}
+                      for t, (c, q), run in zip(targets, points, runs)],
         }
         log(f"{name}: AIQ {metrics['aiq']:.4g}, at the default target cost {default['mean_cost']:.4g}, "
             f"quality {default['quality']:.4g}")
@@ -103,37 +150,50 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
     return report
 
 
-def _run_policy(router, policy, data, metadata, target, scores, col, passes) -> dict:
-    plans = make_plans(router, policy, data.prompts, metadata, target, scores=scores)
+def _run_policy(router, policy, data, metadata, target, scores, col, passes, verifier=None, record=None) -> dict:
+    """One policy at one target. With `verifier` (or answers and a plain check) the answers are judged for
+    real; without answers a policy's check is simulated (module docstring)."""
+    plans = make_plans(router, policy, data.prompts, metadata, target, scores=scores, verifier=verifier)
     cascade = policy.cascade if policy else None
-    simulate_check = cascade is not None and cascade.check is not None
+    answers = data.responses is not None
+    simulate_check = not answers and cascade is not None and cascade.check is not None
     cost = np.empty(len(plans))
     quality = np.empty(len(plans))
     calls = np.empty(len(plans))
     escalated = np.zeros(len(plans), dtype=bool)
+    called_by = np.zeros((len(plans), len(data.models)), dtype=bool)
     fired: dict[str, int] = {}
     for i, plan in enumerate(plans):
         def call(model, i=i):
             j = col[model]
             return Logged(model, float(data.scores[i, j]), bool(data.success[i, j] >= 0.5), float(data.costs[i, j]),
-                          bool(passes[i, j]))
+                          bool(passes[i, j]), data.responses[i, j] if answers else "")
 
-        result, steps, spent = run_cascade(plan, cascade, call, (lambda r: r.passes_check) if simulate_check else None)
+        if simulate_check:
+            judge = lambda r, *_: r.passes_check  # noqa: E731
+        else:
+            judge = make_judge(plan, cascade, data.prompts[i], verifier) if answers else None
+        result, steps, spent = run_cascade(plan, cascade, call, judge)
         cost[i], quality[i] = spent, result.score
         called = [s for s in steps if s.outcome in ("accepted", "check_failed")]
         calls[i] = len(called)
         escalated[i] = len(called) > 1
+        called_by[i, [col[s.model] for s in called]] = True
+        if record is not None:
+            record(i, [s.model for s in called], result.model)
         for rule in plan.rules.fired:
             fired[rule] = fired.get(rule, 0) + 1
     return {"quality_target": target, "mean_cost": float(cost.mean()), "quality": float(quality.mean()),
-            "calls_per_request": float(calls.mean()), "escalation_rate": float(escalated.mean()), "rules_fired": fired}
+            "calls_per_request": float(calls.mean()), "escalation_rate": float(escalated.mean()),
+            "share_calling": {m: float(called_by[:, j].mean()) for j, m in enumerate(data.models)}, "rules_fired": fired}
 
 
 def format_replay(report: dict) -> str:
     best = max(report["single_models"].items(), key=lambda kv: (kv[1]["quality"], -kv[1]["mean_cost"]))
     lines = [
         f"Replay of {report['router_version']} on {report['prompts']} prompts of {report['source']} "
-        f"(simulated check: false pass {report['false_pass']:g}, false fail {report['false_fail']:g}); "
+        + ("(checks on the logged answers); " if report.get("checks") == "on the logged answers" else
+           f"(simulated check: false pass {report['false_pass']:g}, false fail {report['false_fail']:g}); ") +
         f"best single model {best[0]}: quality {best[1]['quality']:.4f} at ${best[1]['mean_cost']:.4g} per prompt.",
         "",
         f"| policy | AIQ | gap closed | cost to match best | quality at best's cost | at default target "

@@ -104,6 +104,8 @@ class Selection:
     default: DefaultTarget
     cost_scale: float
     validation: dict = field(default_factory=dict)
+    out_of_fold: np.ndarray | None = None  # (n, m) the winner's calibrated out-of-fold probabilities
+    fold_of: np.ndarray | None = None  # (n,) each training prompt's fold
 
     @property
     def default_quality_target(self) -> float:
@@ -225,6 +227,8 @@ def select_head(
             "best_single_quality": float(singles[:, 1].max()),
             "ece_at_default": ece,
         },
+        out_of_fold=calibrated,
+        fold_of=fold_of,
     )
 
 

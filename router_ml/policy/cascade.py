@@ -8,11 +8,19 @@
       max_escalations: 1
       max_cost: 0.05                        # USD per request, estimated before each call
 
+A router trained on answers also offers *learned* cascades (`cascade: learned` in a
+policy file, or the built-in policy `learned-cascade`): per quality target, the first
+model, an optional second checked by agreement, where to escalate and the verifier
+thresholds all come from the router (router_ml.policy.verifier), fitted on its training
+folds; a step's answer is escalated when the verifier's P(success) falls short of the
+next model's estimate by more than the planned threshold.
+
 From a request to a plan (rules, router, cascade steps), and running a plan's steps;
 one mechanism serves the live gateway and the offline replay:
 
     plans = make_plans(router, policy, prompts, metadata, quality_target)   # no model called yet
-    result, steps, spent = run_cascade(plan, policy.cascade, call, check)   # call: a model -> result
+    judge = make_judge(plan, policy.cascade, prompt, verifier)              # reads each answer
+    result, steps, spent = run_cascade(plan, policy.cascade, call, judge)   # call: a model -> result
 
 `make_plans` applies the rules (force, restrict, quality_target), asks the router for
 the rest (one batched embedding per group of requests that share a target and a
@@ -36,7 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from router_ml.core.decision import Decision
 from router_ml.errors import UpstreamError
-from router_ml.policy.checks import Check
+from router_ml.policy.checks import AnswerContext, Check, Verdict
 from router_ml.policy.rules import RuleResult
 
 if TYPE_CHECKING:
@@ -52,6 +60,10 @@ class Cascade:
     check: Check | None = None
     max_escalations: int = 1
     max_cost: float | None = None
+    learned: bool = False  # steps and thresholds come from the router's verifier, per target
+
+
+LEARNED = Cascade((), max_escalations=2, learned=True)  # the built-in `learned-cascade`
 
 
 NOVELTY_GUARD = "novelty-guard"  # the name a novelty guard fires under, among the rules
@@ -81,6 +93,7 @@ class Plan:
     quality_target: float | None
     notes: list[str] = field(default_factory=list)
     fallback: str | None = None  # "router_error" when the router failed and the fallback model was planned
+    thresholds: tuple[float, ...] = ()  # a learned cascade: the verifier margin each checked step must reach
 
     @property
     def model(self) -> str:
@@ -117,17 +130,19 @@ class StepRecord:
     detail: str = ""
     served_by: str | None = None  # the model that answered (differs after a fallback)
     attempts: list | None = None  # the calls behind this step (gateway: retries and fallbacks)
+    verifier: float | None = None  # the learned verifier's P(success) of this step's answer, when it ran
+    check: str | None = None  # the check that failed (escalation reason)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
 
 
 def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list[dict] | None = None,
-               quality_target=None, scores=None) -> list[Plan]:
+               quality_target=None, scores=None, verifier=None) -> list[Plan]:
     """One plan per prompt. `quality_target` is one target for all, or one per prompt (the
     service batches requests that asked for different ones); `scores` (router.predict_scores
     of these prompts) skips embedding. The prompts the router decides are embedded once,
-    whatever their targets and restrictions."""
+    whatever their targets and restrictions. `verifier` (the router's, for learned cascades)."""
     metadata = metadata or [{} for _ in prompts]
     targets = quality_target if isinstance(quality_target, list) else [quality_target] * len(prompts)
     results = [policy.apply_rules(p, m) if policy else RuleResult() for p, m in zip(prompts, metadata)]
@@ -151,10 +166,38 @@ def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list
         decisions = {}
         for (target, allowed), rows in groups.items():
             decisions.update(zip(rows, router.decisions_from(scores, target, allowed, rows=[position[i] for i in rows])))
+    cascade = policy.cascade if policy else None
     for i, d in decisions.items():
-        plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or \
-            _cascade_plan(d, results[i], policy.cascade if policy else None)
+        plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or (
+            _learned_plan(d, results[i], verifier) if cascade is not None and cascade.learned
+            else _cascade_plan(d, results[i], cascade))
     return plans
+
+
+def _learned_plan(decision: Decision, rules: RuleResult, verifier) -> Plan:
+    """The router's planned cascade at the decision's target (router_ml.policy.verifier)."""
+    plan = Plan([decision.model], rules, decision, decision.quality_target)
+    learned = verifier.plan_for(decision.quality_target) if verifier is not None else None
+    if learned is None or learned.first is None:
+        plan.notes.append("learned cascade: single-shot pays best at this target" if learned is not None
+                          else "learned cascade: the router has no verifier; single-shot")
+        return plan
+    then = decision.model if learned.then == "router" else max(decision.scores, key=lambda m: (
+        decision.scores[m], -decision.costs.get(m, 0.0)))
+    steps, thresholds = [], []
+    for model, threshold in zip((learned.first, learned.second, then), (*learned.thresholds, None, None)):
+        if model is None or model in steps:
+            continue
+        if rules.allowed is not None and model not in rules.allowed:
+            plan.notes.append(f"learned cascade step {model} dropped: outside the rules' restriction")
+            continue
+        steps.append(model)
+        thresholds.append(threshold)
+    if not steps:
+        return plan
+    plan.steps = steps
+    plan.thresholds = tuple(t for t in thresholds[:-1])  # the last step is not checked
+    return plan
 
 
 def _guarded(decision: Decision, rules: RuleResult, guard: NoveltyGuard | None) -> Plan | None:
@@ -204,22 +247,64 @@ class Called(Protocol):
     attempts: list
 
 
+def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None):
+    """How the steps of `plan` are judged: `judge(result, step, earlier) -> Verdict`, or None
+    when nothing is checked. `result.text` is the answer; `earlier` the (model, text) of
+    the steps called before it."""
+    if cascade is None:
+        return None
+    estimates = plan.decision.scores if plan.decision is not None else {}
+    if cascade.learned:
+        if not plan.thresholds:
+            return None
+
+        def learned(result, step: int, earlier=()) -> Verdict:
+            if step >= len(plan.thresholds):
+                return Verdict(True)
+            estimate = estimates.get(result.model)
+            if estimate is None or verifier is None:
+                return Verdict(True, detail=f"no estimate or verifier for {result.model}")
+            score = verifier.score(result.model, prompt, result.text, estimate, tuple(earlier))
+            if score is None:
+                return Verdict(True, detail=f"no verifier for {result.model}")
+            following = plan.steps[step + 1]
+            margin = score - estimates.get(following, 0.0)
+            passed = margin >= plan.thresholds[step]
+            return Verdict(passed, score, None if passed else "verifier",
+                           f"verifier {score:.3f} - estimate of {following} {estimates.get(following, 0.0):.3f} = "
+                           f"{margin:+.3f} {'>=' if passed else '<'} {plan.thresholds[step]:+.3f}")
+
+        return learned
+    if cascade.check is None:
+        return None
+
+    def check(result, step: int, earlier=()) -> Verdict:
+        return cascade.check.verdict(AnswerContext(result.text, prompt, result.model, estimates.get(result.model),
+                                                   tuple(earlier), verifier))
+
+    return check
+
+
 def run_cascade(plan: Plan, cascade: Cascade | None, call: Callable[[str], Called],
-                check: Callable[[Called], bool] | None = None, estimated_costs: dict | None = None):
+                check: Callable | None = None, estimated_costs: dict | None = None):
     """Call the plan's steps in order; returns (result, step records, total cost).
 
     `call(model)` returns a `Called` (the model that answered, its cost) or raises
-    UpstreamError; `check(result)` says whether a response is good enough
-    (None: every response is). Raises UpstreamError when every step failed.
+    UpstreamError; `check(result, step, earlier)` (see make_judge) says whether a response
+    is good enough, as a Verdict or a bool (None: every response is).
+    Raises UpstreamError when every step failed.
     """
     estimated_costs = estimated_costs if estimated_costs is not None else \
         (plan.decision.costs if plan.decision is not None else {})
     records: list[StepRecord] = []
     spent, escalations, last = 0.0, 0, None
+    earlier: list[tuple[str, str]] = []
+    max_escalations = len(plan.steps) - 1 if cascade is not None and cascade.learned else \
+        (cascade.max_escalations if cascade is not None else 0)
     for i, model in enumerate(plan.steps):
         if last is not None:  # escalating from a response that failed the check
-            if cascade is not None and escalations >= cascade.max_escalations:
-                records.append(StepRecord(model, "escalation_cap", detail=f"max_escalations {cascade.max_escalations}"))
+            if cascade is not None and escalations >= max_escalations:
+                records.append(StepRecord(model, "escalation_cap", detail=f"max_escalations {max_escalations}"))
                 break
             estimate = estimated_costs.get(model, 0.0)
             if cascade is not None and cascade.max_cost is not None and spent + estimate > cascade.max_cost:
@@ -236,19 +321,29 @@ def run_cascade(plan: Plan, cascade: Cascade | None, call: Callable[[str], Calle
         spent += cost
         served_by = result.model
         attempts = result.attempts or None
-        detail = ""
-        try:
-            passed = check is None or bool(check(result))
-        except Exception as exc:  # noqa: BLE001 - a broken check fails the response, not the request
-            passed, detail = False, f"the check raised {type(exc).__name__}: {exc}"
-        if passed or i == len(plan.steps) - 1:
-            if not passed:
-                detail = "; ".join(x for x in (detail, "last step: returned anyway") if x)
-            records.append(StepRecord(model, "accepted" if passed else "check_failed", cost, detail, served_by, attempts))
+        verdict = _judged(check, result, i, earlier)
+        record = StepRecord(model, "accepted" if verdict.passed else "check_failed", cost, verdict.detail, served_by,
+                            attempts, verdict.score, verdict.failed)
+        earlier.append((result.model, getattr(result, "text", "") or ""))
+        if verdict.passed or i == len(plan.steps) - 1:
+            if not verdict.passed:
+                record.detail = "; ".join(x for x in (record.detail, "last step: returned anyway") if x)
+            records.append(record)
             return result, records, spent
-        records.append(StepRecord(model, "check_failed", cost, detail, served_by=served_by, attempts=attempts))
+        records.append(record)
         last = result
     if last is not None:
         return last, records, spent
     raise UpstreamError("; ".join(f"{r.model}: {r.detail}" for r in records if r.detail) or "no step to call",
                         steps=records)
+
+
+def _judged(check, result, step: int, earlier: list) -> Verdict:
+    """The verdict on one answer; a check that raises fails the response, not the request."""
+    if check is None:
+        return Verdict(True)
+    try:
+        verdict = check(result, step, tuple(earlier))
+    except Exception as exc:  # noqa: BLE001
+        return Verdict(False, failed="error", detail=f"the check raised {type(exc).__name__}: {exc}")
+    return verdict if isinstance(verdict, Verdict) else Verdict(bool(verdict), failed=None if verdict else "check")

@@ -14,7 +14,8 @@
       steps: [nano, router]                 # "router": the learned router's choice
       escalate_if:
         confidence_below: 0.6               # skip a step the router doubts
-        check: {json: true}                 # or regex, min_chars/max_chars, function: "pkg.mod:fn"
+        check: {json: true}                 # or a list; kinds in router_ml.policy.checks
+    # cascade: learned                      # or: the router's own cascades, planned from its verifier
       max_escalations: 1
       max_cost: 0.05                        # USD per request, estimated before each call
     novelty: {above: 0.99, route_to: big-model}   # prompts unlike any training prompt go here
@@ -46,7 +47,7 @@ from pathlib import Path
 from router_ml.core.catalog import DEFAULT_CHARS_PER_TOKEN
 from router_ml.core.validation import check_number, check_share
 from router_ml.errors import PolicyError
-from router_ml.policy.cascade import NOVELTY_GUARD, ROUTER_STEP, Cascade, NoveltyGuard
+from router_ml.policy.cascade import LEARNED, NOVELTY_GUARD, ROUTER_STEP, Cascade, NoveltyGuard
 from router_ml.policy.checks import compile_regex, make_check
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.rules import Condition, Rule, RuleResult, apply_rules, metadata_value
@@ -71,6 +72,12 @@ class Policy:
     warnings: list[str] = field(default_factory=list)
     source: str = "<memory>"
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+
+    @property
+    def needs_verifier(self) -> bool:
+        """The policy reads the router's learned verifier (a learned cascade or a verifier check)."""
+        return self.cascade is not None and (self.cascade.learned or (
+            self.cascade.check is not None and self.cascade.check.needs_verifier))
 
     def models(self) -> set[str]:
         """Every model the policy names (rules, cascade steps, fallback chains)."""
@@ -120,8 +127,14 @@ def _read(path: Path) -> dict:
     return data
 
 
+LEARNED_NAME = "learned-cascade"  # the built-in policy: the router's own planned cascades
+
+
 def load_policy(path: str | Path, models: list[str], chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> Policy:
-    """Read and validate a policy file against the models that can be routed to."""
+    """Read and validate a policy file against the models that can be routed to; the name
+    `learned-cascade` (no such file) is the built-in policy of the router's learned cascades."""
+    if str(path) == LEARNED_NAME and not Path(path).exists():
+        return Policy(cascade=LEARNED, source=LEARNED_NAME, chars_per_token=chars_per_token)
     path = Path(path)
     if not path.is_file():
         raise PolicyError(f"{path}: policy file not found")
@@ -184,10 +197,12 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
         policy.rules.append(rule)
 
     raw = data.get("cascade")
-    if raw is not None:
+    if raw == "learned":  # the router's own planned cascades
+        policy.cascade = LEARNED
+    elif raw is not None:
         where = at(raw, data.get("__line__", 1))
         if not isinstance(raw, dict):
-            raise PolicyError(f"{where}: cascade: expected a mapping with steps and escalate_if")
+            raise PolicyError(f"{where}: cascade: expected a mapping with steps and escalate_if, or \"learned\"")
         keys_of(raw, _CASCADE, where)
         steps = model_list(raw.get("steps"), f"{where}: cascade.steps", allow_router=True)
         if len(steps) < 2:
@@ -201,9 +216,7 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
             below = _target(below, f"{where}: cascade.escalate_if.confidence_below")
         check = None
         if escalate.get("check") is not None:
-            if not isinstance(escalate["check"], dict):
-                raise PolicyError(f"{where}: cascade.escalate_if.check: expected a mapping such as {{json: true}}")
-            check = make_check(escalate["check"], at(escalate["check"], raw.get("__line__", 1)))
+            check = make_check(escalate["check"], at(escalate["check"], escalate.get("__line__", raw.get("__line__", 1))))
         if below is None and check is None:
             raise PolicyError(f"{where}: cascade.escalate_if: give confidence_below and/or check")
         max_esc = _number(raw.get("max_escalations", len(steps) - 1), f"{where}: cascade.max_escalations", integer=True)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router_ml.core.router import DEFAULT_DECISION_CACHE, DEFAULT_EMBEDDING_CACHE, load_router
+from router_ml.errors import PolicyError
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.file import Policy, load_policy
+from router_ml.policy.verifier import verifier_of
 from router_ml.serve.audit import AuditStore
 from router_ml.serve.auth import TokenStore
 from router_ml.serve.gateway import Gateway, Upstreams
@@ -81,6 +83,9 @@ def build_service(settings: ServiceSettings) -> BuiltService:
         if settings.policy:
             policy = load_policy(settings.policy, router.models, router.cost_model.chars_per_token)
             settings.warnings.extend(policy.warnings)
+            if policy.needs_verifier and verifier_of(router) is None:
+                raise PolicyError(f"{settings.policy}: the policy reads the learned verifier, and router {router.version} "
+                                  "has none (train it on outcomes with a response column)")
         service = RoutingService(settings.router, audit=audit, exploration_rate=settings.exploration_rate,
                                  fallback_model=settings.fallback_model, max_batch=settings.max_batch, loader=loader,
                                  router=router, policy=policy, limits=settings.limits,

@@ -32,6 +32,8 @@ class Metrics:
         self.explorations = Counter("router_explorations", "Prompts routed by exploration", registry=r)
         self.novelty_guarded = Counter("router_novelty_guarded", "Prompts the novelty guard sent to its safe model",
                                        registry=r)
+        self.escalations = Counter("router_escalations", "Cascade steps whose answer failed a check and were "
+                                   "escalated, by the check (verifier, json, ...)", ["reason"], registry=r)
         self.outcomes = Counter("router_outcomes", "Outcome reports by result", ["status"], registry=r)
         self.reloads = Counter("router_reloads", "Router reloads by result", ["result"], registry=r)
         self.limited = Counter("router_limited", "Requests refused by a limit, by reason", ["reason"], registry=r)

@@ -43,6 +43,7 @@ from router_ml.errors import (
 from router_ml.policy.cascade import Plan, make_plans
 from router_ml.policy.file import Policy
 from router_ml.policy.rules import RuleResult
+from router_ml.policy.verifier import verifier_of
 from router_ml.serve.audit import AuditStore, Outcome
 from router_ml.serve.batcher import Batcher, Job
 from router_ml.serve.limits import Limits, check_metadata
@@ -182,7 +183,7 @@ class RoutingService:
         targets = [job.quality_target for job in jobs for _ in job.prompts]
         metadata = [job.metadata for job in jobs for _ in job.prompts]
         try:
-            plans = make_plans(router, self.policy, prompts, metadata, targets)
+            plans = make_plans(router, self.policy, prompts, metadata, targets, verifier=self.verifier(router))
         except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
             log.exception("router failed; answering with the fallback model")
             self.metrics.fallbacks.labels("router_error").inc(len(prompts))
@@ -195,6 +196,12 @@ class RoutingService:
             out.append((router, plans[start:start + len(job.prompts)]))
             start += len(job.prompts)
         return out
+
+    def verifier(self, router: Router):
+        """The router's learned verifier when the policy reads it (else None)."""
+        if self.policy is None or not self.policy.needs_verifier:
+            return None
+        return verifier_of(router)
 
     def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
         """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""
@@ -298,6 +305,11 @@ class RoutingService:
                 problems.append(f"it lacks the fallback model {self.fallback_model!r}")
             if self.policy is not None and self.policy.models() - set(fresh.models):
                 problems.append(f"the policy names models it does not route: {sorted(self.policy.models() - set(fresh.models))}")
+            try:
+                if self.policy is not None and self.policy.needs_verifier and verifier_of(fresh) is None:
+                    problems.append("the policy reads the learned verifier, and it has none")
+            except Exception as exc:  # noqa: BLE001 - an unreadable verifier is a reason to refuse, not to crash
+                problems.append(f"its verifier cannot be read: {exc}")
             for check in self.reload_checks:
                 problems += check(fresh)
             if problems:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import InvalidRequestError, RequestTooLargeError, UpstreamError, UpstreamRejectedError
-from router_ml.policy.cascade import run_cascade
+from router_ml.policy.cascade import make_judge, run_cascade
 from router_ml.serve.gateway.relay import Relay
 from router_ml.serve.gateway.upstreams import FORWARDED_FIELDS, GATEWAY_FIELDS, Answer, Upstreams, message_text
 from router_ml.serve.limits import Limits, json_depth
@@ -63,9 +63,11 @@ class Gateway:
         started = time.perf_counter()
         router, [prompt], [plan] = self.service.plan([prompt], target, metadata, force=forced)
         cascade = self.service.policy.cascade if self.service.policy is not None else None
-        check = None
-        if cascade is not None and cascade.check is not None and not stream:
-            check = lambda answer: cascade.check(answer.text)  # noqa: E731
+        if stream and plan.thresholds and plan.decision is not None:  # a learned cascade needs the whole answer
+            plan.steps = [plan.decision.model]
+            plan.thresholds = ()
+            plan.notes.append("streamed: the router's choice, single-shot (a learned cascade reads the whole answer)")
+        check = None if stream else make_judge(plan, cascade, prompt, self.service.verifier(router))
         served = Served.from_plan(plan, router.version)
         served.reason = plan.reason()
         if plan.guarded:
@@ -89,6 +91,9 @@ class Gateway:
             return Reply(502, self._headers(served),
                          body={"error": {"type": "upstream_failed", "message": message, "field": None}})
         records = [s.to_dict() for s in steps]
+        for step in steps[:-1]:
+            if step.outcome == "check_failed":
+                self.service.metrics.escalations.labels(step.check or "check").inc()
         upstream = _fallback_summary(records)
         if upstream:
             self.service.metrics.fallbacks.labels("upstream").inc()
