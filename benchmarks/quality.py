@@ -13,6 +13,14 @@ prompts, plus random mixing (RouterBench's zero router). It writes:
 - results/quality.json: every number,
 - results/<data set>/: the evaluation report folder (summary.md, report.json, plots).
 
+Then the embedders, on the same split and with the same head selection: MiniLM (torch,
+the router above), the static embedder distilled from it seeing the whole prompt and
+seeing its last 254 tokens (the MiniLM window's rule), and MiniLM and static concatenated.
+Each is compared with MiniLM on the same test prompts by a paired bootstrap
+(training.comparison): the improvement in AIQ and in the set's headline metric (APGR for
+two models, gap closed otherwise), with 90 % intervals. That table chooses the default
+embedder (README).
+
 Then it converts each router to the ONNX backend at both precisions (`router-ml convert
 --precision int8|fp32 --force`, same head) and evaluates the converted routers on the
 same test prompts: the "ONNX parity" table gives every metric's change, the cosine of
@@ -65,6 +73,117 @@ def run(bench, workdir: Path, cache_dir: str | None) -> dict:
 
 
 LOWER_IS_BETTER = {"cost_to_match_best", "cpt50", "cpt80", "ece"}
+RESAMPLES = 1000
+
+
+def test_data(bench):
+    """The benchmark's test prompts as RoutingData (the same ones the routers were evaluated on)."""
+    from router_ml.core.catalog import load_catalog
+    from training.outcomes import read_outcomes, split_prompts, to_routing_data
+
+    catalog = load_catalog(bench.catalog) if bench.catalog else None
+    if bench.test:
+        train_ids = set(read_outcomes(bench.train)["prompt_id"])
+        frame = read_outcomes(bench.test)
+        return to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
+    _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
+    return test
+
+
+class Concatenated:
+    """Two embedders side by side: each part's unit vector, concatenated, scaled back to unit length."""
+
+    kind = "concat"
+
+    def __init__(self, parts) -> None:
+        self.parts = parts
+        self.dim = sum(p.dim for p in parts)
+        self.model_id = self.id = "concat(" + ",".join(p.id for p in parts) + ")"
+
+    def encode(self, texts, progress=False):
+        import numpy as np
+
+        return np.hstack([p.encode(list(texts)) for p in self.parts]) / np.sqrt(len(self.parts))
+
+    encode_prepared = encode
+
+    def truncate(self, texts):
+        return list(texts)
+
+    def spec(self):
+        return {"kind": self.kind, "dim": self.dim, "parts": [p.spec() for p in self.parts]}
+
+    def files(self):
+        return {}
+
+
+def embedder_variants(bench, minilm: dict, workdir: Path, cache_dir) -> dict:
+    """Static (whole, tail 254) and MiniLM+static routers, each compared with MiniLM, paired."""
+    import json as jsonlib
+
+    from router_ml import load_router
+    from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
+    from router_ml.core.embedders.static import StaticEmbedder
+    from router_ml.core.router import Router
+    from training.comparison import paired_comparison
+    from training.embed_cache import DiskCachedEmbedder
+    from training.static_distill import distill_static
+
+    data = test_data(bench)
+    headline = "apgr" if len(data.models) == 2 else "gap_closed"
+    reference = load_router(minilm["router"], decision_cache_size=0)
+    static_files = distill_static("minilm", cache_dir, log=lambda m: print(f"  [{bench.name}] {m}", flush=True))
+    variants = {
+        "static, whole prompt": {"embedder_kind": "static", "static_max_tokens": 0},
+        "static, last 254 tokens": {"embedder_kind": "static", "static_max_tokens": 254},
+        "MiniLM + static": {"embedder": Concatenated([SentenceTransformerEmbedder(), StaticEmbedder(static_files)])},
+    }
+    out = {}
+    for label, settings in variants.items():
+        embedder = settings.pop("embedder", None)
+        slug = label.replace(",", "").replace(" + ", "-").replace(" ", "-")
+        target = workdir / "routers" / f"{bench.name}-{slug}"
+        config = TrainConfig(
+            outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
+            catalog=str(bench.catalog) if bench.catalog else None, out=str(target), overwrite=True,
+            test_size=bench.test_size, seed=bench.seed, mlflow=False, cache_dir=cache_dir, baselines=(),
+            router_version=f"bench-{bench.name}-{slug}", **settings)
+        started = time.perf_counter()
+        result = train(config, log=lambda m, label=label: print(f"  [{bench.name} {label}] {m}", flush=True),
+                       progress=False, embedder=embedder)
+        if embedder is None:
+            router = load_router(target, decision_cache_size=0)
+        else:  # not a registered kind: built from what training wrote, with the same embedder
+            manifest = jsonlib.loads((target / "manifest.json").read_text())
+            router = Router(manifest, result.head, embedder, embedding_cache_size=0)
+        cached = (DiskCachedEmbedder(router.embedder.embedder, cache_dir),
+                  DiskCachedEmbedder(reference.embedder.embedder, cache_dir))  # vectors from training's cache
+        comparisons = {metric: paired_comparison(router, reference, data, metric, resamples=RESAMPLES,
+                                                 embedders=cached).to_dict()
+                       for metric in ("aiq", headline)}
+        strategy = result.manifest["strategy"]
+        out[label] = {"strategy": f"{strategy['name']}({strategy['params']})", "metrics": result.report["metrics"],
+                      "seconds": round(time.perf_counter() - started, 1), "versus_minilm": comparisons,
+                      "router": str(target)}
+        print(f"  [{bench.name} {label}] vs MiniLM: " + "; ".join(
+            f"{m} {c['improvement']:+.4f} [{c['lower']:+.4f}, {c['upper']:+.4f}]" for m, c in comparisons.items()),
+            flush=True)
+    return {"headline": headline, "variants": out}
+
+
+def embedder_table(results: dict) -> str:
+    lines = ["| data set | embedder | head | AIQ | headline metric | AIQ vs MiniLM (90 % interval) | "
+             "headline vs MiniLM (90 % interval) |", "|---|---|---|---|---|---|---|"]
+    for name, res in results.items():
+        head = res["embedders"]["headline"]
+        lines.append(f"| {name} | MiniLM (torch) | {res['strategy']} | {res['report']['metrics']['aiq']:.4f} | "
+                     f"{head} {fmt(res['report']['metrics'].get(head))} | - | - |")
+        for label, v in res["embedders"]["variants"].items():
+            a, h = v["versus_minilm"]["aiq"], v["versus_minilm"][head]
+            lines.append(f"| {name} | {label} | {v['strategy']} | {v['metrics']['aiq']:.4f} | "
+                         f"{head} {fmt(v['metrics'].get(head))} | {a['improvement']:+.4f} [{a['lower']:+.4f}, "
+                         f"{a['upper']:+.4f}] | {h['improvement']:+.4f} [{h['lower']:+.4f}, {h['upper']:+.4f}] |")
+    return "\n".join(lines)
 
 
 def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
@@ -107,7 +226,7 @@ def parity_table(results: dict) -> str:
     lines = ["| data set | precision | cosine mean | cosine 1st pct | routes agree (default target) | AIQ | largest metric loss (which) |",
              "|---|---|---|---|---|---|---|"]
     for name, res in results.items():
-        for precision, p in res["onnx"].items():
+        for precision, p in res.get("onnx", {}).items():
             which = max(p["worse_by"], key=p["worse_by"].get) if p["worse_by"] else "-"
             lines.append(f"| {name} | {precision} | {p['mean_cosine']:.4f} | {p['p1_cosine']:.4f} | {p['route_agreement']:.1%} | "
                          f"{p['metrics']['aiq']:.4f} (torch {res['report']['metrics']['aiq']:.4f}) | {p['max_worse']:+.4f} ({which}) |")
@@ -154,6 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--cache-dir", default=None, help="embedding cache (default: ~/.cache/router-ml)")
+    parser.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX parity section")
     args = parser.parse_args(argv)
 
     results = {}
@@ -161,7 +281,9 @@ def main(argv=None) -> int:
         print(f"== {bench.name}", flush=True)
         results[bench.name] = run(bench, args.workdir, args.cache_dir)
         write_report(results[bench.name]["report"], args.out / bench.name)
-        results[bench.name]["onnx"] = onnx_parity(bench, results[bench.name], args.workdir, args.cache_dir)
+        results[bench.name]["embedders"] = embedder_variants(bench, results[bench.name], args.workdir, args.cache_dir)
+        if not args.skip_onnx:
+            results[bench.name]["onnx"] = onnx_parity(bench, results[bench.name], args.workdir, args.cache_dir)
 
     sections = ["# Routing quality on real data (benchmarks/quality.py)", ""]
     for name, res in results.items():
@@ -170,13 +292,19 @@ def main(argv=None) -> int:
         sections += [f"## {name}: {report['prompts']} test prompts", "",
                      metrics_table(rows, report["strong_model"] is not None), "", sweep_table(name, res),
                      "", f"Plots and per-task figures: [{name}/summary.md]({name}/summary.md).", ""]
-    sections += ["## ONNX parity", "",
-                 "The same routers converted to the ONNX backend (same head), on the same test prompts. "
-                 "A loss is how much worse the converted router is on a metric (negative: better).", "",
-                 parity_table(results), ""]
+    sections += ["## Embedders", "",
+                 "Each embedder with the project's own head selection on the same training prompts, evaluated on the "
+                 "same test prompts, and compared with MiniLM by a paired bootstrap over those prompts "
+                 f"({RESAMPLES} resamples): an improvement is the embedder's metric minus MiniLM's.", "",
+                 embedder_table(results), ""]
+    if not args.skip_onnx:
+        sections += ["## ONNX parity", "",
+                     "The same routers converted to the ONNX backend (same head), on the same test prompts. "
+                     "A loss is how much worse the converted router is on a metric (negative: better).", "",
+                     parity_table(results), ""]
     checks = targets(results)
     for name, res in results.items():
-        for precision, p in res["onnx"].items():
+        for precision, p in res.get("onnx", {}).items():
             checks.append((f"{name} ONNX {precision}: cosine {p['mean_cosine']:.4f} (1st pct {p['p1_cosine']:.4f}) >= 0.98, "
                            f"routes agree {p['route_agreement']:.1%} >= 97 %, largest metric loss {p['max_worse']:+.4f} <= 0.005",
                            p["p1_cosine"] >= 0.98 and p["route_agreement"] >= 0.97 and p["max_worse"] <= 0.005))
@@ -189,7 +317,8 @@ def main(argv=None) -> int:
                          "baselines": {n: b["metrics"] for n, b in v["report"]["baselines"]["learned"].items()},
                          "random_mixing": v["report"]["baselines"]["random_mixing"], "default": v["report"]["default"]}
                      for k, v in results.items()},
-         "onnx_parity": {k: v["onnx"] for k, v in results.items()},
+         "onnx_parity": {k: v.get("onnx") for k, v in results.items()},
+         "embedders": {k: v["embedders"] for k, v in results.items()},
          "targets": [{"target": label, "pass": ok} for label, ok in checks]}))
     print(text)
     return 0 if all(ok for _, ok in checks) else 1
