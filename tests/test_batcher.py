@@ -57,3 +57,25 @@ def test_close_stops_the_planner_cleanly_and_later_jobs_are_still_answered(threa
     assert not batcher._thread.is_alive()
     assert batcher.submit(_job("c")) == 1
     assert not thread_errors
+
+
+def test_requests_on_an_event_loop_await_their_batch_without_a_thread_each():
+    import asyncio
+
+    in_flight = [0]
+    batcher = Batcher(lambda jobs: [job.prompts[0] * 2 for job in jobs], lambda: in_flight[0], max_wait_s=0.05)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit_async(_job(f"p{i}")) for i in range(10)))
+
+    assert asyncio.run(main()) == [f"p{i}p{i}" for i in range(10)]
+    assert batcher.jobs == 10 and batcher.batches < 10  # queued together, planned together
+    failing = Batcher(lambda jobs: 1 / 0, lambda: 0)
+
+    async def fails():
+        return await failing.submit_async(_job("x"))
+
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(fails())
+    batcher.close()
+    failing.close()

@@ -150,7 +150,7 @@ def explain_choice(models: list[str], proba: np.ndarray, costs: np.ndarray, chos
     dp * cost_scale / lam dollars. The reason names the likeliest such model and both sides
     of that trade.
     """
-    candidates = np.flatnonzero(allowed) if allowed is not None else np.arange(len(models))
+    candidates = np.flatnonzero(allowed).tolist() if allowed is not None else range(len(models))
     among = "" if allowed is None or allowed.all() else f" (among {', '.join(models[j] for j in candidates)})"
     p, c = float(proba[chosen]), float(costs[chosen])
     head = f"quality_target {target:g}"

@@ -47,12 +47,17 @@ def _cheapest(a: dict, p: str, X: np.ndarray) -> np.ndarray:
     return label_proba @ a[p + "success_given_label"]
 
 
+KNN_CHUNK = 512  # query rows per block: a block's similarities stay in cache while the top k are found
+
+
 def _knn(a: dict, p: str, X: np.ndarray) -> np.ndarray:
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     train = a[p + "train_X"]
     k = int(min(int(a[p + "k"]), len(train)))
-    similarity = X @ train.T
-    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    neighbours = np.empty((len(X), k), dtype=np.intp)
+    for start in range(0, len(X), KNN_CHUNK):
+        similarity = X[start:start + KNN_CHUNK] @ train.T
+        neighbours[start:start + KNN_CHUNK] = np.argpartition(similarity, len(train) - k, axis=1)[:, len(train) - k:]
     tried = a[p + "tried"][neighbours].sum(axis=1)
     wins = a[p + "wins"][neighbours].sum(axis=1)
     return (wins + a[p + "prior_weight"] * a[p + "prior"]) / (tried + a[p + "prior_weight"])

@@ -243,7 +243,7 @@ class Router:
         costs = self.cost_model.estimate(len(prompt))
         lam = self._lam(target)
         chosen = int(choose(proba, costs, lam, self.cost_scale, mask)[0])
-        decision = self._decision(proba[0], costs[0], chosen, target, lam, mask,
+        decision = self._decision(proba[0].tolist(), costs[0].tolist(), chosen, target, lam, mask,
                                   None if novelty is None else float(novelty[0]))
         if self.decision_cache_size:
             self._remember(key, decision)
@@ -280,25 +280,24 @@ class Router:
             scores = Scores(scores.proba[rows], scores.costs[rows],
                             None if scores.novelty is None else scores.novelty[rows])
         lam = self._lam(target)
-        chosen = choose(scores.proba, scores.costs, lam, self.cost_scale, mask)
-        return [
-            self._decision(scores.proba[i], scores.costs[i], int(chosen[i]), target, lam,
-                           mask[i] if mask is not None and mask.ndim == 2 else mask,
-                           None if scores.novelty is None else float(scores.novelty[i]))
-            for i in range(len(chosen))
-        ]
+        chosen = choose(scores.proba, scores.costs, lam, self.cost_scale, mask).tolist()
+        proba, costs = scores.proba.tolist(), scores.costs.tolist()  # Python floats once, not per element
+        novelty = [None] * len(chosen) if scores.novelty is None else scores.novelty.tolist()
+        per_row = mask is not None and mask.ndim == 2
+        return [self._decision(proba[i], costs[i], chosen[i], target, lam, mask[i] if per_row else mask, novelty[i])
+                for i in range(len(chosen))]
 
-    def _decision(self, proba: np.ndarray, costs: np.ndarray, chosen: int, target: float, lam: float,
+    def _decision(self, proba: list[float], costs: list[float], chosen: int, target: float, lam: float,
                   mask: np.ndarray | None = None, novelty: float | None = None) -> Decision:
         return Decision(
             model=self.models[chosen],
-            confidence=float(proba[chosen]),
-            scores={m: float(p) for m, p in zip(self.models, proba)},
+            confidence=proba[chosen],
+            scores=dict(zip(self.models, proba)),
             reason=explain_choice(self.models, proba, costs, chosen, target, lam, self.cost_scale, mask),
             router_version=self.version,
             quality_target=target,
-            estimated_cost=float(costs[chosen]),
-            costs={m: float(c) for m, c in zip(self.models, costs)},
+            estimated_cost=costs[chosen],
+            costs=dict(zip(self.models, costs)),
             novelty=novelty,
         )
 

@@ -170,10 +170,10 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
 
     @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch",
               dependencies=[require("route")])
-    def route(body: RouteRequest):
+    async def route(body: RouteRequest):
         prompts = [body.prompt] if body.prompt is not None else body.prompts
         try:
-            served = service.route(prompts, body.quality_target, body.metadata)
+            served = await service.route_async(prompts, body.quality_target, body.metadata)
         except RequestTooLargeError as exc:
             return _error(413, exc.reason, str(exc), exc.field)
         except InvalidRequestError as exc:

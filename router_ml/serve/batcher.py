@@ -31,6 +31,7 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: object = None
     error: BaseException | None = None
+    future: object = None  # submit_async: an asyncio future, resolved on its loop
 
 
 class Batcher:
@@ -58,6 +59,17 @@ class Batcher:
         if job.error is not None:
             raise job.error
         return job.result
+
+    async def submit_async(self, job: Job):
+        """`submit` for a request on an event loop: awaits the batch without holding a thread."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._stop:
+            return self.plan_batch([job])[0]
+        job.future = loop.create_future()
+        self._queue.put(job)
+        return await job.future
 
     def _collect(self) -> list[Job]:
         first = self._queue.get()
@@ -107,10 +119,29 @@ class Batcher:
                 job.error = exc
         self.batches += 1
         self.jobs += len(batch)
+        waiting: dict = {}
         for job in batch:
-            job.done.set()
+            if job.future is None:
+                job.done.set()
+            else:
+                waiting.setdefault(job.future.get_loop(), []).append(job)
+        for loop, jobs in waiting.items():  # one wake-up per event loop for the whole batch
+            try:
+                loop.call_soon_threadsafe(_resolve, jobs)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
 
     def close(self) -> None:
         self._stop = True
         self._queue.put(None)
         self._thread.join(timeout=5)
+
+
+def _resolve(jobs: list[Job]) -> None:
+    for job in jobs:
+        if job.future.done():  # the request was cancelled (client gone)
+            continue
+        if job.error is not None:
+            job.future.set_exception(job.error)
+        else:
+            job.future.set_result(job.result)

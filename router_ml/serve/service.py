@@ -115,17 +115,47 @@ class RoutingService:
     def route(self, prompts: list[str], quality_target: float | None = None,
               metadata: dict | None = None) -> list[Served]:
         """Route a batch; bad prompts raise PromptError/ConfigError, router failures fall back."""
-        if len(prompts) > self.max_batch:
-            self.metrics.requests.labels("rejected").inc()
-            raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
-        started = time.perf_counter()
-        with self._active_lock:
-            self._active += 1
+        started = self._admit(prompts)
         try:
             router, prompts, plans = self.plan(prompts, quality_target, metadata)
         finally:
-            with self._active_lock:
-                self._active -= 1
+            self._leave()
+        return self._served(router, prompts, plans, metadata, started)
+
+    async def route_async(self, prompts: list[str], quality_target: float | None = None,
+                          metadata: dict | None = None) -> list[Served]:
+        """`route` for an event loop: with batching on, the request waits for its batch on the loop
+        (no thread per request: the batcher resolves a whole batch with one wake-up); without
+        batching, routing runs on a worker thread."""
+        if self.batcher is None:
+            import anyio
+
+            return await anyio.to_thread.run_sync(self.route, prompts, quality_target, metadata)
+        started = self._admit(prompts)
+        try:
+            router = self._router
+            prompts, target = self._checked(router, prompts, quality_target, metadata)
+            router, plans = await self.batcher.submit_async(Job(prompts, target, metadata or {}))
+        finally:
+            self._leave()
+        return self._served(router, prompts, plans, metadata, started)
+
+    def _admit(self, prompts: list[str]) -> float:
+        """Count a request in (the batcher waits for requests in flight); refuse an oversized batch."""
+        if len(prompts) > self.max_batch:
+            self.metrics.requests.labels("rejected").inc()
+            raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
+        with self._active_lock:
+            self._active += 1
+        return time.perf_counter()
+
+    def _leave(self) -> None:
+        with self._active_lock:
+            self._active -= 1
+
+    def _served(self, router: Router, prompts: list[str], plans: list[Plan], metadata: dict | None,
+                started: float) -> list[Served]:
+        """The records of planned prompts (exploration applied), counted and queued for the audit log."""
         served = [self._explore(Served.from_plan(plan, router.version), plan) for plan in plans]
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()

@@ -106,3 +106,27 @@ def make_embedder(spec: dict, artifact_dir: str | Path | None = None, **override
         raise EmbedderMismatchError(f"embedder {embedder.id} gives {embedder.dim}-dim vectors, "
                                     f"the router expects {spec.get('dim')}")
     return embedder
+
+
+def similar_length_groups(lengths, max_batch: int, min_ratio: float = 0.8) -> list[np.ndarray]:
+    """Indices grouped for batched transformer calls: longest first, a group closes when the next text
+    is shorter than `min_ratio` of the group's longest or the group is full.
+
+    A batch is padded to its longest member, and attention grows faster than length: a batch
+    of 32 mixed-length prompts padded to the longest costs several times their separate
+    calls (measured: the service with micro-batching fell from 80 to 26 req/s on MiniLM ONNX
+    before grouping). Similar lengths share a call; a lone long prompt goes alone.
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    groups, current, longest = [], [], 0
+    for i in order:
+        if current and (len(current) >= max_batch or lengths[i] < min_ratio * longest):
+            groups.append(np.array(current))
+            current = []
+        if not current:
+            longest = lengths[i]
+        current.append(i)
+    if current:
+        groups.append(np.array(current))
+    return groups

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from router_ml.core.embedders import truncation as cut
+from router_ml.core.embedders.base import similar_length_groups
 from router_ml.errors import EmbedderError, EmbedderMismatchError
 
 MODEL_FILE = "model.onnx"
@@ -129,10 +130,8 @@ class OnnxEmbedder:
         if len(texts) == 1:  # the serving path: no sorting, no padding
             return self._run([self._tokenizer.encode(texts[0])])
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")  # similar lengths share a batch
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), BATCH_SIZE):
-            rows = order[start : start + BATCH_SIZE]
+        for rows in similar_length_groups([len(e.ids) for e in encodings], BATCH_SIZE):
             out[rows] = self._run([encodings[i] for i in rows])
         return out
 

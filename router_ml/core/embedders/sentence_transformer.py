@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from router_ml.core.embedders import truncation as cut
+from router_ml.core.embedders.base import similar_length_groups
 from router_ml.core.embedders.files import DEFAULT_MODEL, model_fingerprint, resolve_model_path
 from router_ml.errors import EmbedderError, EmbedderMismatchError
 
@@ -98,14 +99,16 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        if progress:  # a big set: sentence-transformers sorts it by length itself, with one progress bar
+            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=True)
+            return np.asarray(vectors, dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for rows in similar_length_groups([len(t) for t in texts], self.batch_size):
+            out[rows] = model.encode([texts[i] for i in rows], batch_size=len(rows), normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return out
 
     def files(self) -> dict[str, Path]:
         return {}  # found again by name or path at load time, and checked by fingerprint
