@@ -112,6 +112,13 @@ class InvalidRequestError(RouterError, ValueError):
         self.field = field
 
 
+class ModelNotFoundError(InvalidRequestError):
+    """A request names a model that is neither a routing alias nor a catalog model (HTTP 404)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "model")
+
+
 class RequestTooLargeError(InvalidRequestError):
     """A request is over one of the service's limits (router_ml.serve.limits); `reason` names which."""
 

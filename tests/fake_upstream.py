@@ -9,6 +9,13 @@
     /flaky/chat/completions       HTTP 500 on the first call, then normal
     /cookie/chat/completions      a normal completion that also sets a cookie
     /refuse/chat/completions      a completion that declines ("I'm sorry, but I can't help ...")
+    /refusalfield/chat/completions  a structured refusal (message.refusal set, content null)
+    /tool/chat/completions        a tool call (content null) with valid JSON arguments
+    /toolbad/chat/completions     a tool call whose arguments are not JSON
+    /toolschema/chat/completions  a tool call whose arguments miss the declared schema's required field
+    /htmlstream/chat/completions  with "stream": true, a 200 text/html page instead of an event stream
+    /ratelimit/chat/completions   429 with Retry-After: 1 on the first call, then normal
+    /always429/chat/completions   429 with Retry-After: 30, always
     /sum/chat/completions         a worked sum with a final answer ("2 + 2 = 4\n#### 4")
 With "stream": true, ok/json send three SSE chunks and [DONE]; /drop sends one chunk and
 closes the connection mid-stream.
@@ -29,6 +36,7 @@ class FakeUpstream:
         self.cookies: list[str | None] = []  # the Cookie header of each request
         self.slow_s = slow_s
         self._flaky_seen = False
+        self._ratelimit_seen = False
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,6 +77,28 @@ class FakeUpstream:
                 self._flaky_seen = True
                 return self._send(h, 500, b'{"error": "overloaded"}')
             kind = "ok"
+        if kind == "ratelimit":
+            if not self._ratelimit_seen:
+                self._ratelimit_seen = True
+                return self._send(h, 429, b'{"error": {"message": "slow down"}}', headers={"Retry-After": "1"})
+            kind = "ok"
+        if kind == "always429":
+            return self._send(h, 429, b'{"error": {"message": "slow down"}}', headers={"Retry-After": "30"})
+        if kind == "htmlstream" and body.get("stream"):
+            return self._send(h, 200, b"<html><body>502 Bad Gateway (proxy)</body></html>", "text/html")
+        if kind in ("tool", "toolbad", "toolschema", "refusalfield"):
+            arguments = {"tool": '{"city": "Paris"}', "toolbad": '{"city": "Par', "toolschema": '{"town": "Paris"}'}
+            message = {"role": "assistant", "content": None}
+            if kind == "refusalfield":
+                message["refusal"] = "I can't help with that."
+            else:
+                message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                          "function": {"name": "get_weather", "arguments": arguments[kind]}}]
+            data = {"id": "cmpl-1", "object": "chat.completion", "model": model,
+                    "choices": [{"index": 0, "message": message,
+                                 "finish_reason": "stop" if kind == "refusalfield" else "tool_calls"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+            return self._send(h, 200, json.dumps(data).encode())
         if kind == "err500":
             return self._send(h, 500, b'{"error": {"message": "internal error"}}')
         if kind == "bad400":

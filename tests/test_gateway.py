@@ -82,7 +82,8 @@ def test_client_named_model_and_api_key(gateway, fake):
     assert r.headers["x-router-model"] == "pro" and r.headers["x-router-rule"] == "client-model"
     assert fake.auth[-1] == "Bearer sk-test"
     bad = client.post("/v1/chat/completions", json={**ASK, "model": "gpt-7"})
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "model"
+    assert bad.status_code == 404 and bad.json()["error"]["code"] == "model_not_found"
+    assert bad.json()["error"]["param"] == "model"
 
 
 def test_rules_restrict_and_are_audited(gateway):
@@ -147,7 +148,7 @@ def test_fallback_on_upstream_error_timeout_or_bad_body(gateway, fake, kind, err
 def test_every_model_failing_is_a_clear_502_and_audited(gateway):
     client, audit, service = gateway(kinds={"pro": "err500", "mini": "err500"}, policy=FALLBACKS)
     r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
-    assert r.status_code == 502 and r.json()["error"]["type"] == "upstream_failed"
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_failed"
     assert "pro: HTTP 500" in r.json()["error"]["message"] and "mini: HTTP 500" in r.json()["error"]["message"]
     [row] = rows(audit, service)
     assert row["fallback"] == "all_failed" and len(row["steps"][0]["attempts"]) == 4
@@ -183,7 +184,7 @@ def test_a_stream_that_drops_ends_with_an_error_event(gateway):
     with client.stream("POST", "/v1/chat/completions", json={**ASK, "model": "pro", "stream": True}) as r:
         r.read()
     events = sse(r)
-    assert len(events) == 2 and json.loads(events[-1])["error"]["type"] == "upstream_failed"
+    assert len(events) == 2 and json.loads(events[-1])["error"]["code"] == "upstream_failed"
     [row] = rows(audit, service)
     assert "stream_interrupted" in row["fallback"] and row["steps"][-1]["outcome"] == "stream_interrupted"
 
@@ -196,7 +197,7 @@ def test_bad_chat_requests(gateway, trained_router_dir):
              ({**ASK, "metadata": ["x"]}, "metadata")]
     for body, field in cases:
         r = client.post("/v1/chat/completions", json=body)
-        assert r.status_code == 422 and r.json()["error"]["field"] == field, (body, r.text)
+        assert r.status_code == 400 and r.json()["error"]["field"] == field, (body, r.text)
     malformed = client.post("/v1/chat/completions", content=b"{", headers={"Content-Type": "application/json"})
     assert malformed.status_code == 400
     assert rows(audit, service) == []
@@ -256,7 +257,7 @@ fallbacks:
   default: [pro, mini]
 """)
     denied = client.post("/v1/chat/completions", json={**ASK, "model": "pro", "metadata": {"tier": "free"}})
-    assert denied.status_code == 422 and denied.json()["error"]["type"] == "model_not_allowed"
+    assert denied.status_code == 400 and denied.json()["error"]["code"] == "model_not_allowed"
     ok = client.post("/v1/chat/completions", json={**ASK, "model": "mini", "metadata": {"tier": "free"}})
     assert ok.headers["x-router-model"] == "mini" and ok.headers["x-router-rule"] == "free,client-model"
 
@@ -306,16 +307,16 @@ def test_hostile_chat_requests_are_answered_not_crashed_on(gateway, fake):
     kind, body = fake.calls[-1]
     assert body["messages"][0]["content"] == "hi \ufffd there"  # what the provider got: valid UTF-8
     unknown = client.post("/v1/chat/completions", json={**ASK, "base_url": "http://evil.example"})
-    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "base_url"
+    assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "base_url"
     many = client.post("/v1/chat/completions", json={**ASK, "messages": ASK["messages"] * 1001})
-    assert many.status_code == 413 and many.json()["error"]["type"] == "too_many_messages"
+    assert many.status_code == 413 and many.json()["error"]["code"] == "too_many_messages"
     deep: dict = {}
     inner = deep
     for _ in range(40):
         inner["x"] = {}
         inner = inner["x"]
     nested = client.post("/v1/chat/completions", json={**ASK, "response_format": deep})
-    assert nested.status_code == 413 and nested.json()["error"]["type"] == "json_too_deep"
+    assert nested.status_code == 413 and nested.json()["error"]["code"] == "json_too_deep"
     client.post("/v1/chat/completions", json={**ASK, "metadata": {"tier": "free"}, "router": {"quality_target": 0.5},
                                               "temperature": 0.2})
     kind, body = fake.calls[-1]

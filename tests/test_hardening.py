@@ -77,7 +77,7 @@ def test_a_prompt_without_content_is_a_named_error(trained_router_dir, client, p
     with pytest.raises(PromptError, match="only whitespace, control or zero-width"):
         router.route(prompt)
     answer = post(client, "/v1/route", {"prompt": prompt})
-    assert answer.status_code == 422 and answer.json()["error"]["field"] == "prompt"
+    assert answer.status_code == 400 and answer.json()["error"]["field"] == "prompt"
 
 
 @pytest.mark.parametrize("bad", [None, 42, {"prompt": "x"}])
@@ -112,7 +112,7 @@ def test_every_endpoint_but_health_needs_a_token_with_its_scope(guarded):
     assert guarded.get("/healthz").status_code == 200 and guarded.get("/readyz").status_code == 200
     missing = post(guarded, "/v1/route", {"prompt": "hi"})
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
-    assert missing.json()["error"]["type"] == "unauthorized"
+    assert missing.json()["error"]["code"] == "unauthorized"
     assert post(guarded, "/v1/route", {"prompt": "hi"}, Authorization="Bearer not-a-real-token").status_code == 401
     ok = post(guarded, "/v1/route", {"prompt": "hi"}, **bearer("route"))
     assert ok.status_code == 200
@@ -169,7 +169,7 @@ def test_serve_refuses_to_open_beyond_loopback_without_tokens(trained_router_dir
 
 def test_bodies_over_the_limit_are_refused_before_parsing(client):
     big = post(client, "/v1/route", {"prompt": "x", "metadata": {"pad": "y" * 300_000}})
-    assert big.status_code == 413 and big.json()["error"]["type"] == "body_too_large"
+    assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
     chunked = client.post("/v1/route", content=iter([b'{"prompt": "', b"z" * 150_000, b"z" * 150_000, b'"}']),
                           headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
@@ -179,14 +179,15 @@ def test_bodies_over_the_limit_are_refused_before_parsing(client):
 def test_metadata_is_capped_in_size_and_depth(client, service, tmp_path):
     too_big = post(client, "/v1/route", {"prompt": "x", "metadata": {"notes": "n" * 5_000}})
     assert too_big.status_code == 413 and too_big.json()["error"] == {
-        "type": "metadata_too_large", "field": "metadata", "message": too_big.json()["error"]["message"]}
+        "type": "invalid_request_error", "code": "metadata_too_large", "param": "metadata", "field": "metadata",
+        "message": too_big.json()["error"]["message"]}
     nested: dict = {}
     inner = nested
     for _ in range(10):
         inner["a"] = {}
         inner = inner["a"]
     too_deep = post(client, "/v1/route", {"prompt": "x", "metadata": nested})
-    assert too_deep.status_code == 413 and too_deep.json()["error"]["type"] == "metadata_too_deep"
+    assert too_deep.status_code == 413 and too_deep.json()["error"]["code"] == "metadata_too_deep"
     assert metric(client, "router_limited_total", reason="metadata_too_large") == 1
     service.audit.flush()
     assert read_joined(tmp_path / "audit.sqlite") == []  # nothing of either was written
@@ -195,8 +196,9 @@ def test_metadata_is_capped_in_size_and_depth(client, service, tmp_path):
 def test_deeply_nested_json_gets_the_documented_error_shape(client):
     deep = b'{"prompt": "x", "metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     answer = post(client, "/v1/route", deep)
-    assert answer.status_code in (400, 413) and set(answer.json()["error"]) == {"type", "message", "field"}
-    assert client.get("/no/such/path").json()["error"]["type"] == "not_found"
+    assert answer.status_code in (400, 413)
+    assert set(answer.json()["error"]) == {"type", "message", "param", "code", "field"}
+    assert client.get("/no/such/path").json()["error"]["code"] == "not_found"
 
 
 # -- the audit log keeps what it should and nothing more ------------------------------------

@@ -55,11 +55,11 @@ def test_outcomes_join_and_errors_name_the_field(client, service, tmp_path):
     dup = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": d["model"], "success": False})
     assert dup.status_code == 409 and dup.json()["error"]["field"] == "model"
     unknown = post(client, "/v1/outcomes", {"request_id": "nope", "model": d["model"], "score": 0.5})
-    assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "unknown_request_id"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_request_id"
     missing = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": "x"})
-    assert missing.status_code == 422 and "success" in missing.json()["error"]["message"]
+    assert missing.status_code == 400 and "success" in missing.json()["error"]["message"]
     bad_score = post(client, "/v1/outcomes", {"request_id": d["request_id"], "model": "x", "score": 2})
-    assert bad_score.status_code == 422 and bad_score.json()["error"]["field"] == "score"
+    assert bad_score.status_code == 400 and bad_score.json()["error"]["field"] == "score"
     [row] = read_joined(tmp_path / "audit.sqlite")
     assert row["outcomes"][0]["success"] == 1 and row["outcomes"][0]["cost"] == 0.01
 
@@ -67,15 +67,15 @@ def test_outcomes_join_and_errors_name_the_field(client, service, tmp_path):
 def test_outcomes_that_would_poison_retraining_are_refused(client, service, tmp_path):
     [a, b] = post(client, "/v1/route", {"prompts": ["first", "second"]}).json()["decisions"]
     ghost = post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": "gpt-5", "success": True})
-    assert ghost.status_code == 422 and ghost.json()["error"]["field"] == "model"
+    assert ghost.status_code == 400 and ghost.json()["error"]["field"] == "model"
     assert "not a model this service routes to" in ghost.json()["error"]["message"]
     infinite = client.post("/v1/outcomes", headers={"Content-Type": "application/json"},
                            content=f'{{"request_id": "{a["request_id"]}", "model": "{a["model"]}", "success": true, '
                                    '"cost": Infinity}')
-    assert infinite.status_code in (400, 422), infinite.text
+    assert infinite.status_code == 400, infinite.text
     assert post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": a["model"], "success": True,
-                                         "cost": -1}).status_code == 422
-    assert post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": a["model"], "success": 1}).status_code == 422
+                                         "cost": -1}).status_code == 400
+    assert post(client, "/v1/outcomes", {"request_id": a["request_id"], "model": a["model"], "success": 1}).status_code == 400
     # A list is applied all or nothing: a bad item leaves the good one unrecorded, so a retry works.
     good = {"request_id": a["request_id"], "model": a["model"], "success": True}
     mixed = post(client, "/v1/outcomes", [good, {"request_id": "unknown-id", "model": b["model"], "score": 0.5}])
@@ -95,30 +95,30 @@ def test_request_fields_are_read_strictly(client):
                         ({"prompt": "x", "quality_target": "0.5"}, "quality_target"),
                         ({"prompt": "x", "quality_targt": 0.5}, "quality_targt")]:
         answer = post(client, "/v1/route", body)
-        assert answer.status_code == 422 and answer.json()["error"]["field"] == field, answer.text
+        assert answer.status_code == 400 and answer.json()["error"]["field"] == field, answer.text
     assert post(client, "/v1/route", {"prompt": "x", "quality_target": 1}).status_code == 200
 
 
 def test_bad_requests_are_4xx_json_naming_the_field(client, service):
     malformed = client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})
-    assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "malformed_json"
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json"
     wrong_type = client.post("/v1/route", content=b"prompt=hi", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert wrong_type.status_code == 415 and wrong_type.json()["error"]["field"] == "content-type"
     empty = post(client, "/v1/route", {"prompts": []})
-    assert empty.status_code == 422 and "empty" in empty.json()["error"]["message"]
+    assert empty.status_code == 400 and "empty" in empty.json()["error"]["message"]
     neither = post(client, "/v1/route", {"quality_target": 0.5})
-    assert neither.status_code == 422
+    assert neither.status_code == 400
     target = post(client, "/v1/route", {"prompt": "x", "quality_target": 1.5})
-    assert target.status_code == 422 and target.json()["error"]["field"] == "quality_target"
+    assert target.status_code == 400 and target.json()["error"]["field"] == "quality_target"
     wrong_kind = post(client, "/v1/route", {"prompts": ["ok", 3]})
-    assert wrong_kind.status_code == 422 and wrong_kind.json()["error"]["field"] == "prompts[1]"
+    assert wrong_kind.status_code == 400 and wrong_kind.json()["error"]["field"] == "prompts[1]"
     huge = post(client, "/v1/route", {"prompt": "x" * 1_000_000})
-    assert huge.status_code == 413 and huge.json()["error"]["type"] == "prompt_too_long"
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "prompt_too_long"
     assert huge.json()["error"]["field"] == "prompt"
     too_many = post(client, "/v1/route", {"prompts": ["hi"] * 10_000})
     assert too_many.status_code == 413 and "limit of 1000" in too_many.json()["error"]["message"]
     blank = post(client, "/v1/route", {"prompts": ["fine", "   "]})
-    assert blank.status_code == 422 and blank.json()["error"]["field"] == "prompts[1]"
+    assert blank.status_code == 400 and blank.json()["error"]["field"] == "prompts[1]"
     service.audit.flush()
     assert service.audit.count() == 0  # nothing rejected was routed or audited
 
@@ -179,9 +179,9 @@ def test_every_rejected_request_is_counted(client):
 
     client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})  # 400
     client.post("/v1/route", content=b"prompt=hi", headers={"Content-Type": "text/plain"})  # 415
-    post(client, "/v1/route", {"prompts": []})  # 422, schema
-    post(client, "/v1/route", {"prompt": "   "})  # 422, an empty prompt
-    post(client, "/v1/route", {"prompt": "x", "quality_target": 3})  # 422
+    post(client, "/v1/route", {"prompts": []})  # 400, schema
+    post(client, "/v1/route", {"prompt": "   "})  # 400, an empty prompt
+    post(client, "/v1/route", {"prompt": "x", "quality_target": 3})  # 400
     post(client, "/v1/route", {"prompt": "x" * 1_000_000})  # 413
     assert rejected() == 6
 

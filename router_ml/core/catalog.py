@@ -26,7 +26,37 @@ from router_ml.errors import CatalogError
 DEFAULT_OUTPUT_TOKENS = 256
 DEFAULT_CHARS_PER_TOKEN = 4.0
 _MODEL_KEYS = {"input_price", "output_price", "output_tokens", "description", "base_url", "api_key_env", "upstream_model"}
-_TOP_KEYS = {"models", "default_output_tokens", "chars_per_token"}
+_TOP_KEYS = {"models", "default_output_tokens", "chars_per_token", "aliases"}
+_ALIAS_KEYS = {"model", "quality_target", "up_to", "description"}
+ROUTING_NAMES = ("auto", "router")  # built-in: the router decides
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A client-facing model name (e.g. "gpt-4o" in an app written against a provider).
+
+    `model`: that catalog model, always. Otherwise the router decides: at `quality_target`
+    (None: the request's, else the router's default) among the models whose estimated cost
+    for the request is at most `up_to`'s (None: all).
+    """
+
+    name: str
+    model: str | None = None
+    quality_target: float | None = None
+    up_to: str | None = None
+    description: str = ""
+
+    def describe(self) -> str:
+        if self.description:
+            return self.description
+        if self.model is not None:
+            return f"always {self.model}"
+        parts = ["routed by the learned router"]
+        if self.quality_target is not None:
+            parts.append(f"at quality_target {self.quality_target:g}")
+        if self.up_to is not None:
+            parts.append(f"among models no dearer than {self.up_to} for the request")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,7 @@ class Catalog:
     default_output_tokens: int = DEFAULT_OUTPUT_TOKENS
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
     source: str = "<memory>"
+    aliases: dict[str, Alias] = field(default_factory=dict)
 
     def output_tokens(self, model: str) -> int:
         price = self.models[model]
@@ -126,6 +157,7 @@ def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
         )
     return Catalog(
         models=models,
+        aliases=_aliases(data.get("aliases"), models, source),
         default_output_tokens=_number(
             data.get("default_output_tokens", DEFAULT_OUTPUT_TOKENS), f"{source}: default_output_tokens", integer=True
         ),
@@ -134,6 +166,39 @@ def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
         ),
         source=source,
     )
+
+
+def _aliases(raw, models: dict[str, ModelPrice], source: str) -> dict[str, Alias]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{source}: aliases: expected a mapping of client-facing names, e.g. "
+                           "aliases: {gpt-4o: {up_to: pro}, gpt-4o-mini: {model: mini}}")
+    aliases = {}
+    for name, entry in raw.items():
+        where = f"{source}: aliases.{name}"
+        if not isinstance(name, str) or not name.strip():
+            raise CatalogError(f"{source}: aliases: names must be non-empty strings, found {name!r}")
+        if name in models or name in ROUTING_NAMES:
+            raise CatalogError(f"{where}: {name!r} is already a model name (or a built-in routing name); an alias "
+                               "must be a new name")
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{where}: expected a mapping with model, or quality_target and/or up_to")
+        unknown = set(entry) - _ALIAS_KEYS
+        if unknown:
+            raise CatalogError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(_ALIAS_KEYS)}")
+        for key in ("model", "up_to"):
+            if entry.get(key) is not None and entry[key] not in models:
+                raise CatalogError(f"{where}.{key}: {entry[key]!r} is not a model of the catalog ({list(models)})")
+        if entry.get("model") is not None and (entry.get("quality_target") is not None or entry.get("up_to") is not None):
+            raise CatalogError(f"{where}: give model (this model, always) or quality_target/up_to (route), not both")
+        target = entry.get("quality_target")
+        if target is not None:
+            target = check_number(target, f"{where}.quality_target", error=CatalogError)
+            if not 0.0 <= target <= 1.0:
+                raise CatalogError(f"{where}.quality_target: expected a number in [0, 1], found {target!r}")
+        aliases[name] = Alias(name, entry.get("model"), target, entry.get("up_to"), str(entry.get("description", "")))
+    return aliases
 
 
 def load_catalog(path: str | Path) -> Catalog:

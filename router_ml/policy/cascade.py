@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from router_ml.core.decision import Decision
 from router_ml.errors import UpstreamError
-from router_ml.policy.checks import AnswerContext, Check, Verdict
+from router_ml.policy.checks import AnswerContext, Check, Verdict, structure_verdict
 from router_ml.policy.rules import RuleResult
 
 if TYPE_CHECKING:
@@ -138,14 +138,19 @@ class StepRecord:
 
 
 def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list[dict] | None = None,
-               quality_target=None, scores=None, verifier=None) -> list[Plan]:
+               quality_target=None, scores=None, verifier=None, restrict=None) -> list[Plan]:
     """One plan per prompt. `quality_target` is one target for all, or one per prompt (the
     service batches requests that asked for different ones); `scores` (router.predict_scores
     of these prompts) skips embedding. The prompts the router decides are embedded once,
-    whatever their targets and restrictions. `verifier` (the router's, for learned cascades)."""
+    whatever their targets and restrictions. `verifier` (the router's, for learned cascades).
+    `restrict` (per prompt: None or (label, models)) narrows the candidates after the rules,
+    as a catalog alias does ("no dearer than X"); a rule's force still wins."""
     metadata = metadata or [{} for _ in prompts]
     targets = quality_target if isinstance(quality_target, list) else [quality_target] * len(prompts)
     results = [policy.apply_rules(p, m) if policy else RuleResult() for p, m in zip(prompts, metadata)]
+    for r, extra in zip(results, restrict or [None] * len(prompts)):
+        if extra is not None:
+            _narrow(r, *extra)
     plans: list[Plan | None] = [None] * len(prompts)
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(results):
@@ -200,6 +205,19 @@ def _learned_plan(decision: Decision, rules: RuleResult, verifier) -> Plan:
     return plan
 
 
+def _narrow(rules: RuleResult, label: str, models: tuple[str, ...]) -> None:
+    """Apply a request-level restriction on top of the rules' decision."""
+    if rules.force:
+        rules.notes.append(f"{label}: not applied, a rule forces {rules.force}")
+        return
+    narrowed = models if rules.allowed is None else tuple(m for m in rules.allowed if m in models)
+    if not narrowed:
+        rules.notes.append(f"{label}: not applied, it leaves no model within the rules' restriction")
+        return
+    rules.allowed = narrowed
+    rules.notes.append(f"{label}: among {', '.join(narrowed)}")
+
+
 def _guarded(decision: Decision, rules: RuleResult, guard: NoveltyGuard | None) -> Plan | None:
     """The novelty guard's plan for a prompt it catches (None: it does not apply)."""
     if guard is None or decision.novelty is None or decision.novelty <= guard.above:
@@ -247,13 +265,21 @@ class Called(Protocol):
     attempts: list
 
 
-def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None):
+def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None, request: dict | None = None):
     """How the steps of `plan` are judged: `judge(result, step, earlier) -> Verdict`, or None
-    when nothing is checked. `result.text` is the answer; `earlier` the (model, text) of
-    the steps called before it."""
+    when nothing is checked. `result.text` is the answer (and `result.tool_calls`,
+    `result.refusal` when the API sent them); `earlier` the (model, text) of the steps
+    called before it; `request` what the client asked for that shapes a valid answer
+    (`tool_schemas`, `response_schema`: router_ml.policy.checks.AnswerContext)."""
     if cascade is None:
         return None
     estimates = plan.decision.scores if plan.decision is not None else {}
+    request = request or {}
+
+    def context(result, earlier) -> AnswerContext:
+        return AnswerContext(result.text, prompt, result.model, estimates.get(result.model), tuple(earlier), verifier,
+                             tuple(getattr(result, "tool_calls", ()) or ()), getattr(result, "refusal", None),
+                             request.get("tool_schemas"), request.get("response_schema"))
     if cascade.learned:
         if not plan.thresholds:
             return None
@@ -261,6 +287,9 @@ def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None):
         def learned(result, step: int, earlier=()) -> Verdict:
             if step >= len(plan.thresholds):
                 return Verdict(True)
+            structural = structure_verdict(context(result, earlier))
+            if structural is not None and (not structural.passed or getattr(result, "tool_calls", None)):
+                return structural  # a tool call, a refusal or broken structured output: judged as such
             estimate = estimates.get(result.model)
             if estimate is None or verifier is None:
                 return Verdict(True, detail=f"no estimate or verifier for {result.model}")
@@ -279,8 +308,7 @@ def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None):
         return None
 
     def check(result, step: int, earlier=()) -> Verdict:
-        return cascade.check.verdict(AnswerContext(result.text, prompt, result.model, estimates.get(result.model),
-                                                   tuple(earlier), verifier))
+        return cascade.check.verdict(context(result, earlier))
 
     return check
 
@@ -334,8 +362,8 @@ def run_cascade(plan: Plan, cascade: Cascade | None, call: Callable[[str], Calle
         last = result
     if last is not None:
         return last, records, spent
-    raise UpstreamError("; ".join(f"{r.model}: {r.detail}" for r in records if r.detail) or "no step to call",
-                        steps=records)
+    # A failed step's detail already names each model it tried ("mini: HTTP 500; pro: timeout").
+    raise UpstreamError("; ".join(r.detail for r in records if r.detail) or "no step to call", steps=records)
 
 
 def _judged(check, result, step: int, earlier: list) -> Verdict:

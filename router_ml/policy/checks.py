@@ -42,6 +42,53 @@ class AnswerContext:
     estimate: float | None = None  # the router's prompt-only P(success) for that model
     earlier: tuple[tuple[str, str], ...] = ()  # (model, answer) of earlier steps of the cascade
     verifier: object = None  # the router's Verifier, when it has one
+    tool_calls: tuple[tuple[str, str], ...] = ()  # (function name, arguments as sent) of a tool-call answer
+    refusal: str | None = None  # the API's structured refusal, when the model declined that way
+    tool_schemas: dict | None = None  # the request's tools: name -> JSON schema of the arguments
+    response_schema: dict | None = None  # the request's structured-output schema (response_format)
+
+
+def structure_verdict(ctx: AnswerContext) -> Verdict | None:
+    """The verdict on what an answer is rather than what it says, or None for a plain text answer.
+
+    A tool call is valid when every call names a declared tool (when tools were declared)
+    and its arguments parse as JSON (and match the tool's schema when one was given); then
+    content checks do not apply to it. A structured refusal fails. Structured output must
+    parse and match the requested schema; then the content checks still apply.
+    """
+    if ctx.refusal:
+        return Verdict(False, failed="refusal", detail=f"the model refused: {ctx.refusal[:120]}")
+    if ctx.tool_calls:
+        for name, arguments in ctx.tool_calls:
+            schemas = ctx.tool_schemas or {}
+            if schemas and name not in schemas:
+                return Verdict(False, failed="tool_call", detail=f"call to an undeclared tool {name!r}")
+            try:
+                parsed = json.loads(arguments)
+            except (TypeError, ValueError):
+                return Verdict(False, failed="tool_call", detail=f"{name}: the arguments are not JSON")
+            schema = schemas.get(name)
+            if schema and not _matches(parsed, schema):
+                return Verdict(False, failed="tool_call", detail=f"{name}: the arguments do not match the tool's schema")
+        return Verdict(True, detail="a valid tool call")
+    if ctx.response_schema is not None:
+        try:
+            parsed = json.loads(ctx.text)
+        except (TypeError, ValueError):
+            return Verdict(False, failed="response_format", detail="the structured output is not JSON")
+        if not _matches(parsed, ctx.response_schema):
+            return Verdict(False, failed="response_format", detail="the structured output does not match the schema")
+    return None
+
+
+def _matches(value, schema: dict) -> bool:
+    import jsonschema
+
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        return validator.is_valid(value)
+    except jsonschema.SchemaError:
+        return True  # the client's schema is not one we can check: the provider accepted it, so do we
 
 
 @dataclass
@@ -66,10 +113,16 @@ class Check:
 
     def verdict(self, answer: str | AnswerContext) -> Verdict:
         ctx = AnswerContext(answer) if isinstance(answer, str) else answer
+        structural = structure_verdict(ctx)
+        if structural is not None and (not structural.passed or ctx.tool_calls):
+            return structural  # a tool call is judged as one; content checks read content
+        return self._content_verdict(ctx)
+
+    def _content_verdict(self, ctx: AnswerContext) -> Verdict:
         if self.kind == "all":
             score = None
             for part in self.parts:
-                verdict = part.verdict(ctx)
+                verdict = part._content_verdict(ctx)
                 score = verdict.score if verdict.score is not None else score
                 if not verdict.passed:
                     return Verdict(False, score, verdict.failed, verdict.detail)

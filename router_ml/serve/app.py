@@ -9,11 +9,18 @@
     POST /v1/chat/completions  OpenAI-compatible: route, call the model, fall back (router_ml.serve.gateway)
     GET  /docs          OpenAPI documentation
 
-Errors are JSON: {"error": {"type", "message", "field"}}. Bad requests get 4xx naming
-the field (400 malformed JSON, 404 unknown request id, 409 duplicate outcome, 413 too
-many prompts or a prompt over the size limit, 415 not JSON, 422 invalid fields). A
-failure inside the router never becomes a 500 for a valid request: the service answers
-with the fallback model and says so in `reason` and `fallback`.
+    GET  /v1/models, /v1/models/{id}   the routing names, the catalog's aliases and models (OpenAI's shape)
+
+Errors follow the OpenAI API's contract everywhere: {"error": {"message", "type",
+"param", "code"}} (`field`, the same as `param`, is kept for older clients), with the
+API's status codes: 400 an invalid request (malformed JSON, a bad field, named in
+`param`), 401/403 a missing or insufficient token, 404 an unknown model, route or request
+id, 409 a duplicate outcome, 413 over a size limit, 415 not JSON, 429 rate limited
+upstream (with Retry-After), 502 every model failed. Every response carries an
+`x-request-id` header (the audit row's id when there is one), and an error that retrying
+cannot fix says `x-should-retry: false`. A failure inside the router never becomes a 500
+for a valid request: the service answers with the fallback model and says so in `reason`
+and `fallback`.
 """
 
 from __future__ import annotations
@@ -37,11 +44,13 @@ from router_ml.errors import (
     DuplicateOutcomeError,
     InvalidRequestError,
     ModelNotAllowedError,
+    ModelNotFoundError,
     PromptError,
     PromptTooLongError,
     RequestTooLargeError,
     UnknownRequestError,
 )
+from router_ml.serve.api_errors import NO_RETRY, error_body, new_request_id
 from router_ml.serve.audit import Outcome
 from router_ml.serve.auth import TokenStore
 from router_ml.serve.limits import BodyLimit, Limits
@@ -97,8 +106,10 @@ class OutcomeReport(BaseModel):
         return Outcome(self.request_id, self.model, self.success, self.score, self.cost, self.latency_ms)
 
 
-def _error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message, "field": field}})
+def _error(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
+    extra = {"x-should-retry": "false"} if status in NO_RETRY else {}
+    return JSONResponse(status_code=status, content=error_body(status, code, message, param),
+                        headers={**extra, **(headers or {})})
 
 
 def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | None = None,
@@ -118,8 +129,7 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
     gateway_threads = anyio.CapacityLimiter(gateway_concurrency)
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes,
                        on_refusal=lambda reason: service.metrics.limited.labels(reason).inc(),
-                       render=lambda status, kind, message: json.dumps(
-                           {"error": {"type": kind, "message": message, "field": "body"}}).encode())
+                       render=lambda status, kind, message: json.dumps(error_body(status, kind, message, "body")).encode())
 
     def require(scope: str):
         """A dependency: the request's token must carry `scope` (admin is off without tokens)."""
@@ -164,9 +174,40 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":
             return _error(400, "malformed_json", f"the body is not valid JSON: {first.get('msg')}", "body")
-        return _error(422, "invalid_request", first.get("msg", "invalid request"), _location(first.get("loc", ())))
+        return _error(400, "invalid_request", first.get("msg", "invalid request"), _location(first.get("loc", ())))
 
     app.add_middleware(JsonOnly, on_refusal=lambda: service.metrics.requests.labels("rejected").inc())
+    app.add_middleware(RequestId)
+
+    def listed_models() -> list[dict]:
+        """Routing names, the catalog's aliases and its models, each with what it means."""
+        from router_ml.core.catalog import ROUTING_NAMES
+
+        catalog = gateway.upstreams.catalog if gateway is not None else None
+        router = service.router
+        rows = [{"id": name, "description": f"routed by the learned router ({router.version}) at the request's "
+                 "quality_target (router.quality_target) or its default"} for name in ROUTING_NAMES]
+        if catalog is not None:
+            rows += [{"id": alias.name, "description": alias.describe()} for alias in catalog.aliases.values()]
+        names = list(dict.fromkeys([*router.models, *(catalog.models if catalog is not None else ())]))
+        for name in names:
+            price = catalog.models.get(name) if catalog is not None else None
+            text = price.description if price is not None and price.description else "this model, always"
+            rows.append({"id": name, "description": text})
+        return [{"id": r["id"], "object": "model", "created": 0, "owned_by": "router-ml", "description": r["description"]}
+                for r in rows]
+
+    @app.get("/v1/models", summary="The model names a client may use (OpenAI's shape)", dependencies=[require("route")])
+    async def models():
+        return {"object": "list", "data": listed_models()}
+
+    @app.get("/v1/models/{model_id:path}", summary="One model name and what it means", dependencies=[require("route")])
+    async def model(model_id: str):
+        for row in listed_models():
+            if row["id"] == model_id:
+                return row
+        return _error(404, "model_not_found", f"the model {model_id!r} does not exist here; GET /v1/models lists "
+                      "what does", "model")
 
     @app.post("/v1/route", response_model=RouteResponse, summary="Route one prompt or a batch",
               dependencies=[require("route")])
@@ -177,27 +218,28 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
         except RequestTooLargeError as exc:
             return _error(413, exc.reason, str(exc), exc.field)
         except InvalidRequestError as exc:
-            return _error(422, "invalid_request", str(exc), exc.field)
+            return _error(400, "invalid_request", str(exc), exc.field)
         except BatchTooLargeError as exc:
             return _error(413, "too_many_prompts", str(exc), "prompts")
         except PromptTooLongError as exc:
             return _error(413, "prompt_too_long", str(exc), _field(exc, body))
         except PromptError as exc:
-            return _error(422, "invalid_prompt", str(exc), _field(exc, body))
+            return _error(400, "invalid_prompt", str(exc), _field(exc, body))
         except ConfigError as exc:
-            return _error(422, "invalid_request", str(exc), "quality_target")
+            return _error(400, "invalid_request", str(exc), "quality_target")
         # Written directly: the records are plain data, and FastAPI's response validation of
         # every field would cost more than routing does with the static embedder.
         payload = {"decisions": [dataclasses.asdict(item) for item in served]}
+        headers = {"x-request-id": served[0].request_id} if len(served) == 1 else None  # a batch: one per decision
         return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False, default=_not_json),
-                        media_type="application/json")
+                        media_type="application/json", headers=headers)
 
     @app.post("/v1/outcomes", summary="Report how a routed request went", dependencies=[require("outcomes")])
     def outcomes(body: OutcomeReport | list[OutcomeReport]):
         """One report or a list; a list is recorded all or nothing."""
         items = body if isinstance(body, list) else [body]
         if not items:
-            return _error(422, "invalid_request", "no outcomes given", "body")
+            return _error(400, "invalid_request", "no outcomes given", "body")
         try:
             recorded = service.record_outcomes([item.outcome() for item in items], single=not isinstance(body, list))
         except UnknownRequestError as exc:
@@ -205,7 +247,7 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
         except DuplicateOutcomeError as exc:
             return _error(409, "duplicate_outcome", str(exc), exc.field)
         except AuditError as exc:
-            return _error(422, "invalid_outcome", str(exc), exc.field)
+            return _error(400, "invalid_outcome", str(exc), exc.field)
         except ConfigError as exc:
             return _error(503, "outcome_not_recorded", str(exc), None)
         return {"recorded": recorded}
@@ -227,15 +269,18 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
         except RequestTooLargeError as exc:
             service.metrics.limited.labels(exc.reason).inc()
             return _error(413, exc.reason, str(exc), exc.field)
+        except ModelNotFoundError as exc:
+            service.metrics.requests.labels("rejected").inc()
+            return _error(404, "model_not_found", str(exc), "model")
         except InvalidRequestError as exc:
             service.metrics.requests.labels("rejected").inc()
-            return _error(422, "invalid_request", str(exc), exc.field)
+            return _error(400, "invalid_request", str(exc), exc.field)
         except ModelNotAllowedError as exc:
-            return _error(422, "model_not_allowed", str(exc), "model")
+            return _error(400, "model_not_allowed", str(exc), "model")
         except PromptTooLongError as exc:
             return _error(413, "prompt_too_long", str(exc), "messages")
         except (PromptError, ConfigError) as exc:
-            return _error(422, "invalid_request", str(exc), "messages")
+            return _error(400, "invalid_request", str(exc), "messages")
         if reply.stream is not None:
             return _RelayResponse(reply.stream, gateway_threads, headers=reply.headers)
         return JSONResponse(status_code=reply.status, content=reply.body, headers=reply.headers)
@@ -279,6 +324,29 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
 
 def _not_json(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class RequestId:
+    """ASGI middleware: every response carries an `x-request-id` (the audit row's id when the handler set
+    one; else a fresh one, so a client can quote any response, errors included)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", new_request_id().encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 class JsonOnly:

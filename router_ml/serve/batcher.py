@@ -32,6 +32,7 @@ class Job:
     result: object = None
     error: BaseException | None = None
     future: object = None  # submit_async: an asyncio future, resolved on its loop
+    restrict: tuple | None = None  # (label, models): a request-level restriction (a catalog alias)
 
 
 class Batcher:

@@ -171,16 +171,17 @@ class RoutingService:
         return served
 
     def plan(self, prompts: list[str], quality_target: float | None = None, metadata: dict | None = None,
-             force: str | None = None) -> tuple[Router, list[str], list[Plan]]:
+             force: str | None = None, restrict: tuple | None = None) -> tuple[Router, list[str], list[Plan]]:
         """Rules, router and cascade for each prompt (nothing called yet): the router used, the
         prompts as it normalised them (router_ml.core.prompts) and the plans. A router failure
         gives the fallback model's plan. `force` (a model the client named) skips the router.
-        With batching on, concurrent requests are planned together (router_ml.serve.batcher)."""
+        With batching on, concurrent requests are planned together (router_ml.serve.batcher).
+        `restrict` is (label, models): candidates narrowed after the rules (a catalog alias)."""
         router = self._router  # this request finishes on this router, whatever a reload does
         prompts, quality_target = self._checked(router, prompts, quality_target, metadata)
         if force is not None:
             return router, prompts, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
-        job = Job(prompts, quality_target, metadata or {})
+        job = Job(prompts, quality_target, metadata or {}, restrict=restrict)
         if self.batcher is None:
             [(router, plans)] = self._plan_jobs([job], router)
         else:
@@ -212,8 +213,10 @@ class RoutingService:
         prompts = [p for job in jobs for p in job.prompts]
         targets = [job.quality_target for job in jobs for _ in job.prompts]
         metadata = [job.metadata for job in jobs for _ in job.prompts]
+        restrict = [job.restrict for job in jobs for _ in job.prompts]
         try:
-            plans = make_plans(router, self.policy, prompts, metadata, targets, verifier=self.verifier(router))
+            plans = make_plans(router, self.policy, prompts, metadata, targets, verifier=self.verifier(router),
+                               restrict=restrict if any(r is not None for r in restrict) else None)
         except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
             log.exception("router failed; answering with the fallback model")
             self.metrics.fallbacks.labels("router_error").inc(len(prompts))

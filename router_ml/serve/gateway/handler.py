@@ -3,8 +3,11 @@
 `POST /v1/chat/completions` (router_ml.serve.app) hands the request body to `Gateway.handle`:
 
 1. The prompt is the text of the messages; `model` "auto" (or "router", or absent) lets
-   the policy decide, a catalog model name forces that model; `metadata` (and `user`)
-   feed the rules; an optional `router: {"quality_target": x}` sets the knob.
+   the policy decide; a catalog alias means what the operator wrote (a model, or routing
+   at a target and/or among models no dearer than one, router_ml.core.catalog.Alias); a
+   catalog model name forces that model; any other name is 404 `model_not_found`.
+   `metadata` (and `user`) feed the rules; an optional `router: {"quality_target": x}`
+   sets the knob.
 2. The service plans it (rules, router, cascade: router_ml.policy.cascade) and the steps
    run: each step calls its model through `Upstreams.call` (upstreams.py), which applies
    the fallbacks.
@@ -25,15 +28,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from router_ml.core.catalog import ROUTING_NAMES, estimate_tokens
 from router_ml.core.validation import check_quality_target
-from router_ml.errors import InvalidRequestError, RequestTooLargeError, UpstreamError, UpstreamRejectedError
+from router_ml.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    RequestTooLargeError,
+    UpstreamError,
+    UpstreamRejectedError,
+)
 from router_ml.policy.cascade import make_judge, run_cascade
+from router_ml.serve.api_errors import error_body
 from router_ml.serve.gateway.relay import Relay
 from router_ml.serve.gateway.upstreams import FORWARDED_FIELDS, GATEWAY_FIELDS, Answer, Upstreams, message_text
 from router_ml.serve.limits import Limits, json_depth
 from router_ml.serve.record import Served
 
-AUTO_MODELS = {"", "auto", "router"}
+AUTO_MODELS = {"", *ROUTING_NAMES}
 
 
 @dataclass
@@ -59,15 +70,16 @@ class Gateway:
         return [f"the catalog has no endpoint for its models {missing}"] if missing else []
 
     def handle(self, body: dict) -> Reply:
-        prompt, metadata, target, forced, stream = self._parse(body)
+        prompt, metadata, target, forced, stream, restrict = self._parse(body)
         started = time.perf_counter()
-        router, [prompt], [plan] = self.service.plan([prompt], target, metadata, force=forced)
+        router, [prompt], [plan] = self.service.plan([prompt], target, metadata, force=forced, restrict=restrict)
         cascade = self.service.policy.cascade if self.service.policy is not None else None
         if stream and plan.thresholds and plan.decision is not None:  # a learned cascade needs the whole answer
             plan.steps = [plan.decision.model]
             plan.thresholds = ()
             plan.notes.append("streamed: the router's choice, single-shot (a learned cascade reads the whole answer)")
-        check = None if stream else make_judge(plan, cascade, prompt, self.service.verifier(router))
+        check = None if stream else make_judge(plan, cascade, prompt, self.service.verifier(router),
+                                               request=request_context(body))
         served = Served.from_plan(plan, router.version)
         served.reason = plan.reason()
         if plan.guarded:
@@ -87,9 +99,16 @@ class Gateway:
             self._audit(prompt, served, metadata, started, fallback=_join(plan.fallback, "all_failed"),
                         steps=[s.to_dict() for s in exc.steps])
             self.service.metrics.fallbacks.labels("all_failed").inc()
-            message = f"every model failed: {exc}"
-            return Reply(502, self._headers(served),
-                         body={"error": {"type": "upstream_failed", "message": message, "field": None}})
+            attempts = exc.attempts or [a for step in exc.steps for a in (step.attempts or [])]
+            failed = [a for a in attempts if "error" in a and not a["error"].startswith("cooling down")]
+            if failed and all(a.get("status") == 429 for a in failed):
+                # Every model is rate limited: say so, and when to come back (the longest wait asked for).
+                after = max(a.get("retry_after") or 1.0 for a in failed)
+                return Reply(429, {**self._headers(served), "retry-after": str(max(1, round(after))),
+                                   "x-should-retry": "true"},
+                             body=error_body(429, "rate_limited", f"every model is rate limited upstream: {exc}"))
+            return Reply(502, {**self._headers(served), "x-should-retry": "false"},
+                         body=error_body(502, "upstream_failed", f"every model failed, each already retried: {exc}"))
         records = [s.to_dict() for s in steps]
         for step in steps[:-1]:
             if step.outcome == "check_failed":
@@ -122,7 +141,8 @@ class Gateway:
         self.service.record(prompt, served, metadata)
 
     def _headers(self, served: Served) -> dict[str, str]:
-        headers = {"x-router-request-id": served.request_id, "x-router-model": served.model,
+        headers = {"x-request-id": served.request_id, "x-router-request-id": served.request_id,
+                   "x-router-model": served.model,
                    "x-router-version": served.router_version, "x-router-reason": _header(served.reason)}
         if served.rule:
             headers["x-router-rule"] = _header(served.rule)
@@ -164,12 +184,7 @@ class Gateway:
         model = body.get("model") or ""
         if not isinstance(model, str):
             raise InvalidRequestError("expected a model name or \"auto\"", "model")
-        forced = None
-        if model not in AUTO_MODELS:
-            if model not in self.service.router.models:
-                raise InvalidRequestError(f"unknown model {model!r}; use \"auto\" or one of {self.service.router.models}",
-                                   "model")
-            forced = model
+        forced, alias_target, restrict = self._resolve(model, prompt)
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidRequestError("expected an object of key: value", "metadata")
@@ -183,7 +198,49 @@ class Gateway:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise InvalidRequestError("expected true or false", "stream")
-        return prompt, metadata, target, forced, stream
+        return prompt, metadata, target if target is not None else alias_target, forced, stream, restrict
+
+    def _resolve(self, model: str, prompt: str) -> tuple[str | None, float | None, tuple | None]:
+        """A requested model name as (forced model, quality target, restriction), or ModelNotFoundError."""
+        catalog = self.upstreams.catalog
+        if model in AUTO_MODELS:
+            return None, None, None
+        alias = catalog.aliases.get(model)
+        if alias is not None:
+            if alias.model is not None:
+                return alias.model, None, None
+            restrict = None
+            if alias.up_to is not None:
+                tokens = float(estimate_tokens(len(prompt), catalog.chars_per_token))
+                cap = catalog.call_cost(alias.up_to, tokens)
+                allowed = tuple(m for m in self.service.router.models
+                                if m in catalog.models and catalog.call_cost(m, tokens) <= cap * (1 + 1e-9))
+                restrict = (f"alias {model}: no dearer than {alias.up_to}", allowed)
+            return None, alias.quality_target, restrict
+        if model in self.service.router.models or model in self.upstreams.endpoints:
+            return model, None, None
+        known = [*ROUTING_NAMES, *catalog.aliases, *self.service.router.models]
+        raise ModelNotFoundError(f"the model {model!r} does not exist here; use one of {known} (GET /v1/models)")
+
+
+def request_context(body: dict) -> dict:
+    """What the request says a valid answer looks like: its tools' argument schemas and its
+    structured-output schema (router_ml.policy.checks.structure_verdict)."""
+    schemas = {}
+    for tool in body.get("tools") or ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            parameters = function.get("parameters")
+            schemas[function["name"]] = parameters if isinstance(parameters, dict) else None
+    response_schema = None
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict):
+        if fmt.get("type") == "json_object":
+            response_schema = {"type": "object"}
+        elif fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+            schema = fmt["json_schema"].get("schema")
+            response_schema = schema if isinstance(schema, dict) else {}
+    return {"tool_schemas": schemas or None, "response_schema": response_schema}
 
 
 def _join(*parts: str | None) -> str | None:

@@ -13,6 +13,7 @@ import threading
 
 import httpx
 
+from router_ml.serve.api_errors import error_body
 from router_ml.serve.gateway.upstreams import Answer
 
 
@@ -44,7 +45,7 @@ class Relay:
         except httpx.HTTPError as exc:
             self._done = True
             self._interrupted = f"stream interrupted: {type(exc).__name__}"
-            event = {"error": {"type": "upstream_failed", "message": f"{self.answer.model}: {self._interrupted}"}}
+            event = error_body(502, "upstream_failed", f"{self.answer.model}: {self._interrupted}")
             return f"data: {json.dumps(event)}\n\n".encode()
 
     def next_chunk(self) -> bytes | None:

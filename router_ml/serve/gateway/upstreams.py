@@ -2,9 +2,13 @@
 
 `Upstreams.call(model, body)` tries `model`, retries it, then the next model of its
 fallback chain (`router_ml.policy.fallbacks`), skipping models cooling down after
-recent failures. A timeout, a connection error, HTTP 429 or 5xx, or a body that is not a
-chat completion count as failures; any other 4xx on the request's first attempt is the
-request's fault and goes back to the client unchanged (`UpstreamRejectedError`).
+recent failures. A timeout, a connection error, HTTP 429 or 5xx, a body that is not a
+chat completion, or (streaming) a 200 that is not an event stream count as failures;
+any other 4xx on the request's first attempt is the request's fault and goes back to
+the client unchanged (`UpstreamRejectedError`). Retries of one model wait: as long as
+its `Retry-After` asks (up to MAX_RETRY_AFTER_S; a longer wait moves on to the next
+model at once), else an exponential backoff with jitter (BACKOFF_S doubling per try, at
+most BACKOFF_MAX_S, times a random factor in [0.5, 1]).
 
 Endpoints come from the catalog: `base_url` (may name environment variables as
 `${VAR}`), `api_key_env` (the variable holding the key, sent as a bearer token) and
@@ -16,6 +20,7 @@ characters when the provider sends none.
 from __future__ import annotations
 
 import os
+import random
 import re
 import threading
 import time
@@ -40,6 +45,9 @@ FORWARDED_FIELDS = frozenset({
     "reasoning_effort", "modalities", "prediction", "service_tier", "store", "audio", "web_search_options",
 })
 GATEWAY_FIELDS = frozenset({"model", "stream", "metadata", "router"})
+MAX_RETRY_AFTER_S = 10.0
+BACKOFF_S, BACKOFF_MAX_S = 0.1, 2.0
+SSE_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 
 
 @dataclass
@@ -50,6 +58,8 @@ class Answer:
     requested: str  # the model the cascade step asked for
     cost: float
     text: str = ""  # the assistant's message, for response checks
+    tool_calls: tuple = ()  # (function name, arguments) of a tool-call answer
+    refusal: str | None = None  # the API's structured refusal
     data: dict | None = None  # the JSON body (non-streaming)
     stream: Iterator[bytes] | None = None  # the remaining bytes (streaming)
     response: httpx.Response | None = None  # the open upstream response (streaming), to close
@@ -110,7 +120,8 @@ class Upstreams:
             if self.cooling(name) and any(not self.cooling(m) for m in chain[i + 1:]):
                 attempts.append({"model": name, "error": "cooling down after recent failures"})
                 continue  # a model further down the chain is available: skip this one for now
-            for attempt in range(self.fallbacks.retries + 1):
+            tries = self.fallbacks.retries + 1
+            for attempt in range(tries):
                 started = time.perf_counter()
                 try:
                     answer = self._once(name, body, stream, may_reject=first and not attempts)
@@ -119,7 +130,11 @@ class Upstreams:
                     raise
                 except AttemptFailed as exc:
                     attempts.append({"model": name, "attempt": attempt + 1, "error": str(exc),
-                                     "ms": round(1000 * (time.perf_counter() - started), 1)})
+                                     "ms": round(1000 * (time.perf_counter() - started), 1),
+                                     **({"status": exc.status} if exc.status else {}),
+                                     **({"retry_after": exc.retry_after} if exc.retry_after is not None else {})})
+                    if attempt + 1 < tries and not self._wait_before_retry(attempt, exc, attempts[-1]):
+                        break  # the provider asks for a longer wait than is worth it: next model
                     continue
                 attempts.append({"model": name, "attempt": attempt + 1, "status": 200,
                                  "ms": round(1000 * (time.perf_counter() - started), 1)})
@@ -128,6 +143,20 @@ class Upstreams:
             self._cool(name)
         raise UpstreamError("; ".join(f"{a['model']}: {a['error']}" for a in attempts if "error" in a),
                             attempts=attempts)
+
+    @staticmethod
+    def _wait_before_retry(attempt: int, failure: AttemptFailed, record: dict) -> bool:
+        """Sleep before retrying the same model; False when its Retry-After is too long to wait."""
+        if failure.retry_after is not None:
+            if failure.retry_after > MAX_RETRY_AFTER_S:
+                record["note"] = f"Retry-After {failure.retry_after:g} s is longer than {MAX_RETRY_AFTER_S:g} s"
+                return False
+            delay = failure.retry_after
+        else:
+            delay = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** attempt) * random.uniform(0.5, 1.0)
+        record["waited_s"] = round(delay, 3)
+        time.sleep(delay)
+        return True
 
     def _once(self, model: str, body: dict, stream: bool, may_reject: bool) -> Answer:
         url, headers, upstream_model = self.endpoints[model]
@@ -143,7 +172,8 @@ class Upstreams:
         if response.status_code == 429 or response.status_code >= 500:
             if stream:
                 response.close()
-            raise AttemptFailed(f"HTTP {response.status_code}")
+            raise AttemptFailed(f"HTTP {response.status_code}", status=response.status_code,
+                                retry_after=_retry_after(response.headers.get("retry-after")))
         if response.status_code >= 400:
             if stream:
                 response.read()
@@ -156,12 +186,21 @@ class Upstreams:
             return self._open_stream(model, response)
         try:
             data = response.json()
-            text = message_text(data["choices"][0]["message"]["content"])
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            message = data["choices"][0]["message"]
+            text = message_text(message.get("content"))
+            calls = tuple((c["function"]["name"], c["function"].get("arguments", ""))
+                          for c in message.get("tool_calls") or () if c.get("type", "function") == "function")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise AttemptFailed("malformed response: not a chat completion") from exc
-        return Answer(model, model, self._cost(model, body, data.get("usage"), text), text, data=data)
+        refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
+        return Answer(model, model, self._cost(model, body, data.get("usage"), text), text, data=data,
+                      tool_calls=calls, refusal=refusal)
 
     def _open_stream(self, model: str, response: httpx.Response) -> Answer:
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "text/event-stream":  # e.g. a proxy's HTML error page with status 200
+            response.close()
+            raise AttemptFailed(f"HTTP 200 but not an event stream (content-type {kind or 'none'})")
         chunks = response.iter_bytes()  # decoded: the client gets no Content-Encoding from us
         try:
             first = next(chunks)  # fallback is still possible until the first bytes arrive
@@ -171,6 +210,9 @@ class Upstreams:
         except httpx.HTTPError as exc:
             response.close()
             raise AttemptFailed(f"stream failed before any data: {type(exc).__name__}") from exc
+        if not first.lstrip().startswith(SSE_STARTS):
+            response.close()
+            raise AttemptFailed("the stream's first bytes are not a server-sent event")
 
         def rest() -> Iterator[bytes]:
             yield first
@@ -200,6 +242,31 @@ def _no_cookies():
 
 class AttemptFailed(Exception):
     """Internal to `Upstreams.call`: one attempt failed in a way another model might not (timeout, 5xx, 429, bad body)."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime as dt
+
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _expand(value: str, environ, where: str) -> str:
