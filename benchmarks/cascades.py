@@ -1,0 +1,284 @@
+"""Eval-driven routing on real answers: the learned cascade against single-shot routing.
+
+    .venv/bin/python benchmarks/cascades.py [--workdir build/benchmarks] [--out benchmarks/results]
+
+RouteLLM GSM8K (Mixtral 8x7B and GPT-4 with both models' full answers): router-ml is
+trained with the default pipeline on a prompt-disjoint half (the verifier and its
+cascades are learned there, from the training folds only) and evaluated on the other
+half by `replay`, which judges each logged answer exactly as the gateway would live.
+Curves, with x the share of requests that called GPT-4 and every call's cost counted:
+
+- single-shot routing (the router alone),
+- the learned cascade (Mixtral first, escalate when the verifier doubts its answer),
+- the perfect-check bound: escalate exactly the prompts Mixtral got wrong and GPT-4 right
+  first (no real check does better).
+
+Figures: APGR and CPT over the share calling GPT-4 (docs: metrics.md), the cost to match
+GPT-4's accuracy (the cheapest point of the curve's hull at GPT-4's accuracy, over
+GPT-4's cost), AIQ; paired bootstrap intervals (prompts resampled, 1,000 times) on the
+learned cascade minus single-shot. Then RouteLLM MMLU and LLMRouter, which have no
+answers: the router is trained the same way, must carry no verifier, and the learned
+cascade must equal single-shot routing exactly.
+
+Targets (issue 14): GSM8K learned-cascade APGR >= 0.72; GSM8K cost to match GPT-4's
+accuracy <= 0.6 of GPT-4's cost; MMLU and LLMRouter unchanged. Writes results/cascades.md,
+results/cascades.json and results/cascades.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.datasets import REPO, prepare  # noqa: E402
+from router_ml import load_router  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
+from router_ml.policy.file import load_policy  # noqa: E402
+from training import metrics  # noqa: E402
+from training.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
+from training.pipeline import TrainConfig, train  # noqa: E402
+from training.replay import replay  # noqa: E402
+from training.report import to_json_text  # noqa: E402
+
+TARGETS = [round(t, 3) for t in np.linspace(0.0, 1.0, 51)]
+RESAMPLES = 1000
+
+
+def trained(bench, workdir: Path, cache_dir) -> Path:
+    out = workdir / "routers" / f"{bench.name}-cascades"
+    if not (out / "manifest.json").exists():
+        train(TrainConfig(outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
+                          catalog=str(bench.catalog) if bench.catalog else None, test_size=bench.test_size,
+                          seed=bench.seed, out=str(out), overwrite=True, mlflow=False, baselines=(),
+                          cache_dir=cache_dir, router_version=f"{bench.name}-cascades"),
+              log=lambda m: print(f"  [{bench.name}] {m}", flush=True), progress=False)
+    return out
+
+
+def test_side(bench, router):
+    data = to_routing_data(read_outcomes(bench.train), None, str(bench.train), cost_model=router.cost_model) \
+        if bench.test is None else None
+    if data is not None:
+        train_side, test = split_prompts(data, bench.test_size, bench.seed)
+        return train_side, test
+    from router_ml.core.catalog import load_catalog
+
+    catalog = load_catalog(bench.catalog) if bench.catalog else None
+    return (to_routing_data(read_outcomes(bench.train), catalog, str(bench.train)),
+            to_routing_data(read_outcomes(bench.test), catalog, str(bench.test)))
+
+
+def replayed(records: list[dict], data):
+    """The prompts the replay decided (it leaves out those without every answer), in the data's order."""
+    from router_ml.core.prompts import prompt_sha256
+
+    seen = {r["prompt_sha256"] for r in records}
+    return data.subset([i for i, p in enumerate(data.prompts) if prompt_sha256(p) in seen])
+
+
+def per_prompt(records: list[dict], data, policy: str) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per target: each prompt's score, cost (every call) and whether it called the dearest model."""
+    from router_ml.core.prompts import prompt_sha256
+
+    col = {m: j for j, m in enumerate(data.models)}
+    row = {prompt_sha256(p): i for i, p in enumerate(data.prompts)}
+    strong = data.models[-1]
+    out = {}
+    for target in TARGETS:
+        mine = [r for r in records if r["policy"] == policy and r["quality_target"] == target]
+        assert len(mine) == len(data), "one decision per prompt and target"
+        rows = np.array([row[r["prompt_sha256"]] for r in mine])
+        score = np.array([data.scores[i, col[r["answered_by"]]] for i, r in zip(rows, mine)])
+        cost = np.array([sum(data.costs[i, col[m]] for m in r["called"]) for i, r in zip(rows, mine)])
+        calls_strong = np.array([strong in r["called"] for r in mine], dtype=float)
+        order = np.argsort(rows)
+        out[target] = (score[order], cost[order], calls_strong[order])
+    return out
+
+
+def figures(curves: dict, rows: np.ndarray, data) -> dict:
+    """APGR, CPT, cost to match the strong model and AIQ of one policy on prompts `rows`."""
+    share = np.array([curves[t][2][rows].mean() for t in TARGETS])
+    quality = np.array([curves[t][0][rows].mean() for t in TARGETS])
+    cost = np.array([curves[t][1][rows].mean() for t in TARGETS])
+    w, s = float(data.scores[rows, 0].mean()), float(data.scores[rows, -1].mean())
+    singles = np.array([[float(data.costs[rows, 0].mean()), w], [float(data.costs[rows, -1].mean()), s]])
+    points = np.column_stack([cost, quality])
+    return {"apgr": metrics.apgr(share, quality, w, s), "cpt50": metrics.cpt(share, quality, w, s, 0.5),
+            "cpt80": metrics.cpt(share, quality, w, s, 0.8),
+            "cost_to_match_strong": metrics.cost_to_match(points, singles), "aiq": metrics.aiq(points, singles),
+            "max_quality": float(quality.max())}
+
+
+def perfect_bound(data) -> tuple[np.ndarray, np.ndarray]:
+    """The perfect-check cascade swept from no escalation to all: escalate the prompts where the strong model
+    gains most first (Mixtral wrong, GPT-4 right; then the rest)."""
+    weak, strong = data.scores[:, 0], data.scores[:, -1]
+    order = np.argsort(-(strong - weak), kind="stable")
+    n = len(weak)
+    quality = [weak.mean()]
+    current = weak.copy()
+    for i in order:
+        current[i] = strong[i]
+        quality.append(current.mean())
+    return np.arange(n + 1) / n, np.array(quality)
+
+
+def gsm8k(bench, workdir: Path, cache_dir) -> dict:
+    router = load_router(trained(bench, workdir, cache_dir))
+    spec = router.manifest.get("verifier")
+    if not spec:
+        raise SystemExit("the GSM8K router has no verifier: were the answers imported?")
+    train_side, test = test_side(bench, router)
+    records = []
+    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
+    report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
+                    source="GSM8K test half", log=lambda m: print(f"  [gsm8k replay] {m}", flush=True))
+    data = replayed(records, test)
+    weak, strong, strong_cost = data.scores[:, 0], data.scores[:, -1], data.costs[:, -1]
+    curves = {name: per_prompt(records, data, name) for name in policies}
+    every = np.arange(len(data))
+    result = {name: figures(curves[name], every, data) for name in policies}
+    rng = np.random.default_rng(0)
+    diffs = {k: [] for k in ("apgr", "cost_to_match_strong", "aiq")}
+    for _ in range(RESAMPLES):
+        rows = rng.integers(0, len(data), len(data))
+        a = figures(curves["learned-cascade"], rows, data)
+        b = figures(curves["single-shot"], rows, data)
+        for k in diffs:
+            diffs[k].append(a[k] - b[k])
+    intervals = {k: [float(np.nanpercentile(v, 5)), float(np.nanpercentile(v, 95))] for k, v in diffs.items()}
+    share, quality = perfect_bound(data)
+    bound = {"apgr": metrics.apgr(share, quality, float(weak.mean()), float(strong.mean())),
+             "max_quality": float(quality.max()), "share_at_max": float(share[int(np.argmax(quality))])}
+    entries = [e for e in spec["entries"] if e["after"] is None]
+    return {"prompts": len(data), "router": router.version, "embedder": router.manifest["embedder"]["id"],
+            "weak": {"model": data.models[0], "quality": float(weak.mean())},
+            "strong": {"model": data.models[-1], "quality": float(strong.mean()), "cost": float(strong_cost.mean())},
+            "figures": result, "learned_minus_single_90": intervals, "perfect_check": bound,
+            "verifier": [{"model": e["model"], "features": e["features"], **{k: e["validation"][k] for k in (
+                "auc", "ece", "prompt_only_auc", "prompt_only_ece")}} for e in entries],
+            "curves": {name: [{"quality_target": t, "share_strong": float(curves[name][t][2].mean()),
+                               "quality": float(curves[name][t][0].mean()),
+                               "cost_share": float(curves[name][t][1].mean() / strong_cost.mean())} for t in TARGETS]
+                       for name in policies},
+            "perfect_curve": {"share_strong": share[:: max(1, len(share) // 200)].tolist(),
+                              "quality": quality[:: max(1, len(share) // 200)].tolist()},
+            "default_target": router.default_quality_target,
+            "at_default": {name: report["policies"][name]["default"] for name in policies}}
+
+
+def unchanged(bench, workdir: Path, cache_dir) -> dict:
+    """A set without answers: no verifier, and the learned cascade is single-shot routing."""
+    router = load_router(trained(bench, workdir, cache_dir))
+    train_side, test = test_side(bench, router)
+    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
+    try:
+        report = replay(router, test, policies, training=train_side)
+        learned_refused = None
+    except Exception as exc:  # the learned cascade needs answers and a verifier: it must say so
+        learned_refused = str(exc)
+        report = replay(router, test, {"single-shot": None}, training=train_side)
+    return {"router": router.version, "has_verifier": "verifier" in router.manifest,
+            "aiq": report["policies"]["single-shot"]["metrics"]["aiq"], "learned_cascade_refused": learned_refused,
+            "prompts": report["prompts"]}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, style in (("single-shot", "o-"), ("learned-cascade", "s-")):
+        points = sorted((p["share_strong"], p["quality"]) for p in result["curves"][name])
+        ax.plot(*zip(*points), style, markersize=3, label=f"{name} (APGR {result['figures'][name]['apgr']:.3f})")
+    ax.plot(result["perfect_curve"]["share_strong"], result["perfect_curve"]["quality"], "k:",
+            label=f"perfect check (APGR {result['perfect_check']['apgr']:.3f})")
+    ax.scatter([0, 1], [result["weak"]["quality"], result["strong"]["quality"]], color="red", zorder=5)
+    ax.annotate("Mixtral", (0, result["weak"]["quality"]), textcoords="offset points", xytext=(5, -12))
+    ax.annotate("GPT-4", (1, result["strong"]["quality"]), textcoords="offset points", xytext=(-40, 8))
+    ax.axhline(result["strong"]["quality"], color="grey", lw=0.5)
+    ax.set_xlabel("share of requests that called GPT-4 (every call paid)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"GSM8K, {result['prompts']} held-out prompts")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+    benches = {b.name: b for b in prepare(args.workdir)}
+    g = gsm8k(benches["routellm-gsm8k"], args.workdir, args.cache_dir)
+    others = {name: unchanged(benches[name], args.workdir, args.cache_dir) for name in ("routellm-mmlu", "llmrouter")}
+    quality = REPO / "benchmarks" / "results" / "quality.json"
+    if quality.exists():
+        import json
+
+        recorded = json.loads(quality.read_text())
+        for name, figures_ in others.items():
+            figures_["quality_benchmark_aiq"] = recorded["results"].get(name, {}).get("metrics", {}).get("aiq")
+    learned, single = g["figures"]["learned-cascade"], g["figures"]["single-shot"]
+    ci = g["learned_minus_single_90"]
+    checks = [
+        (f"GSM8K learned-cascade APGR >= 0.72: {learned['apgr']:.3f} (single-shot {single['apgr']:.3f}; difference 90 % "
+         f"interval [{ci['apgr'][0]:+.3f}, {ci['apgr'][1]:+.3f}])", learned["apgr"] >= 0.72),
+        (f"GSM8K cost to match GPT-4's accuracy <= 0.6 of GPT-4's cost: {learned['cost_to_match_strong']:.3f} "
+         f"(single-shot {single['cost_to_match_strong']:.3f}; difference 90 % interval [{ci['cost_to_match_strong'][0]:+.3f}, "
+         f"{ci['cost_to_match_strong'][1]:+.3f}])", learned["cost_to_match_strong"] <= 0.6),
+        *[(f"{name} unchanged: no verifier ({not o['has_verifier']}), the learned cascade refused for want of answers "
+           f"({o['learned_cascade_refused'] is not None}), AIQ {o['aiq']:.4f} (quality benchmark: "
+           f"{o.get('quality_benchmark_aiq')})",
+           not o["has_verifier"] and o["learned_cascade_refused"] is not None and
+           (o.get("quality_benchmark_aiq") is None or abs(o["aiq"] - o["quality_benchmark_aiq"]) < 1e-9))
+          for name, o in others.items()],
+    ]
+    result = {"gsm8k": g, "unchanged": others, "targets": [{"target": t, "pass": ok} for t, ok in checks]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(g, args.out / "cascades.png")
+    rows = [("single-shot", single), ("learned cascade", learned)]
+    lines = [
+        "# Eval-driven routing on real answers (benchmarks/cascades.py)", "",
+        f"RouteLLM GSM8K, {g['prompts']} held-out prompts (the other half trained the router, its verifier and its "
+        f"cascades); embedder {g['embedder']}; x axis: share of requests that called GPT-4, every call paid. "
+        f"Mixtral alone {g['weak']['quality']:.4f}, GPT-4 alone {g['strong']['quality']:.4f}.", "",
+        "| policy | APGR | CPT(50%) | CPT(80%) | cost to match GPT-4 | AIQ | best accuracy |", "|---|---|---|---|---|---|---|",
+        *[f"| {name} | {f['apgr']:.3f} | {f['cpt50']:.3f} | {f['cpt80']:.3f} | {f['cost_to_match_strong']:.3f} | "
+          f"{f['aiq']:.4f} | {f['max_quality']:.4f} |" for name, f in rows],
+        f"| perfect check (bound) | {g['perfect_check']['apgr']:.3f} | | | | | {g['perfect_check']['max_quality']:.4f} "
+        f"at {g['perfect_check']['share_at_max']:.0%} GPT-4 |", "",
+        f"Learned minus single-shot, 90 % paired bootstrap intervals ({RESAMPLES} resamples of the prompts): APGR "
+        f"[{ci['apgr'][0]:+.3f}, {ci['apgr'][1]:+.3f}], cost to match GPT-4 [{ci['cost_to_match_strong'][0]:+.3f}, "
+        f"{ci['cost_to_match_strong'][1]:+.3f}], AIQ [{ci['aiq'][0]:+.4f}, {ci['aiq'][1]:+.4f}].", "",
+        "The verifier (out-of-fold on the training half, beside the router's prompt-only estimate on the same rows):", "",
+        "| model | features | AUC | calibration error | prompt-only AUC | prompt-only calibration error |",
+        "|---|---|---|---|---|---|",
+        *[f"| {v['model']} | {v['features']} | {v['auc']:.3f} | {v['ece']:.3f} | {v['prompt_only_auc']:.3f} | "
+          f"{v['prompt_only_ece']:.3f} |" for v in g["verifier"]], "",
+        f"At the router's default target ({g['default_target']:g}): " + "; ".join(
+            f"{name} quality {d['quality']:.4f}, cost {d['mean_cost'] / g['strong']['cost']:.2f} of GPT-4's, "
+            f"{d['escalation_rate']:.0%} escalated" for name, d in g["at_default"].items()) + ".", "",
+        "![cost-quality curves](cascades.png)", "",
+        "## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {t}" for t, ok in checks],
+    ]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(args.out / "cascades.md", text)
+    atomic_write_text(args.out / "cascades.json", to_json_text(result))
+    print(text)
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
