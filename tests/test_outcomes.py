@@ -243,3 +243,13 @@ def test_response_column_is_kept_and_checked(tmp_path):
     rows[2]["response"] = {"text": "not a string"}
     with pytest.raises(OutcomesError, match="response"):
         read_outcomes(write(tmp_path, rows, "bad.jsonl"))
+
+
+@pytest.mark.parametrize("name", ["outcomes.csv", "outcomes.parquet"])
+def test_a_task_logged_for_some_prompts_only_is_none_for_the_rest(tmp_path, name):
+    """Seen in retraining: audit rows without a task next to offline rows with one gave NaN
+    tasks (pandas 3 string columns), and the per-task report failed sorting floats with strings."""
+    rows = [dict(r, task="math" if "2+2" in r["prompt"] else None) for r in ROWS]
+    frame = read_outcomes(write(tmp_path, rows, name))
+    assert frame["task"].tolist() == ["math", "math", None, None]
+    assert to_routing_data(frame, CATALOG, "t").tasks == ["math", None]

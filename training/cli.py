@@ -96,9 +96,15 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
               help="Do not learn a verifier and cascades from the answers, even when the outcomes have a response column.")
 @click.option("--no-neighbours", is_flag=True,
               help="Do not keep training prompts in the router (no explanations by example, no novelty).")
+@click.option("--spark-master", metavar="MASTER",
+              help="Read, check, label and embed on Spark (local[N], spark://..., yarn; SPARK_REMOTE also works); "
+                   "the heads are fitted on the driver. Needs router-ml[spark].")
+@click.option("--max-driver-prompts", default=1_000_000, show_default=True, type=click.IntRange(min=100),
+              help="With --spark-master: above this many prompts, fit on a sample stratified by label.")
 def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static_max_tokens, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,
-          no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours, no_verifier):
+          no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours, no_verifier, spark_master,
+          max_driver_prompts):
     """Train a router from an outcomes log and package it in --out."""
     from training.evaluation import format_report
     from training.pipeline import TrainConfig
@@ -116,7 +122,7 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
         cache_dir=str(cache_dir) if cache_dir else None, overwrite=overwrite, register=register,
         experiment=experiment, mlflow=not no_mlflow, report_dir=str(report_dir) if report_dir else None,
         baselines=() if no_baselines else ("knn", "mlp", "sw_ranking"), neighbours=not no_neighbours,
-        verifier=not no_verifier,
+        verifier=not no_verifier, spark_master=spark_master, max_driver_prompts=max_driver_prompts,
     )
     result = run_train(config, log=echo_err, progress=sys.stderr.isatty())
     if result.report is not None:
@@ -137,8 +143,9 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
 @click.option("--no-mlflow", is_flag=True, help="Do not log an evaluation run to MLflow.")
 @click.option("--experiment", default="router-ml", show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--spark-master", metavar="MASTER", help="Read and embed on Spark (see train --spark-master).")
 def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, report_dir, json_out, no_baselines,
-             no_mlflow, experiment, cache_dir):
+             no_mlflow, experiment, cache_dir, spark_master):
     """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines."""
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
@@ -147,12 +154,17 @@ def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, 
     from training.outcomes import data_hash, read_outcomes, to_routing_data
 
     router = load_router(router_path)
-    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    reader, embedder = read_outcomes, DiskCachedEmbedder(router.embedder.embedder, cache_dir)
+    if spark_master:
+        from training.spark import router_inputs
+
+        reader, embedder = router_inputs(spark_master, router, cache_dir, log=echo_err)
+    frame = reader(outcomes, success_threshold=success_threshold)
     data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
-    training = training_side(router, str(train_outcomes) if train_outcomes else None, log=echo_err)
+    training = training_side(router, str(train_outcomes) if train_outcomes else None, log=echo_err,
+                             reader=reader if spark_master else None)
     report = evaluate_router(router, data, training=training, baselines=() if no_baselines else BASELINES,
-                             embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir), source=str(outcomes),
-                             log=echo_err)
+                             embedder=embedder, source=str(outcomes), log=echo_err)
     click.echo(format_report(report))
     if report_dir:
         from training.report import write_report
@@ -243,8 +255,9 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 
 
 @click.command()
-@click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The service's audit database (decisions and reported outcomes); read, never changed.")
+@click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The service's audit database (decisions and reported outcomes), or a folder written by "
+                   "`router-ml audit export`; read, never changed.")
 @click.option("--outcomes", "outcome_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Offline outcomes logs to add (repeatable); prompts with every model's outcome can be held out.")
 @click.option("--base", required=True, help="The current router, e.g. models:/NAME@champion (its settings and prices are reused).")
@@ -270,8 +283,9 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
 @click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--spark-master", metavar="MASTER", help="Train the challenger on Spark (see train --spark-master).")
 def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin, holdout_size,
-            min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite):
+            min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite, spark_master):
     """Train a challenger on everything the base learned plus the logs; promote it only if it is at least as good.
 
     Exits 1 when the challenger is not promoted (or the held-out evidence is too thin to decide).
@@ -285,7 +299,8 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
                            catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
                            margin=margin, holdout_size=holdout_size, min_holdout=min_holdout, resamples=resamples,
                            max_weight=max_weight, since=since, seed=seed,
-                           cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite)
+                           cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite,
+                           spark_master=spark_master)
     result = run_retrain(config, log=echo_err, progress=sys.stderr.isatty())
     click.echo(json.dumps(result.to_dict(), default=str))
     if not no_promote and not result.promoted:
@@ -312,8 +327,9 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
               help="Write every decision as JSONL: policy, quality_target, prompt_id (from the log, else null), "
                    "prompt_sha256, called (models in call order), answered_by.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
+@click.option("--spark-master", metavar="MASTER", help="Read and embed on Spark (see train --spark-master).")
 def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, seed, success_threshold, targets, json_out,
-           decisions_out, cache_dir):
+           decisions_out, cache_dir, spark_master):
     """Evaluate policies (rules + router + cascade) offline on an outcomes log, beside single-shot routing.
 
     When the log has responses, checks and the learned verifier read each logged answer."""
@@ -341,12 +357,18 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
             fail(f"--targets: expected comma-separated numbers in [0, 1], found {targets!r}")
         if not sweep or any(not 0.0 <= t <= 1.0 for t in sweep):
             fail(f"--targets: expected comma-separated numbers in [0, 1], found {targets!r}")
-    frame = read_outcomes(outcomes, success_threshold=success_threshold)
+    reader, embedder = read_outcomes, DiskCachedEmbedder(router.embedder.embedder, cache_dir)
+    if spark_master:
+        from training.spark import router_inputs
+
+        reader, embedder = router_inputs(spark_master, router, cache_dir, log=echo_err)
+    frame = reader(outcomes, success_threshold=success_threshold)
     data = to_routing_data(frame, load_catalog(catalog) if catalog else None, str(outcomes), cost_model=router.cost_model)
     lines = [] if decisions_out else None
     report = run_replay(router, data, named, false_pass=false_pass, false_fail=false_fail, seed=seed, targets=sweep,
-                        source=str(outcomes), embedder=DiskCachedEmbedder(router.embedder.embedder, cache_dir),
-                        training=training_side(router, log=echo_err), log=echo_err,
+                        source=str(outcomes), embedder=embedder,
+                        training=training_side(router, log=echo_err, reader=reader if spark_master else None),
+                        log=echo_err,
                         decisions=None if lines is None else lambda record: lines.append(json.dumps(record)))
     click.echo(format_replay(report))
     if json_out:

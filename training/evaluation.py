@@ -65,15 +65,18 @@ def align_to_router(data: RoutingData, router_models: list[str], source: str = "
     return data.columns(list(router_models))
 
 
-def training_side(router, train_outcomes: str | None = None, log: Callable[[str], None] = print) -> RoutingData | None:
+def training_side(router, train_outcomes: str | None = None, log: Callable[[str], None] = print,
+                  reader: Callable | None = None) -> RoutingData | None:
     """The prompts the router was trained on, when they can be known for certain.
 
     From `train_outcomes` if given; else from the file named in the router's manifest,
     re-split exactly as training did, but only if its content hash still matches.
+    `reader` reads an outcomes file (default `read_outcomes`; with Spark, on the cluster).
     """
     from router_ml.core.catalog import load_catalog
     from training.outcomes import data_hash, read_outcomes, split_prompts, to_routing_data
 
+    read_outcomes = reader or read_outcomes
     manifest = router.manifest
     config = manifest.get("config", {})
     read = dict(success_threshold=config.get("success_threshold", 0.5), duplicates=config.get("duplicates", "error"),

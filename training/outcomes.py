@@ -187,7 +187,8 @@ def validate_outcomes(
         out["prompt_id"] = [prompt_hash(p) for p in out["prompt"]]
 
     if "task" in columns:
-        out["task"] = frame["task"].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v))
+        # object dtype: a pandas 3 string column would turn the None back into NaN
+        out["task"] = pd.Series([_task(v) for v in frame["task"]], index=frame.index, dtype=object)
     else:
         out["task"] = None
 
@@ -414,7 +415,7 @@ def to_routing_data(
         mean_call_cost=[cost_model.mean_call_cost[j] for j in order],
         chars_per_token=chars_per_token,
     )
-    tasks = first["task"].tolist()
+    tasks = [_task(t) for t in first["task"]]
     return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model,
                        pricing=pricing, weights=None if weights is None else weights[:, order],
                        responses=None if responses is None else responses[:, order])
@@ -466,3 +467,10 @@ def split_prompts(data: RoutingData, test_size: float, seed: int) -> tuple[Routi
     if n_test == 0 or n_test == len(data):
         raise OutcomesError(f"test_size {test_size} leaves no prompts on one side of {len(data)}; change --test-size")
     return data.subset(np.sort(order[n_test:])), data.subset(np.sort(order[:n_test]))
+
+
+def _task(value) -> str | None:
+    """A task label, or None when it was not logged (None, NaN, pandas' NA or empty)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    return str(value)

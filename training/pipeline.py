@@ -74,6 +74,8 @@ class TrainConfig:
     report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
     neighbours: bool = True  # keep the training prompts in the router (explanations, novelty)
     verifier: bool = True  # learn a verifier and cascades when the outcomes have responses
+    spark_master: str | None = None  # read, label and embed on Spark (training/spark.py); fit on the driver
+    max_driver_prompts: int = 1_000_000  # with Spark: above this many prompts, fit on a stratified sample
 
     def __post_init__(self) -> None:
         check_share(self.success_threshold, "success_threshold")
@@ -129,6 +131,10 @@ def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = pri
     return embedder_class("sentence-transformers")(model=config.embedder, truncation=config.truncation)
 
 
+def _silent(_message: str) -> None:
+    pass
+
+
 def label_summary(data: RoutingData) -> dict[str, int]:
     labels = cheapest_successful_labels(data.success, data.costs)
     counts = {m: int((labels == j).sum()) for j, m in enumerate(data.models)}
@@ -172,8 +178,30 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
 
     # 1. Outcomes, prices and the split.
     catalog = load_catalog(config.catalog) if config.catalog else None
-    outcomes = read_outcomes(config.outcomes, success_threshold=config.success_threshold,
-                             duplicates=config.duplicates, column_map=config.column_map)
+    spark, sampled = None, []
+    if config.spark_master:
+        if embedder is not None:
+            raise ConfigError("spark_master: the workers rebuild the embedder from the config; pass none")
+        from router_ml.core.spark import describe, spark_session
+
+        spark = spark_session(config.spark_master)
+        log(describe(spark))
+
+    def read(path: str):
+        if spark is None:
+            return read_outcomes(path, success_threshold=config.success_threshold, duplicates=config.duplicates,
+                                 column_map=config.column_map)
+        from training.spark import SparkOutcomes
+
+        reader = SparkOutcomes(spark, path, success_threshold=config.success_threshold, duplicates=config.duplicates,
+                               column_map=config.column_map, max_driver_prompts=config.max_driver_prompts,
+                               catalog=catalog, seed=config.seed, log=log)
+        frame = reader.to_driver()
+        if reader.sampled:
+            sampled.append(f"{path}: {reader.sampled}")
+        return frame
+
+    outcomes = read(config.outcomes)
     if config.models:
         unknown = sorted(set(config.models) - set(outcomes["model"]))
         if unknown:
@@ -193,8 +221,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     if len(data.models) < 2:
         raise ConfigError(f"{config.outcomes}: found outcomes for {len(data.models)} model(s); routing needs at least 2")
     if config.test_outcomes:
-        test_frame = read_outcomes(config.test_outcomes, success_threshold=config.success_threshold,
-                                   duplicates=config.duplicates, column_map=config.column_map)
+        test_frame = read(config.test_outcomes)
         if config.models:
             test_frame = test_frame[test_frame["model"].isin(config.models)]
         shared = set(test_frame["prompt_id"]) & set(data.prompt_ids)
@@ -211,7 +238,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
 
     # 3. Embeddings.
-    embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
+    if spark is not None:
+        import functools
+
+        from training.spark import SparkCachedEmbedder
+
+        factory = functools.partial(make_training_embedder, config, log=_silent)  # picklable: rebuilt in each worker
+        embedder = SparkCachedEmbedder(make_training_embedder(config, log), spark, factory, config.cache_dir, log=log)
+    else:
+        embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
     log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
     X = embedder.encode(train_data.prompts, progress=progress)
 
@@ -269,6 +304,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
             "train_prompts": len(train_data),
             "test_prompts": len(test_data) if test_data is not None else 0,
             "labels": labels,
+            **({"spark": {"master": config.spark_master, "sampled": sampled or None}} if spark is not None else {}),
         },
         "metrics": {"validation": selection.validation},
         "config": config.to_dict(),

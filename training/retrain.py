@@ -1,6 +1,7 @@
 """Retraining from logged outcomes, safe by construction: it cannot make the champion worse.
 
     router-ml retrain --audit audit.sqlite --outcomes offline-eval.csv --base models:/my-router@champion \
+    (--audit also takes a folder written by `router-ml audit export`)
         --out models/challenger
 
 1. **What the champion learned from.** Its training outcomes, found from its manifest
@@ -91,6 +92,7 @@ class RetrainConfig:
     workdir: str | None = None  # where the training tables go (default: OUT + ".retrain")
     promote: bool = True
     overwrite: bool = False
+    spark_master: str | None = None  # train the candidate on Spark (training/spark.py)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_size < 1.0:
@@ -370,6 +372,7 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
         outcomes=str(paths["train"]), test_outcomes=str(paths["holdout"]), catalog=str(paths["catalog"]),
         out=config.out, overwrite=config.overwrite, register=name, mlflow=name is not None,
         success_threshold=threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
+        spark_master=config.spark_master,
         **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
                                         "strategy", "folds") if k in base_config},
     )

@@ -33,20 +33,39 @@ def decisions_table(prompts: list[str], decisions: list, version: str) -> str:
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
 @click.argument("prompt", required=False)
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Prompts to route: JSONL of {\"prompt\": ...}, or a CSV/Parquet file with a prompt column.")
-@click.option("--output", "output_path", type=click.Path(path_type=Path), help="JSONL to write the decisions to (with --input).")
+@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path),
+              help="Prompts to route: JSONL of {\"prompt\": ...}, or a CSV/Parquet file with a prompt column "
+                   "(with --spark-master, also a Parquet folder).")
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="JSONL to write the decisions to (with --input; with --spark-master, a new Parquet folder).")
 @click.option("--quality-target", type=float, help="0 = cheapest, 1 = highest quality; default: the router's.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True,
               help="json: one decision object per line; table: a short readable summary.")
 @click.option("--explain", is_flag=True,
               help="Also show every model's estimate and the nearest training prompts with their outcomes.")
-def route(router_path, prompt, input_path, output_path, quality_target, fmt, explain):
+@click.option("--spark-master", metavar="MASTER",
+              help="Route --input on Spark (local[N], spark://..., yarn) into the Parquet folder --output; every row "
+                   "keeps its columns and gains model, confidence, router_version and quality_target.")
+def route(router_path, prompt, input_path, output_path, quality_target, fmt, explain, spark_master):
     """Route PROMPT (or every prompt of --input) and print the decision as JSON."""
     if (prompt is None) == (input_path is None):
         fail("give either a PROMPT or --input FILE.jsonl")
     if output_path and not input_path:
         fail("--output goes with --input")
+    if spark_master:
+        if not (input_path and output_path):
+            fail("--spark-master routes --input into --output (a Parquet folder)")
+        if output_path.exists():
+            fail(f"--output {output_path}: already exists; choose a new folder (nothing is overwritten)")
+        from router_ml.core.spark import read_prompts_spark, route_dataframe, spark_session
+
+        spark = spark_session(spark_master)
+        routed = route_dataframe(read_prompts_spark(spark, input_path), router_path, quality_target=quality_target)
+        routed.write.parquet(str(output_path))
+        echo_err(f"wrote the decisions to {output_path} (Parquet)")
+        return
+    if input_path and input_path.is_dir():
+        fail(f"--input {input_path}: a folder needs --spark-master (or give a file)")
     from router_ml.core.router import load_router
 
     router = load_router(router_path)

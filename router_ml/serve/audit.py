@@ -464,10 +464,25 @@ class AuditStore:
 
 
 def read_joined(path: str | Path, since: float | None = None) -> list[dict]:
-    """Every decision with its outcomes (a list per decision), read-only; for export and retraining."""
+    """Every decision with its outcomes (a list per decision), read-only; for export and retraining.
+    `path` is the audit database, or a folder written by `export_parquet`."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        decisions, outcomes = _read_export(path, since)
+    elif not path.is_file():
         raise AuditError(f"{path}: audit database not found")
+    else:
+        decisions, outcomes = _read_database(path, since)
+    for d in decisions:
+        d["scores"] = json.loads(d["scores"]) if d["scores"] else {}
+        d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
+        d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
+        d["exploration"] = bool(d["exploration"])
+        d["outcomes"] = outcomes.get(d["request_id"], [])
+    return decisions
+
+
+def _read_database(path: Path, since: float | None) -> tuple[list[dict], dict[str, list[dict]]]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     db.row_factory = sqlite3.Row
     try:
@@ -479,10 +494,80 @@ def read_joined(path: str | Path, since: float | None = None) -> list[dict]:
         raise AuditError(f"{path}: not a readable audit database: {exc}") from exc
     finally:
         db.close()
-    for d in decisions:
-        d["scores"] = json.loads(d["scores"]) if d["scores"] else {}
-        d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
-        d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
-        d["exploration"] = bool(d["exploration"])
-        d["outcomes"] = outcomes.get(d["request_id"], [])
-    return decisions
+    return decisions, outcomes
+
+
+EXPORT_TABLES = ("decisions", "outcomes")
+
+
+def _read_export(path: Path, since: float | None) -> tuple[list[dict], dict[str, list[dict]]]:
+    import pandas as pd
+
+    missing = [t for t in EXPORT_TABLES if not (path / t).is_dir()]
+    if missing:
+        raise AuditError(f"{path}: not an audit export (no {missing} folder; write one with router-ml audit export)")
+    try:
+        decisions = pd.read_parquet(path / "decisions")
+        outcomes = pd.read_parquet(path / "outcomes")
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors name the broken file
+        raise AuditError(f"{path}: cannot read the audit export: {exc}") from exc
+    decisions = decisions.drop(columns=["day"], errors="ignore")
+    if since is not None:
+        decisions = decisions[decisions["ts"] >= since]
+    decisions = decisions.sort_values("ts", kind="stable")
+    clean = lambda v: None if isinstance(v, float) and v != v else v  # noqa: E731 - NaN (a missing value) -> None
+    rows = [{k: clean(v) for k, v in r.items()} for r in decisions.to_dict("records")]
+    joined: dict[str, list[dict]] = {}
+    for r in outcomes.drop(columns=["day"], errors="ignore").to_dict("records"):
+        joined.setdefault(r.pop("request_id"), []).append({k: clean(v) for k, v in r.items()})
+    return rows, joined
+
+
+def export_parquet(db_path: str | Path, out_dir: str | Path, since: float | None = None,
+                   chunk_rows: int = 200_000) -> dict[str, int]:
+    """Decisions and outcomes of the audit database as Parquet, partitioned by day (UTC), in `out_dir`:
+
+        out_dir/decisions/day=2026-11-27/part-0.parquet    (columns as in the database)
+        out_dir/outcomes/day=2026-11-27/part-0.parquet
+
+    Read in chunks (the database may be large), written into a new folder beside `out_dir`
+    and renamed into place when complete; an existing `out_dir` is never touched. Decisions
+    from `since` (a Unix time) on; their outcomes whenever reported.
+    """
+    import tempfile
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    db_path, out_dir = Path(db_path), Path(out_dir)
+    if not db_path.is_file():
+        raise AuditError(f"{db_path}: audit database not found")
+    if out_dir.exists():
+        raise AuditError(f"{out_dir}: already exists; choose a new folder (an export never overwrites)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    counts = {}
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        queries = {"decisions": ("SELECT * FROM decisions WHERE ts >= ? ORDER BY ts", (since or 0.0,)),
+                   "outcomes": ("SELECT o.* FROM outcomes o JOIN decisions d ON d.request_id = o.request_id "
+                                "WHERE d.ts >= ? ORDER BY o.ts", (since or 0.0,))}
+        for table, (sql, args) in queries.items():
+            counts[table] = 0
+            for i, chunk in enumerate(pd.read_sql_query(sql, db, params=args, chunksize=chunk_rows)):
+                chunk["day"] = pd.to_datetime(chunk["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+                pq.write_to_dataset(pa.Table.from_pandas(chunk, preserve_index=False), str(tmp / table),
+                                    partition_cols=["day"], basename_template=f"part-{i}-{{i}}.parquet")
+                counts[table] += len(chunk)
+            (tmp / table).mkdir(exist_ok=True)  # an empty table is an empty folder, still readable
+        tmp.rename(out_dir)
+    except sqlite3.Error as exc:
+        raise AuditError(f"{db_path}: not a readable audit database: {exc}") from exc
+    finally:
+        db.close()
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return counts

@@ -212,3 +212,38 @@ def rules_check(policy_path, router_path, catalog, outcomes, audit_path):
     click.echo(f"{len(policy.rules)} rules, {len(problems)} warnings")
     if problems:
         raise click.exceptions.Exit(1)
+
+
+@click.group()
+def audit():
+    """The audit log: export it for analysis and retraining at scale."""
+
+
+@audit.command("export")
+@click.option("--audit", "audit_path", required=True, type=click.Path(path_type=Path), help="The audit database.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="A new folder: decisions/ and outcomes/ as Parquet, partitioned by day (UTC).")
+@click.option("--since", help="Decisions from this time on: an ISO date or time (UTC unless it says), or a Unix time.")
+def audit_export(audit_path, out_dir, since):
+    """Export decisions and their outcomes as Parquet partitioned by day (what retrain and Spark read)."""
+    from router_ml.serve.audit import export_parquet
+
+    start = _parse_since(since) if since else None
+    counts = export_parquet(audit_path, out_dir, start)
+    echo_err(f"wrote {counts['decisions']:,} decisions and {counts['outcomes']:,} outcomes to {out_dir}")
+
+
+def _parse_since(value: str) -> float:
+    import datetime as dt
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--since {value!r}: expected an ISO date or time (2026-11-01, 2026-11-01T12:00) or a Unix time")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
