@@ -50,7 +50,8 @@ def _cheapest(a: dict, p: str, X: np.ndarray) -> np.ndarray:
 KNN_CHUNK = 512  # query rows per block: a block's similarities stay in cache while the top k are found
 
 
-def _knn(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+def knn_proba(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    """Each model's success rate among the k most similar training prompts, block by block (KNN_CHUNK rows)."""
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     train = a[p + "train_X"]
     k = int(min(int(a[p + "k"]), len(train)))
@@ -81,10 +82,10 @@ def _mlp(a: dict, p: str, X: np.ndarray) -> np.ndarray:
 
 
 def _blend(a: dict, p: str, X: np.ndarray) -> np.ndarray:
-    return 0.5 * (_linear(a, p + "linear_", X) + _knn(a, p + "knn_", X))
+    return 0.5 * (_linear(a, p + "linear_", X) + knn_proba(a, p + "knn_", X))
 
 
-PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": _knn, "mlp": _mlp, "blend": _blend}
+PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": knn_proba, "mlp": _mlp, "blend": _blend}
 
 
 class ArrayHead:

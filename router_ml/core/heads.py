@@ -44,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from router_ml.core.head_arrays import knn_proba
 from router_ml.core.labeling import CENSORED, cheapest_successful_labels
 
 # Laplace-style prior strength for rates estimated from few prompts (S matrix, kNN).
@@ -226,15 +227,10 @@ class KNNHead(BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        # The serving code, block by block: a whole query-by-training similarity matrix (and its
+        # argpartition indices) grew as the square of the log, 1.4 GB at 24,000 prompts in validation.
         check_is_fitted(self, "X_")
-        X = np.asarray(X, dtype=np.float32)
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-        k = min(self.k, len(self.X_))
-        similarity = X @ self.X_.T
-        neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        tried = self.tried_[neighbours].sum(axis=1)
-        wins = self.wins_[neighbours].sum(axis=1)
-        return (wins + _PRIOR_WEIGHT * self.prior_) / (tried + _PRIOR_WEIGHT)
+        return knn_proba(self.to_arrays(), "", np.asarray(X, dtype=np.float32))
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         check_is_fitted(self, "X_")
