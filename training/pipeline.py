@@ -75,7 +75,7 @@ class TrainConfig:
     neighbours: bool = True  # keep the training prompts in the router (explanations, novelty)
     verifier: bool = True  # learn a verifier and cascades when the outcomes have responses
     spark_master: str | None = None  # read, label and embed on Spark (training/spark.py); fit on the driver
-    max_driver_prompts: int = 1_000_000  # with Spark: above this many prompts, fit on a stratified sample
+    max_driver_prompts: int = 250_000  # with Spark: above this many prompts, fit on a stratified sample (about 10 GB)
 
     def __post_init__(self) -> None:
         check_share(self.success_threshold, "success_threshold")

@@ -22,28 +22,29 @@ The cluster does what grows with the log; the driver does what the router needs:
    vectors it needs.
 
 The heads are then fitted on the driver from those vectors, and the artifact is the
-same as the local path's: it serves without Spark. Memory on the driver, roughly:
-prompts x (4 x embedding dimensions + 30 x models + prompt length) bytes, plus the heads'
-cross-validation copies (about three times the vectors); see README.
+same as the local path's: it serves without Spark. Memory on the driver, measured by
+benchmarks/spark_scale.py: about 0.3 GB + 40 KB per prompt (9 models, 256 dimensions,
+blend head); see README.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from router_ml.core.spark import describe, parallelism, read_table
+from router_ml.core.spark import describe, parallelism, read_table, spark_path
 from router_ml.errors import OutcomesError
 from training.outcomes import OPTIONAL, REQUIRED, validate_outcomes
 
 _TRUE = ("true", "1", "yes", "y", "t", "1.0")
 _FALSE = ("false", "0", "no", "n", "f", "0.0")
-MAX_DRIVER_PROMPTS = 1_000_000
+MAX_DRIVER_PROMPTS = 250_000  # about 10 GB on the driver (module docstring)
 CACHE_DIR = "spark-embeddings"
 
 
@@ -217,6 +218,13 @@ def _worker_embedder(factory):
     return _EMBEDDERS[key]
 
 
+def _partitions(rows: int, cores: int) -> int:
+    """Partitions for embedding `rows` texts: a multiple of the cores (no straggling last round), about
+    2,000 texts each up to four rounds, never fewer than 64 texts each."""
+    rounds = min(4, max(1, math.ceil(rows / (2000 * cores))))
+    return max(1, min(cores * rounds, rows // 64))
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -266,9 +274,9 @@ class SparkCachedEmbedder:
         if missing:
             self.log(f"spark: embedding {missing:,} of {len(unique):,} distinct texts on the cluster "
                      f"({len(unique) - missing:,} in the cache {self.path})")
-            parts = max(1, min(missing // 2000 + 1, parallelism(self.spark) * 4))
+            parts = _partitions(missing, parallelism(self.spark))
             fresh = todo.repartition(parts).mapInPandas(_embed_partition(self.factory), "key string, vector array<float>")
-            fresh.write.mode("append").parquet(str(self.path))  # each part file is committed whole
+            fresh.write.mode("append").parquet(spark_path(self.path))  # each part file is committed whole
             self.embedded += missing
         found = self._cached().join(F.broadcast(wanted.select("key")), on="key", how="left_semi").toPandas()
         found = found.drop_duplicates("key").set_index("key")["vector"]
@@ -277,12 +285,12 @@ class SparkCachedEmbedder:
     def _cached(self):
         if not self.path.exists() or not any(self.path.glob("*.parquet")):
             return None
-        return self.spark.read.parquet(str(self.path))
+        return self.spark.read.parquet(spark_path(self.path))
 
 
 def router_embedder_factory(router_path: str):
     """A picklable callable that builds a packaged router's embedder in a worker."""
-    return functools.partial(_router_embedder, str(router_path))
+    return functools.partial(_router_embedder, spark_path(router_path))
 
 
 def _router_embedder(router_path: str):

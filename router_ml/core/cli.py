@@ -44,7 +44,7 @@ def decisions_table(prompts: list[str], decisions: list, version: str) -> str:
 @click.option("--explain", is_flag=True,
               help="Also show every model's estimate and the nearest training prompts with their outcomes.")
 @click.option("--spark-master", metavar="MASTER",
-              help="Route --input on Spark (local[N], spark://..., yarn) into the Parquet folder --output; every row "
+              help="Route --input on Spark (local[N], spark://..., yarn, sc:// for Spark Connect) into the Parquet folder --output; every row "
                    "keeps its columns and gains model, confidence, router_version and quality_target.")
 def route(router_path, prompt, input_path, output_path, quality_target, fmt, explain, spark_master):
     """Route PROMPT (or every prompt of --input) and print the decision as JSON."""
@@ -57,11 +57,11 @@ def route(router_path, prompt, input_path, output_path, quality_target, fmt, exp
             fail("--spark-master routes --input into --output (a Parquet folder)")
         if output_path.exists():
             fail(f"--output {output_path}: already exists; choose a new folder (nothing is overwritten)")
-        from router_ml.core.spark import read_prompts_spark, route_dataframe, spark_session
+        from router_ml.core.spark import read_prompts_spark, route_dataframe, spark_path, spark_session
 
         spark = spark_session(spark_master)
         routed = route_dataframe(read_prompts_spark(spark, input_path), router_path, quality_target=quality_target)
-        routed.write.parquet(str(output_path))
+        routed.write.parquet(spark_path(output_path))
         echo_err(f"wrote the decisions to {output_path} (Parquet)")
         return
     if input_path and input_path.is_dir():

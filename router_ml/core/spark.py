@@ -50,12 +50,18 @@ def spark_session(master: str | None = None, app_name: str = "router-ml", config
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
+    remote = bool(master and master.startswith("sc://")) or (not master and bool(os.environ.get("SPARK_REMOTE")))
     if master and master.startswith("sc://"):
         builder = builder.remote(master)
     elif master:
         builder = builder.master(master)
-    settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.ui.showConsoleProgress": "true",
-                "spark.sql.session.timeZone": "UTC", **(config or {})}
+    # One embedding thread per task core: Spark sets OMP_NUM_THREADS (torch) to spark.task.cpus;
+    # onnxruntime ignores it and would start a thread per machine core in every worker.
+    task_cpus = (config or {}).get("spark.task.cpus", "1")
+    settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.sql.session.timeZone": "UTC"}
+    if not remote:  # a Spark Connect server's own settings are fixed when it starts
+        settings |= {"spark.ui.showConsoleProgress": "true", "spark.executorEnv.ROUTER_ML_ORT_THREADS": str(task_cpus)}
+    settings |= config or {}
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -113,12 +119,20 @@ def _route_batches(source: str, prompt_col: str, quality_target: float | None):
 
 def read_table(spark, path):
     """A Spark DataFrame from Parquet (a file or a partitioned folder), CSV or JSON lines, chosen by the name."""
-    name = str(path).lower()
+    path = spark_path(path)
+    name = path.lower()
     if name.endswith((".csv", ".csv.gz")):
-        return spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(str(path))
-    if name.endswith((".jsonl", ".jsonl.gz", ".json")):
-        return spark.read.json(str(path))
-    return spark.read.parquet(str(path))
+        return spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json")):
+        return spark.read.json(path)
+    return spark.read.parquet(path)
+
+
+def spark_path(path) -> str:
+    """`path` as Spark should see it: a URI (hdfs://, s3a://, file:/...) as given, a local path made
+    absolute, since executors and a Spark Connect server do not share this process's directory."""
+    text = str(path)
+    return text if "://" in text or text.startswith("file:") else os.path.abspath(text)
 
 
 def read_prompts_spark(spark, path, prompt_col: str = "prompt"):
