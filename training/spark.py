@@ -176,6 +176,7 @@ class SparkOutcomes:
     def to_driver(self) -> pd.DataFrame:
         """The validated outcomes the driver trains on (all, or a stratified sample), in row order."""
 
+        self.log(f"spark: reading and checking {self.path} on the cluster")
         df = self.check().cache()
         labels = self.labels(df).cache()
         counts = {row["label"]: row["count"] for row in labels.groupBy("label").count().collect()}
@@ -189,6 +190,7 @@ class SparkOutcomes:
             self.sampled = (f"a sample stratified by label: {share:.1%} of the {prompts:,} prompts (seed {self.seed}), "
                             f"max_driver_prompts {self.max_driver_prompts:,}")
             self.log(f"spark: the driver fits on {self.sampled}")
+        self.log("spark: collecting the outcome rows to the driver")
         frame = df.toPandas().sort_values("_order", kind="stable")
         source = f"{self.path} (collected from Spark)"
         return validate_outcomes(frame.drop(columns=["_file", "_order", "_pid"]).reset_index(drop=True), source,
@@ -278,6 +280,8 @@ class SparkCachedEmbedder:
             fresh = todo.repartition(parts).mapInPandas(_embed_partition(self.factory), "key string, vector array<float>")
             fresh.write.mode("append").parquet(spark_path(self.path))  # each part file is committed whole
             self.embedded += missing
+        else:
+            self.log(f"spark: all {len(unique):,} distinct texts found in the embedding cache {self.path}")
         found = self._cached().join(F.broadcast(wanted.select("key")), on="key", how="left_semi").toPandas()
         found = found.drop_duplicates("key").set_index("key")["vector"]
         return np.stack([np.asarray(found[k], dtype=np.float32) for k in keys])
