@@ -150,3 +150,21 @@ def test_database_stays_readable_while_written(tmp_path):
     reader.execute("SELECT COUNT(*) FROM decisions").fetchone()
     store.close()
     assert reader.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 200
+
+
+def test_an_export_reads_back_when_a_column_is_null_in_a_whole_chunk_or_empty(tmp_path):
+    """Found in review: chunks typed one by one (an all-NULL `rule` typed null in the first) did not read back;
+    an empty export raised KeyError."""
+    from router_ml.serve.audit import AuditStore, export_parquet, read_joined
+    from router_ml.serve.record import Served
+
+    store = AuditStore(tmp_path / "audit.sqlite", prompt_storage="text", flush_interval=0.01)
+    for i in range(4):
+        store.record(f"prompt {i}", Served(request_id=f"r{i}", router_version="v", model="nano", confidence=0.9,
+                                           scores={}, costs={}, estimated_cost=None, reason="r", quality_target=None,
+                                           rule=None if i < 2 else "math", ts=1_790_000_000.0 + i), {})
+    store.close()
+    export_parquet(tmp_path / "audit.sqlite", tmp_path / "export", chunk_rows=2)
+    assert [r["rule"] for r in read_joined(tmp_path / "export")] == [None, None, "math", "math"]
+    export_parquet(tmp_path / "audit.sqlite", tmp_path / "later", since=1_800_000_000.0)
+    assert read_joined(tmp_path / "later") == []

@@ -105,7 +105,10 @@ class SparkOutcomes:
         for field in ("prompt", "model"):
             bad(F.col(field).isNull() | (F.length(text(field)) == 0), field,
                 "a string with some content (not only whitespace, control or zero-width characters)")
-        number = lambda c: F.col(c).cast("double")  # noqa: E731
+        if "prompt_id" in columns:
+            bad(F.col("prompt_id").isNull() | (F.length(F.trim(F.col("prompt_id").cast("string"))) == 0), "prompt_id",
+                "a non-empty id (or leave the column out to hash the prompt)")
+        number = lambda c: F.col(c).try_cast("double")  # noqa: E731 - null where not a number (ANSI casts raise)
         if "score" in columns:
             if "success" not in columns:
                 bad(number("score").isNull(), "score", "a number in [0, 1]")
@@ -184,8 +187,16 @@ class SparkOutcomes:
         self.log(f"spark: {prompts:,} prompts; cheapest-successful labels on the cluster: " +
                  ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
         if prompts > self.max_driver_prompts:
+            from pyspark.sql import Window
+            from pyspark.sql import functions as F
+
+            # Each label keeps its share (at least one prompt): the first prompts of a seeded hash order
+            # within the label, so the same log and seed give the same sample on any cluster layout.
             share = self.max_driver_prompts / prompts
-            chosen = labels.sampleBy("label", fractions={k: share for k in counts}, seed=self.seed)
+            keep = {label: max(1, round(share * n)) for label, n in counts.items()}
+            quota = F.create_map(*[x for label, k in keep.items() for x in (F.lit(label), F.lit(k))])
+            order = Window.partitionBy("label").orderBy(F.xxhash64("_pid", F.lit(self.seed)), "_pid")
+            chosen = labels.withColumn("_rank", F.row_number().over(order)).where(F.col("_rank") <= quota[F.col("label")])
             df = df.join(chosen.select("_pid"), on="_pid", how="left_semi")
             self.sampled = (f"a sample stratified by label: {share:.1%} of the {prompts:,} prompts (seed {self.seed}), "
                             f"max_driver_prompts {self.max_driver_prompts:,}")

@@ -33,10 +33,10 @@ def decisions_table(prompts: list[str], decisions: list, version: str) -> str:
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
 @click.argument("prompt", required=False)
-@click.option("--input", "input_path", type=click.Path(exists=True, path_type=Path),
+@click.option("--input", "input_path",
               help="Prompts to route: JSONL of {\"prompt\": ...}, or a CSV/Parquet file with a prompt column "
                    "(with --spark-master, also a Parquet folder).")
-@click.option("--output", "output_path", type=click.Path(path_type=Path),
+@click.option("--output", "output_path",
               help="JSONL to write the decisions to (with --input; with --spark-master, a new Parquet folder).")
 @click.option("--quality-target", type=float, help="0 = cheapest, 1 = highest quality; default: the router's.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="json", show_default=True,
@@ -55,15 +55,17 @@ def route(router_path, prompt, input_path, output_path, quality_target, fmt, exp
     if spark_master:
         if not (input_path and output_path):
             fail("--spark-master routes --input into --output (a Parquet folder)")
-        if output_path.exists():
-            fail(f"--output {output_path}: already exists; choose a new folder (nothing is overwritten)")
-        from router_ml.core.spark import read_prompts_spark, route_dataframe, spark_path, spark_session
+        from router_ml.core.spark import route_to_parquet, spark_path
 
-        spark = spark_session(spark_master)
-        routed = route_dataframe(read_prompts_spark(spark, input_path), router_path, quality_target=quality_target)
-        routed.write.parquet(spark_path(output_path))
-        echo_err(f"wrote the decisions to {output_path} (Parquet)")
+        if "://" not in spark_path(output_path) and Path(output_path).exists():
+            fail(f"--output {output_path}: already exists; choose a new folder (nothing is overwritten)")
+
+        route_to_parquet(spark_master, input_path, output_path, router_path, quality_target, log=echo_err)
         return
+    input_path = Path(input_path) if input_path else None
+    output_path = Path(output_path) if output_path else None
+    if input_path and not input_path.exists():
+        fail(f"--input {input_path}: no such file")
     if input_path and input_path.is_dir():
         fail(f"--input {input_path}: a folder needs --spark-master (or give a file)")
     from router_ml.core.router import load_router

@@ -103,7 +103,7 @@ def _route_batches(source: str, prompt_col: str, quality_target: float | None):
         router = _router(source)
         for frame in batches:
             prompts = frame[prompt_col].tolist()
-            targets = frame["quality_target"] if "quality_target" in frame.columns else None
+            targets = pd.to_numeric(frame["quality_target"]) if "quality_target" in frame.columns else None
             models, confidence, used = [None] * len(frame), [None] * len(frame), [None] * len(frame)
             groups = {None: list(range(len(frame)))} if targets is None else \
                 pd.Series(range(len(frame))).groupby(targets.fillna(-1.0).to_numpy()).groups
@@ -142,7 +142,36 @@ def read_prompts_spark(spark, path, prompt_col: str = "prompt"):
     df = read_table(spark, path)
     if prompt_col not in df.columns:
         raise ConfigError(f"{path}: expected a {prompt_col!r} column, found {df.columns}")
+    check_prompts(df, str(path), prompt_col)
     return df
+
+
+def check_prompts(df, source: str, prompt_col: str = "prompt") -> None:
+    """Named errors, in one pass over `df`, for what the local reader refuses: a prompt that is not a
+    string or has no content, a quality_target that is not a number in [0, 1]."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    from router_ml.errors import ConfigError
+
+    if not isinstance(df.schema[prompt_col].dataType, StringType):
+        raise ConfigError(f"{source}: field {prompt_col!r}: expected strings, found "
+                          f"{df.schema[prompt_col].dataType.simpleString()}")
+    prompt = F.col(prompt_col)
+    checks = {"prompt": (prompt.isNull() | (F.length(F.trim(prompt)) == 0), prompt,
+                         "expected a string with some content")}
+    if "quality_target" in df.columns:
+        raw = F.col("quality_target")
+        number = raw.try_cast("double")  # null where it is not a number (ANSI casts raise)
+        checks["quality_target"] = (raw.isNotNull() & (number.isNull() | (number < 0) | (number > 1) | F.isnan(number)),
+                                    raw.cast("string"), "expected a number in [0, 1] or empty")
+    row = df.agg(*[F.sum(bad.cast("int")).alias(f"{name}_n") for name, (bad, _, _) in checks.items()],
+                 *[F.first(F.when(bad, F.coalesce(shown.cast("string"), F.lit("null"))), ignorenulls=True)
+                   .alias(f"{name}_v") for name, (bad, shown, _) in checks.items()]).collect()[0]
+    for name, (_, _, expected) in checks.items():
+        if row[f"{name}_n"]:
+            raise ConfigError(f"{source}: field {name!r}: {expected}; found {row[f'{name}_v']!r} "
+                              f"({row[f'{name}_n']:,} rows)")
 
 
 def route_dataframe(df, router: str, prompt_col: str = "prompt", quality_target: float | None = None):
@@ -161,3 +190,36 @@ def route_dataframe(df, router: str, prompt_col: str = "prompt", quality_target:
     if not source.startswith(("models:/", "runs:/")):
         source = os.path.abspath(source)  # workers resolve it the same way
     return df.mapInPandas(_route_batches(source, prompt_col, quality_target), schema)
+
+
+def route_to_parquet(master: str, input_path, output, router: str, quality_target: float | None = None,
+                     log=print) -> None:
+    """`router-ml route --spark-master`: the prompts of `input_path` with their decisions, as a new Parquet
+    folder `output`. A local folder is written beside itself and renamed into place when complete, so a
+    failed job leaves nothing half-written; an existing one is never touched. The session is stopped."""
+    import shutil
+    import tempfile
+
+    from router_ml.errors import ConfigError
+
+    out = spark_path(output)
+    local = "://" not in out and not out.startswith("file:")
+    if local and os.path.exists(out):
+        raise ConfigError(f"--output {output}: already exists; choose a new folder (nothing is overwritten)")
+    spark = spark_session(master)
+    try:
+        log(describe(spark))
+        routed = route_dataframe(read_prompts_spark(spark, input_path), router, quality_target=quality_target)
+        if not local:
+            routed.write.mode("errorifexists").parquet(out)
+        else:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+            try:
+                routed.write.mode("overwrite").parquet(tmp)  # the empty folder just made
+                os.rename(tmp, out)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        spark.stop()
+    log(f"wrote the decisions to {output} (Parquet)")

@@ -511,6 +511,8 @@ def _read_export(path: Path, since: float | None) -> tuple[list[dict], dict[str,
         outcomes = pd.read_parquet(path / "outcomes")
     except Exception as exc:  # noqa: BLE001 - pyarrow's errors name the broken file
         raise AuditError(f"{path}: cannot read the audit export: {exc}") from exc
+    if decisions.empty:  # an export of an empty database, or of a period without decisions
+        return [], {}
     decisions = decisions.drop(columns=["day"], errors="ignore")
     if since is not None:
         decisions = decisions[decisions["ts"] >= since]
@@ -553,12 +555,19 @@ def export_parquet(db_path: str | Path, out_dir: str | Path, since: float | None
         queries = {"decisions": ("SELECT * FROM decisions WHERE ts >= ? ORDER BY ts", (since or 0.0,)),
                    "outcomes": ("SELECT o.* FROM outcomes o JOIN decisions d ON d.request_id = o.request_id "
                                 "WHERE d.ts >= ? ORDER BY o.ts", (since or 0.0,))}
+        arrow_types = {"INTEGER": pa.int64(), "REAL": pa.float64()}
         for table, (sql, args) in queries.items():
             counts[table] = 0
+            # One schema from the database's declared types for every chunk: inferred per chunk, a
+            # column that is all NULL in one chunk would be typed null and the parts would not read back.
+            columns = db.execute(f"PRAGMA table_info({table})").fetchall()
+            schema = pa.schema([(c[1], arrow_types.get(str(c[2]).upper(), pa.string())) for c in columns]
+                               + [("day", pa.string())])
             for i, chunk in enumerate(pd.read_sql_query(sql, db, params=args, chunksize=chunk_rows)):
                 chunk["day"] = pd.to_datetime(chunk["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
-                pq.write_to_dataset(pa.Table.from_pandas(chunk, preserve_index=False), str(tmp / table),
-                                    partition_cols=["day"], basename_template=f"part-{i}-{{i}}.parquet")
+                pq.write_to_dataset(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False),
+                                    str(tmp / table), partition_cols=["day"],
+                                    basename_template=f"part-{i}-{{i}}.parquet")
                 counts[table] += len(chunk)
             (tmp / table).mkdir(exist_ok=True)  # an empty table is an empty folder, still readable
         tmp.rename(out_dir)
