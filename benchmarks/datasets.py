@@ -66,3 +66,18 @@ def prepare(workdir: Path, log=print) -> list[Benchmark]:
         Benchmark("routellm-gsm8k", gsm8k, test_size=0.5, seed=0),
         Benchmark("llmrouter", train, test=test, catalog=catalog),
     ]
+
+
+def test_data(bench: Benchmark):
+    """The benchmark's test prompts as RoutingData (the ones every router is evaluated on): its test file
+    without the prompts also in training, or the seeded split of its one file."""
+    from router_ml.core.catalog import load_catalog
+    from training.outcomes import read_outcomes, split_prompts, to_routing_data
+
+    catalog = load_catalog(bench.catalog) if bench.catalog else None
+    if bench.test:
+        train_ids = set(read_outcomes(bench.train)["prompt_id"])
+        frame = read_outcomes(bench.test)
+        return to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
+    _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
+    return test

@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.datasets import REPO, prepare  # noqa: E402
+from benchmarks.datasets import REPO, prepare, test_data  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
 from training.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
 from training.pipeline import TrainConfig, train  # noqa: E402
@@ -74,20 +74,6 @@ def run(bench, workdir: Path, cache_dir: str | None) -> dict:
 
 LOWER_IS_BETTER = {"cost_to_match_best", "cpt50", "cpt80", "ece"}
 RESAMPLES = 1000
-
-
-def test_data(bench):
-    """The benchmark's test prompts as RoutingData (the same ones the routers were evaluated on)."""
-    from router_ml.core.catalog import load_catalog
-    from training.outcomes import read_outcomes, split_prompts, to_routing_data
-
-    catalog = load_catalog(bench.catalog) if bench.catalog else None
-    if bench.test:
-        train_ids = set(read_outcomes(bench.train)["prompt_id"])
-        frame = read_outcomes(bench.test)
-        return to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
-    _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
-    return test
 
 
 class Concatenated:
@@ -191,18 +177,10 @@ def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
     import numpy as np
 
     from router_ml import load_router
-    from router_ml.core.catalog import load_catalog
     from training.evaluation import evaluate_router
     from training.onnx_convert import convert_router, embedding_agreement
-    from training.outcomes import read_outcomes, split_prompts, to_routing_data
 
-    catalog = load_catalog(bench.catalog) if bench.catalog else None
-    if bench.test:
-        train_ids = set(read_outcomes(bench.train)["prompt_id"])
-        frame = read_outcomes(bench.test)
-        test = to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
-    else:
-        _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
+    test = test_data(bench)
     torch_router = load_router(res["router"], decision_cache_size=0)
     base = res["report"]["metrics"]
     out = {}

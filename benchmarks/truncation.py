@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.datasets import REPO, prepare  # noqa: E402
+from benchmarks.datasets import REPO, prepare, test_data  # noqa: E402
 from router_ml import load_router  # noqa: E402
 from router_ml.core.catalog import load_catalog  # noqa: E402
 from router_ml.core.embedders import TRUNCATIONS  # noqa: E402
@@ -61,16 +61,6 @@ def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict
     return {"prompts": int(len(rows)), "aiq": aiq, "gap_closed": metrics.gap_closed(aiq, zero, oracle)}
 
 
-def test_side(bench):
-    catalog = load_catalog(bench.catalog) if bench.catalog else None
-    if bench.test:
-        train_ids = set(read_outcomes(bench.train)["prompt_id"])
-        frame = read_outcomes(bench.test)
-        return to_routing_data(frame[~frame["prompt_id"].isin(train_ids)], catalog)
-    _, test = split_prompts(to_routing_data(read_outcomes(bench.train), catalog), bench.test_size, bench.seed)
-    return test
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
@@ -81,7 +71,7 @@ def main(argv=None) -> int:
     tokenizer = SentenceTransformerEmbedder().tokenizer
     results, lines = {}, []
     for bench in prepare(args.workdir):
-        test = test_side(bench)
+        test = test_data(bench)
         lengths = np.array([len(tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"]) for p in test.prompts])
         long_rows = np.flatnonzero(lengths > 254)
         results[bench.name] = {"test_prompts": len(test), "long_prompts": int(len(long_rows))}

@@ -58,3 +58,13 @@ def answered_router_dir(tmp_path_factory) -> Path:
                       cache_dir=str(tmp_path_factory.mktemp("cache")), router_version="answered-1"),
           log=lambda _: None, progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """An OpenAI-compatible fake upstream on localhost (tests/fake_upstream.py), one per test module."""
+    from tests.fake_upstream import FakeUpstream
+
+    server = FakeUpstream(slow_s=2.0)
+    yield server
+    server.close()

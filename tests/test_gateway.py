@@ -13,17 +13,9 @@ from router_ml.serve.app import create_app
 from router_ml.serve.audit import AuditStore, read_joined
 from router_ml.serve.gateway import Gateway, Upstreams
 from router_ml.serve.service import RoutingService
-from tests.fake_upstream import FakeUpstream
 
 PRICES = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
 ASK = {"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?"}]}
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeUpstream(slow_s=2.0)
-    yield server
-    server.close()
 
 
 @pytest.fixture()

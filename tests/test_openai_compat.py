@@ -26,7 +26,6 @@ from router_ml.serve.audit import AuditStore, read_joined  # noqa: E402
 from router_ml.serve.auth import TokenStore  # noqa: E402
 from router_ml.serve.gateway import Gateway, Upstreams  # noqa: E402
 from router_ml.serve.service import RoutingService  # noqa: E402
-from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.serverproc import free_port  # noqa: E402
 
 PRICES = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
@@ -60,13 +59,6 @@ class Running:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeUpstream(slow_s=2.0)
-    yield server
-    server.close()
 
 
 @pytest.fixture()

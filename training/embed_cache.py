@@ -26,19 +26,33 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ROUTER_ML_CACHE") or Path.home() / ".cache" / "router-ml")
 
 
-def _text_key(text: str) -> str:
+def text_key(text: str) -> str:
+    """A cache key for a text: its sha256."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class DiskCachedEmbedder:
+class CacheWrapper:
+    """An embedder behind a cache: its identity, spec, files and truncation are the embedder's own."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+        self.kind, self.id, self.model_id, self.dim = embedder.kind, embedder.id, embedder.model_id, embedder.dim
+
+    def spec(self) -> dict:
+        return self.embedder.spec()
+
+    def files(self):
+        return self.embedder.files()
+
+    def truncate(self, texts: list[str]) -> list[str]:
+        return self.embedder.truncate(texts)
+
+
+class DiskCachedEmbedder(CacheWrapper):
     """Wraps an embedder with the SQLite cache; same `encode` contract."""
 
     def __init__(self, embedder, cache_dir: str | Path | None = None) -> None:
-        self.embedder = embedder
-        self.kind = embedder.kind
-        self.id = embedder.id
-        self.model_id = embedder.model_id
-        self.dim = embedder.dim
+        super().__init__(embedder)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.cache_dir / CACHE_FILE
@@ -55,20 +69,11 @@ class DiskCachedEmbedder:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def spec(self) -> dict:
-        return self.embedder.spec()
-
-    def files(self):
-        return self.embedder.files()
-
-    def truncate(self, texts: list[str]) -> list[str]:
-        return self.embedder.truncate(texts)
-
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self.encode_prepared(self.embedder.truncate(list(texts)), progress=progress)
 
     def encode_prepared(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        keys = [_text_key(t) for t in texts]
+        keys = [text_key(t) for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._connect() as db:
             unique = list(dict.fromkeys(keys))

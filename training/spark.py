@@ -40,6 +40,7 @@ import pandas as pd
 
 from router_ml.core.spark import describe, parallelism, read_table, spark_path
 from router_ml.errors import OutcomesError
+from training.embed_cache import CacheWrapper, default_cache_dir, text_key
 from training.outcomes import OPTIONAL, REQUIRED, validate_outcomes
 
 _TRUE = ("true", "1", "yes", "y", "t", "1.0")
@@ -238,11 +239,7 @@ def _partitions(rows: int, cores: int) -> int:
     return max(1, min(cores * rounds, rows // 64))
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class SparkCachedEmbedder:
+class SparkCachedEmbedder(CacheWrapper):
     """An embedder whose `encode` runs on the cluster, through a Parquet cache (module docstring, step 5).
 
     `embedder` is the driver's copy (for its id, dimension, files and truncation);
@@ -252,23 +249,12 @@ class SparkCachedEmbedder:
 
     def __init__(self, embedder, spark, factory: Callable, cache_dir: str | Path | None = None,
                  log: Callable[[str], None] = print) -> None:
-        from training.embed_cache import default_cache_dir
-
-        self.embedder, self.spark, self.factory, self.log = embedder, spark, factory, log
-        self.kind, self.id, self.model_id, self.dim = embedder.kind, embedder.id, embedder.model_id, embedder.dim
+        super().__init__(embedder)
+        self.spark, self.factory, self.log = spark, factory, log
         root = Path(cache_dir) if cache_dir else default_cache_dir()
         self.path = root / CACHE_DIR / hashlib.sha256(self.id.encode()).hexdigest()[:24]
         self.embedded = 0
         self.reused = 0
-
-    def spec(self) -> dict:
-        return self.embedder.spec()
-
-    def files(self):
-        return self.embedder.files()
-
-    def truncate(self, texts: list[str]) -> list[str]:
-        return self.embedder.truncate(texts)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Vectors of `texts` (as the embedder would give them), embedding on the cluster what the cache lacks."""
@@ -277,7 +263,7 @@ class SparkCachedEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        keys = [_sha(t) for t in texts]
+        keys = [text_key(t) for t in texts]
         unique = pd.DataFrame({"key": keys, "text": texts}).drop_duplicates("key")
         wanted = self.spark.createDataFrame(unique)
         cached = self._cached()
