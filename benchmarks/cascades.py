@@ -39,11 +39,11 @@ from benchmarks.datasets import REPO, prepare  # noqa: E402
 from router_ml import load_router  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
 from router_ml.policy.file import load_policy  # noqa: E402
-from training import metrics  # noqa: E402
-from training.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
-from training.pipeline import TrainConfig, train  # noqa: E402
-from training.replay import replay  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
+from router_ml.training.evaluate import metrics  # noqa: E402
+from router_ml.training.evaluate.replay import replay  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
 
 TARGETS = [round(t, 3) for t in np.linspace(0.0, 1.0, 51)]
 RESAMPLES = 1000

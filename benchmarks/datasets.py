@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.importers import run_import
+from router_ml.training.data.importers import run_import
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -72,7 +72,7 @@ def test_data(bench: Benchmark):
     """The benchmark's test prompts as RoutingData (the ones every router is evaluated on): its test file
     without the prompts also in training, or the seeded split of its one file."""
     from router_ml.core.catalog import load_catalog
-    from training.outcomes import read_outcomes, split_prompts, to_routing_data
+    from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data
 
     catalog = load_catalog(bench.catalog) if bench.catalog else None
     if bench.test:

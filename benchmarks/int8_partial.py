@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/int8_partial.py [--workdir build/benchmarks] [--out benchmarks/results]
 
-Starts from the fused fp32 ONNX export of the default embedder (training.onnx_export)
+Starts from the fused fp32 ONNX export of the default embedder (router_ml.training.embed.onnx_export)
 and quantizes it dynamically (int8, per-channel weights) with some node groups left in
 fp32: the FFN output projections (whose inputs carry the largest activation outliers),
 the attention blocks, both, or the last two layers. For each variant, on the first
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import prepare  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -44,9 +44,9 @@ def main(argv=None) -> int:
     from benchmarks.policies import router_dir
     from router_ml import load_router
     from router_ml.core.embedders.onnx import OnnxEmbedder
-    from training.embed_cache import DiskCachedEmbedder
-    from training.onnx_export import export_onnx
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.embed.onnx_export import export_onnx
 
     path, bench = router_dir(args.workdir, args.cache_dir)
     router = load_router(path)

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.datasets import REPO, SHARED  # noqa: E402
 from router_ml import load_router  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 N_PROMPTS = 1000
 N_SHORT = 20_000
@@ -55,7 +55,7 @@ BACKENDS = ("static", "static-linear", "onnx-fp32", "torch")
 
 
 def _train(out: Path, files: dict, embedder_kind: str, cache_dir, strategy: str = "auto") -> Path:
-    from training.pipeline import TrainConfig, train
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     if not (out / "manifest.json").exists():
         train(TrainConfig(outcomes=str(files["train"]), test_outcomes=files.get("test"), catalog=str(files["catalog"]),
@@ -67,7 +67,7 @@ def _train(out: Path, files: dict, embedder_kind: str, cache_dir, strategy: str 
 
 def router_sources(workdir: Path, cache_dir) -> tuple[dict[str, Path], list[str]]:
     """A trained router per backend (static, torch, ONNX fp32) and prompts of mixed lengths to route."""
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
 
     rng = np.random.default_rng(0)
     if SHARED.is_dir():
@@ -83,7 +83,7 @@ def router_sources(workdir: Path, cache_dir) -> tuple[dict[str, Path], list[str]
         prompts += [llm_test[i] for i in rng.choice(len(llm_test), N_PROMPTS - half, replace=len(llm_test) < half)]
         rng.shuffle(prompts)
     else:
-        from training.demo_data import write_demo
+        from router_ml.training.data.demo import write_demo
 
         demo = write_demo(workdir / "demo")
         files, name = {"train": demo["outcomes"], "catalog": demo["catalog"]}, "latency-demo"
@@ -95,7 +95,7 @@ def router_sources(workdir: Path, cache_dir) -> tuple[dict[str, Path], list[str]
                "torch": _train(workdir / "routers" / name, files, "sentence-transformers", cache_dir)}
     onnx = workdir / "routers" / f"{name}-onnx-fp32"
     if not (onnx / "manifest.json").exists():
-        from training.onnx_convert import convert_router
+        from router_ml.training.embed.onnx_convert import convert_router
 
         convert_router(str(routers["torch"]), onnx, precision="fp32", overwrite=True, force=True, cache_dir=cache_dir,
                        log=lambda m: print(f"  [convert] {m}", flush=True))

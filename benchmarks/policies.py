@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/policies.py [--workdir build/benchmarks] [--out benchmarks/results]
 
 The router is benchmarks/quality.py's LLMRouter router (trained on LLMRouter's train
-file; trained here if absent). On the test prompts it never saw, `training.replay`
+file; trained here if absent). On the test prompts it never saw, `router_ml.training.evaluate.replay`
 (what `router-ml replay` runs) evaluates, over the same quality-target sweep:
 
 - single-shot routing (the router alone);
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import prepare  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 SEEDS = range(5)
 
@@ -45,7 +45,7 @@ def router_dir(workdir: Path, cache_dir) -> tuple[Path, object]:
 
 
 def task_rules(train_path: Path, models: list[str], top: int = 3) -> str:
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
 
     frame = read_outcomes(train_path)
     means = frame.groupby(["task", "model"])["score"].mean().unstack()
@@ -68,10 +68,10 @@ def main(argv=None) -> int:
 
     from router_ml import load_router
     from router_ml.policy.file import load_policy, policy_from_dict
-    from training.embed_cache import DiskCachedEmbedder
-    from training.evaluation import training_side
-    from training.outcomes import read_outcomes, to_routing_data
-    from training.replay import replay
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.evaluate.evaluation import training_side
+    from router_ml.training.evaluate.replay import replay
 
     path, bench = router_dir(args.workdir, args.cache_dir)
     router = load_router(path)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
 
     lines = [
         "# Policies replayed on LLMRouter (benchmarks/policies.py)", "",
-        f"Router `{router.version}` (nine models), replayed with `training.replay` on {base['prompts']} test prompts "
+        f"Router `{router.version}` (nine models), replayed with `router_ml.training.evaluate.replay` on {base['prompts']} test prompts "
         f"it was not trained on; a cascade step pays the logged outcome's cost. Best single model: {best_name}, "
         f"quality {best['quality']:.4f} at ${best['mean_cost']:.3g} per prompt; oracle quality "
         f"{base['oracle']['quality']:.4f}. Cost-quality metrics over the quality-target sweep; the last columns at the "

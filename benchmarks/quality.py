@@ -4,7 +4,7 @@
 
 For each real set (benchmarks/datasets.py) this trains router-ml with the default
 pipeline on the train side and evaluates it on the test side with the evaluation
-module (training/evaluation.py): a sweep of `quality_target`, and on the same prompts
+module (training/evaluate/evaluation.py): a sweep of `quality_target`, and on the same prompts
 and the router's own embeddings, a kNN router (k=25, cosine), an MLP per model and, for
 two models, RouteLLM's similarity-weighted ranking, all fitted on the same training
 prompts, plus random mixing (RouterBench's zero router). It writes:
@@ -17,7 +17,7 @@ Then the embedders, on the same split and with the same head selection: MiniLM (
 the router above), the static embedder distilled from it seeing the whole prompt and
 seeing its last 254 tokens (the MiniLM window's rule), and MiniLM and static concatenated.
 Each is compared with MiniLM on the same test prompts by a paired bootstrap
-(training.comparison): the improvement in AIQ and in the set's headline metric (APGR for
+(router_ml.training.evaluate.comparison): the improvement in AIQ and in the set's headline metric (APGR for
 two models, gap closed otherwise), with 90 % intervals. That table chooses the default
 embedder (README).
 
@@ -31,7 +31,7 @@ Targets (issue 2): MMLU APGR >= 0.66; on LLMRouter the router reaches the best s
 model's quality at <= 50 % of its cost; router-ml beats kNN on both. (Issue 4): the
 ONNX router's vectors have cosine >= 0.98 to torch's, its routes agree on >= 97 % at the
 default target, and no metric is worse by more than 0.005. Embeddings are cached
-(training.embed_cache), so a rerun only refits heads.
+(router_ml.training.embed.cache), so a rerun only refits heads.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare, test_data  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
-from training.pipeline import TrainConfig, train  # noqa: E402
-from training.report import to_json_text, write_report  # noqa: E402
+from router_ml.training.evaluate.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text, write_report  # noqa: E402
+from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
 
 SWEEP_ROWS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
@@ -111,9 +111,9 @@ def embedder_variants(bench, minilm: dict, workdir: Path, cache_dir) -> dict:
     from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
     from router_ml.core.embedders.static import StaticEmbedder
     from router_ml.core.router import Router
-    from training.comparison import paired_comparison
-    from training.embed_cache import DiskCachedEmbedder
-    from training.static_distill import distill_static
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.embed.static_distill import distill_static
+    from router_ml.training.evaluate.comparison import paired_comparison
 
     data = test_data(bench)
     headline = "apgr" if len(data.models) == 2 else "gap_closed"
@@ -177,8 +177,8 @@ def onnx_parity(bench, res: dict, workdir: Path, cache_dir) -> dict:
     import numpy as np
 
     from router_ml import load_router
-    from training.evaluation import evaluate_router
-    from training.onnx_convert import convert_router, embedding_agreement
+    from router_ml.training.embed.onnx_convert import convert_router, embedding_agreement
+    from router_ml.training.evaluate.evaluation import evaluate_router
 
     test = test_data(bench)
     torch_router = load_router(res["router"], decision_cache_size=0)

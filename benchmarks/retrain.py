@@ -14,7 +14,7 @@ Scenario, on LLMRouter's nine models (benchmarks/datasets.py), its prompts shuff
 3. An offline evaluation log (every model on the same prompts): the rest of train.json
    and test.json (the questions shared with train.json dropped).
 4. Challengers, each judged against the champion on the same held-out prompts (complete
-   prompts neither router trained on), by the paired bootstrap of training.comparison:
+   prompts neither router trained on), by the paired bootstrap of router_ml.training.evaluate.comparison:
    - "new logs only": trained on the audit log and the offline log alone, which is what
      `retrain` did before it learned from the champion's data (the failure seen in the
      field: a worse router promoted on 95 prompts);
@@ -22,7 +22,7 @@ Scenario, on LLMRouter's nine models (benchmarks/datasets.py), its prompts shuff
      default) and 20.
 
 Writes results/retrain.md and results/retrain.json. Embeddings come from the shared
-cache (training.embed_cache), so a rerun mostly refits heads.
+cache (router_ml.training.embed.cache), so a rerun mostly refits heads.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import prepare  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 EXPLORATION = 0.1
 SEED = 0
@@ -50,7 +50,7 @@ TRAFFIC_PROMPTS = 2500
 
 def split_logs(workdir: Path, bench) -> dict[str, Path]:
     """The champion's log, the traffic prompts and the offline evaluation log (see the docstring)."""
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
 
     train, test = read_outcomes(bench.train), read_outcomes(bench.test)
     test = test[~test["prompt"].isin(set(train["prompt"]))]
@@ -68,7 +68,7 @@ def split_logs(workdir: Path, bench) -> dict[str, Path]:
 
 
 def champion(workdir: Path, bench, logs: dict, cache_dir) -> Path:
-    from training.pipeline import TrainConfig, train
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     out = workdir / "routers" / "retrain-champion"
     if not (out / "manifest.json").exists():
@@ -83,7 +83,7 @@ def serve_log(router_path: Path, traffic: Path, audit: Path) -> dict:
     from router_ml.core.router import load_router
     from router_ml.serve.audit import AuditStore
     from router_ml.serve.record import Served
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
 
     router = load_router(router_path, decision_cache_size=0)
     scores = read_outcomes(traffic).pivot_table(index="prompt", columns="model", values="score", aggfunc="first")
@@ -113,10 +113,10 @@ def new_logs_only(workdir: Path, bench, offline_path: Path, audit: Path, holdout
     """A challenger trained on the audit log and the offline log alone, as `retrain` used to."""
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
-    from training.comparison import paired_comparison
-    from training.outcomes import read_outcomes, to_routing_data
-    from training.pipeline import TrainConfig, train
-    from training.retrain import audit_outcomes, combined_table
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
+    from router_ml.training.evaluate.comparison import paired_comparison
+    from router_ml.training.fit.pipeline import TrainConfig, train
+    from router_ml.training.loop.retrain import audit_outcomes, combined_table
 
     catalog = load_catalog(bench.catalog)
     rows, _ = audit_outcomes(audit, models=champion_router.models, max_weight=1.0, log=lambda _: None)
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     from router_ml.core.router import load_router
-    from training.retrain import RetrainConfig, retrain
+    from router_ml.training.loop.retrain import RetrainConfig, retrain
 
     started = time.perf_counter()
     bench = {b.name: b for b in prepare(args.workdir)}["llmrouter"]

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.datasets import REPO  # noqa: E402
 from benchmarks.latency import router_sources  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 KILL_SECONDS = 10.0
 FLUSH_INTERVAL = 0.2

@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.datasets import REPO, SHARED, prepare  # noqa: E402
 from router_ml import load_router  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training.report import to_json_text  # noqa: E402
+from router_ml.training.evaluate.report import to_json_text  # noqa: E402
 
 PREFIXES = ("", "Question: ", "Please answer the following. ", "Q: ", "I need help with this: ", "Task: ",
             "Can you answer this? ", "Quick one: ")
@@ -62,7 +62,7 @@ KINDS = ("static", "onnx-fp32", "torch")
 def distinct_prompts(workdir: Path, n: int, seed: int = 0) -> tuple[list[str], int]:
     """`n` distinct prompts from the shared sets, lightly perturbed beyond their distinct texts (module
     docstring), and how many distinct texts the sets have."""
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
 
     pool: list[str] = []
     for bench in prepare(workdir):
@@ -99,7 +99,7 @@ def one_process(router_dir: Path, prompts: list[str]) -> dict:
 
 def on_spark(spark, router_dir: Path, prompts: list[str], scratch: Path) -> dict:
     from router_ml.core.spark import parallelism, route_dataframe
-    from training.spark import SparkCachedEmbedder, router_embedder_factory
+    from router_ml.training.embed.spark import SparkCachedEmbedder, router_embedder_factory
 
     router = load_router(router_dir, decision_cache_size=0, embedding_cache_size=0)
     frame = spark.createDataFrame(pd.DataFrame({"prompt": prompts})).repartition(
@@ -121,7 +121,7 @@ def on_spark(spark, router_dir: Path, prompts: list[str], scratch: Path) -> dict
 TRAIN_PROBE = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from training.pipeline import TrainConfig, train
+from router_ml.training.fit.pipeline import TrainConfig, train
 config = TrainConfig(**json.loads(sys.argv[2]))
 start = time.perf_counter()
 result = train(config, log=lambda m: print("   ", m, file=sys.stderr, flush=True), progress=False)

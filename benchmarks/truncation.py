@@ -30,12 +30,12 @@ from router_ml.core.catalog import load_catalog  # noqa: E402
 from router_ml.core.embedders import TRUNCATIONS  # noqa: E402
 from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
 from router_ml.core.files import atomic_write_text  # noqa: E402
-from training import metrics  # noqa: E402
-from training.embed_cache import DiskCachedEmbedder  # noqa: E402
-from training.evaluation import evaluate_router  # noqa: E402
-from training.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
-from training.pipeline import TrainConfig, train  # noqa: E402
-from training.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
+from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
+from router_ml.training.embed.cache import DiskCachedEmbedder  # noqa: E402
+from router_ml.training.evaluate import metrics  # noqa: E402
+from router_ml.training.evaluate.evaluation import evaluate_router  # noqa: E402
+from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
+from router_ml.training.fit.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
 
 
 def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict:

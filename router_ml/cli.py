@@ -3,7 +3,7 @@
 Each layer keeps its commands beside its code and lists them as entry points in the
 group `router_ml.commands` (pyproject.toml): `route` (router_ml.core.cli), `rules`
 (router_ml.policy.cli), `serve` (router_ml.serve.cli), and the training commands
-(training.cli). The group finds them by name and imports a command's module only when
+(router_ml.training.cli). The group finds them by name and imports a command's module only when
 that command runs or help is shown, so this module imports no layer and nothing
 imports it. Another installed package can add commands the same way.
 

@@ -1,4 +1,14 @@
-"""Shared fixtures: small synthetic outcomes, a fast trained router, the real data sets."""
+"""Shared fixtures (small synthetic outcomes, fast trained routers, a fake upstream) and the
+tiers: each test is marked with its folder's layer (core, policy, serve, training, e2e), and
+every e2e test is also `slow`.
+
+    pytest -m "not slow"        the fast tier: units and in-process tests, no real embedding model,
+                                no server processes, no real data sets (what .ci/run runs first)
+    pytest -m serve             one layer
+    pytest                      everything
+
+Helpers that are not fixtures live in tests/support/.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +20,23 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("core", "policy", "serve", "training", "e2e")
 
 
-def shared_data(*parts: str) -> Path:
-    """A path in ../shared/data, or a clean skip when the data is not beside the checkout."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available at {path} (it sits in ../shared/data beside the checkout)")
-    return path
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+        layer = parts[0] if len(parts) > 1 and parts[0] in LAYERS else "architecture"
+        item.add_marker(getattr(pytest.mark, layer))
+        if layer == "e2e":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def demo_files(tmp_path_factory) -> dict[str, Path]:
     """A small synthetic outcomes log (300 prompts x 5 models) and its catalog."""
-    from training.demo_data import write_demo
+    from router_ml.training.data.demo import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo"), n_prompts=300, seed=3)
 
@@ -32,7 +44,7 @@ def demo_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_router_dir(tmp_path_factory, demo_files) -> Path:
     """A router trained with the hashing embedder (fast, deterministic), no MLflow."""
-    from training.pipeline import TrainConfig, train
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     out = tmp_path_factory.mktemp("routers") / "hashing"
     config = TrainConfig(
@@ -47,8 +59,8 @@ def trained_router_dir(tmp_path_factory, demo_files) -> Path:
 @pytest.fixture(scope="session")
 def answered_router_dir(tmp_path_factory) -> Path:
     """A router trained on a larger synthetic log with answers (enough to plan learned cascades)."""
-    from training.demo_data import write_demo
-    from training.pipeline import TrainConfig, train
+    from router_ml.training.data.demo import write_demo
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     base = tmp_path_factory.mktemp("answered")
     files = write_demo(base / "demo", n_prompts=600, seed=5)  # the holdout: <router>/../demo/holdout.csv
@@ -62,8 +74,8 @@ def answered_router_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fake():
-    """An OpenAI-compatible fake upstream on localhost (tests/fake_upstream.py), one per test module."""
-    from tests.fake_upstream import FakeUpstream
+    """An OpenAI-compatible fake upstream on localhost (tests/support/fake_upstream.py), one per test module."""
+    from tests.support.fake_upstream import FakeUpstream
 
     server = FakeUpstream(slow_s=2.0)
     yield server

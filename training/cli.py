@@ -34,7 +34,7 @@ def parse_pairs(values: tuple[str, ...], option: str, convert=str) -> dict:
 def write_json(path: Path, obj) -> None:
     """JSON with NaN written as null (valid JSON for every reader), written atomically."""
     from router_ml.core.files import atomic_write_text
-    from training.report import to_json_text
+    from router_ml.training.evaluate.report import to_json_text
 
     atomic_write_text(path, to_json_text(obj))
 
@@ -51,7 +51,7 @@ def write_json(path: Path, obj) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog_out, overwrite):
     """Convert a public routing data set in FORMAT at SRC to the outcomes contract."""
-    from training import importers
+    from router_ml.training.data import importers
 
     costs = parse_pairs(call_cost, "--call-cost", float)
     result = importers.run_import(format, src, out, prices=prices, tasks=tasks, contaminated=contaminated,
@@ -106,9 +106,9 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
           no_mlflow, overwrite, json_out, report_dir, no_baselines, no_neighbours, no_verifier, spark_master,
           max_driver_prompts):
     """Train a router from an outcomes log and package it in --out."""
-    from training.evaluation import format_report
-    from training.pipeline import TrainConfig
-    from training.pipeline import train as run_train
+    from router_ml.training.evaluate.evaluation import format_report
+    from router_ml.training.fit.pipeline import TrainConfig
+    from router_ml.training.fit.pipeline import train as run_train
 
     if register and no_mlflow:
         fail("--register needs MLflow; drop --no-mlflow")
@@ -149,14 +149,14 @@ def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, 
     """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines."""
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
-    from training.embed_cache import DiskCachedEmbedder
-    from training.evaluation import BASELINES, evaluate_router, format_report, training_side
-    from training.outcomes import data_hash, read_outcomes, to_routing_data
+    from router_ml.training.data.outcomes import data_hash, read_outcomes, to_routing_data
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.evaluate.evaluation import BASELINES, evaluate_router, format_report, training_side
 
     router = load_router(router_path)
     reader, embedder = read_outcomes, DiskCachedEmbedder(router.embedder.embedder, cache_dir)
     if spark_master:
-        from training.spark import router_inputs
+        from router_ml.training.embed.spark import router_inputs
 
         reader, embedder = router_inputs(spark_master, router, cache_dir, log=echo_err)
     frame = reader(outcomes, success_threshold=success_threshold)
@@ -167,14 +167,14 @@ def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, 
                              embedder=embedder, source=str(outcomes), log=echo_err)
     click.echo(format_report(report))
     if report_dir:
-        from training.report import write_report
+        from router_ml.training.evaluate.report import write_report
 
         write_report(report, report_dir)
         echo_err(f"wrote the report to {report_dir}")
     if json_out:
         write_json(json_out, report)
     if not no_mlflow:
-        from training.registry import log_evaluation_run
+        from router_ml.training.registry.versions import log_evaluation_run
 
         run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
         echo_err(f"logged MLflow evaluation run {run_id}")
@@ -194,9 +194,9 @@ def compare(outcomes, name, versions, routers, catalog, success_threshold, repor
     import datetime as dt
 
     from router_ml.core.catalog import load_catalog
-    from training.outcomes import read_outcomes
-    from training.registry import compare_routers, routers_for
-    from training.report import comparison_text, write_comparison
+    from router_ml.training.data.outcomes import read_outcomes
+    from router_ml.training.evaluate.report import comparison_text, write_comparison
+    from router_ml.training.registry.versions import compare_routers, routers_for
 
     sources = routers_for(name, [v.strip() for v in versions.split(",")] if versions else [], list(routers))
     frame = read_outcomes(outcomes, success_threshold=success_threshold)
@@ -222,8 +222,8 @@ def compare(outcomes, name, versions, routers, catalog, success_threshold, repor
 def promote(name, version, alias, metric, outcomes, catalog, force):
     """Point ALIAS at VERSION of NAME if it is at least as good as the current holder."""
     from router_ml.core.catalog import load_catalog
-    from training.outcomes import read_outcomes
-    from training.registry import promote as run_promote
+    from router_ml.training.data.outcomes import read_outcomes
+    from router_ml.training.registry.versions import promote as run_promote
 
     frame = read_outcomes(outcomes) if outcomes else None
     result = run_promote(name, version, alias, metric, frame=frame, catalog=load_catalog(catalog) if catalog else None,
@@ -245,8 +245,8 @@ def promote(name, version, alias, metric, outcomes, catalog, force):
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the ONNX export is cached.")
 def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agreement, force, overwrite, cache_dir):
     """Convert a router to the ONNX backend after proving it routes the same."""
-    from training.onnx_convert import convert_router
-    from training.outcomes import read_outcomes
+    from router_ml.training.data.outcomes import read_outcomes
+    from router_ml.training.embed.onnx_convert import convert_router
 
     prompts = read_outcomes(outcomes)["prompt"].drop_duplicates().tolist() if outcomes else None
     result = convert_router(router_path, out, prompts, precision=precision, min_cosine=min_cosine, min_agreement=min_agreement, force=force,
@@ -290,8 +290,8 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
 
     Exits 1 when the challenger is not promoted (or the held-out evidence is too thin to decide).
     """
-    from training.retrain import RetrainConfig
-    from training.retrain import retrain as run_retrain
+    from router_ml.training.loop.retrain import RetrainConfig
+    from router_ml.training.loop.retrain import retrain as run_retrain
 
     config = RetrainConfig(audit=str(audit_path), base=base, out=str(out), outcomes=[str(p) for p in outcome_paths],
                            base_outcomes=str(base_outcomes) if base_outcomes else None,
@@ -336,11 +336,11 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
     from router_ml.policy.file import load_policy
-    from training.embed_cache import DiskCachedEmbedder
-    from training.evaluation import training_side
-    from training.outcomes import read_outcomes, to_routing_data
-    from training.replay import format_replay
-    from training.replay import replay as run_replay
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.evaluate.evaluation import training_side
+    from router_ml.training.evaluate.replay import format_replay
+    from router_ml.training.evaluate.replay import replay as run_replay
 
     router = load_router(router_path)
     named = {"single-shot": None}
@@ -359,7 +359,7 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
             fail(f"--targets: expected comma-separated numbers in [0, 1], found {targets!r}")
     reader, embedder = read_outcomes, DiskCachedEmbedder(router.embedder.embedder, cache_dir)
     if spark_master:
-        from training.spark import router_inputs
+        from router_ml.training.embed.spark import router_inputs
 
         reader, embedder = router_inputs(spark_master, router, cache_dir, log=echo_err)
     frame = reader(outcomes, success_threshold=success_threshold)
@@ -386,7 +386,7 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo_data(out, prompts, seed):
     """Write the synthetic demo outcomes log and its catalog (deterministic)."""
-    from training.demo_data import write_demo
+    from router_ml.training.data.demo import write_demo
 
     paths = write_demo(out, n_prompts=prompts, seed=seed)
     click.echo(json.dumps({k: str(v) for k, v in paths.items()}))

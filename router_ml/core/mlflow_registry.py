@@ -13,6 +13,8 @@ from pathlib import Path
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+# The name under which a logged router model keeps the router directory (its MLflow artifact).
+ARTIFACT_KEY = "router"
 
 
 def default_tracking_uri() -> str:

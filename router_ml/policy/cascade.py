@@ -15,8 +15,8 @@ thresholds all come from the router (router_ml.policy.verifier), fitted on its t
 folds; a step's answer is escalated when the verifier's P(success) falls short of the
 next model's estimate by more than the planned threshold.
 
-From a request to a plan (rules, router, cascade steps), and running a plan's steps;
-one mechanism serves the live gateway and the offline replay:
+From a request to a plan (rules, router, cascade steps: router_ml.policy.plans), and running
+a plan's steps here; one mechanism serves the live gateway and the offline replay:
 
     plans = make_plans(router, policy, prompts, metadata, quality_target)   # no model called yet
     judge = make_judge(plan, policy.cascade, prompt, verifier)              # reads each answer
@@ -40,15 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from router_ml.core.decision import Decision
 from router_ml.errors import UpstreamError
 from router_ml.policy.checks import AnswerContext, Check, Verdict, structure_verdict
 from router_ml.policy.rules import RuleResult
-
-if TYPE_CHECKING:
-    from router_ml.policy.file import Policy
 
 ROUTER_STEP = "router"
 
@@ -135,126 +132,6 @@ class StepRecord:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
-
-
-def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list[dict] | None = None,
-               quality_target=None, scores=None, verifier=None, restrict=None) -> list[Plan]:
-    """One plan per prompt. `quality_target` is one target for all, or one per prompt (the
-    service batches requests that asked for different ones); `scores` (router.predict_scores
-    of these prompts) skips embedding. The prompts the router decides are embedded once,
-    whatever their targets and restrictions. `verifier` (the router's, for learned cascades).
-    `restrict` (per prompt: None or (label, models)) narrows the candidates after the rules,
-    as a catalog alias does ("no dearer than X"); a rule's force still wins."""
-    metadata = metadata or [{} for _ in prompts]
-    targets = quality_target if isinstance(quality_target, list) else [quality_target] * len(prompts)
-    results = [policy.apply_rules(p, m) if policy else RuleResult() for p, m in zip(prompts, metadata)]
-    for r, extra in zip(results, restrict or [None] * len(prompts)):
-        if extra is not None:
-            _narrow(r, *extra)
-    plans: list[Plan | None] = [None] * len(prompts)
-    groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(results):
-        target = r.quality_target if r.quality_target is not None else targets[i]
-        if r.force:
-            plans[i] = Plan([r.force], r, None, target)
-        else:
-            groups.setdefault((target, r.allowed), []).append(i)
-    routed = [i for rows in groups.values() for i in rows]
-    if scores is None and len(routed) == 1:
-        [(target, allowed)] = groups
-        decisions = {routed[0]: router.route(prompts[routed[0]], target, allowed)}  # the decision cache's path
-    else:
-        if scores is None:
-            scores, position = router.predict_scores([prompts[i] for i in routed]), {i: k for k, i in enumerate(routed)}
-        else:
-            position = {i: i for i in routed}
-        decisions = {}
-        for (target, allowed), rows in groups.items():
-            decisions.update(zip(rows, router.decisions_from(scores, target, allowed, rows=[position[i] for i in rows])))
-    cascade = policy.cascade if policy else None
-    for i, d in decisions.items():
-        plans[i] = _guarded(d, results[i], policy.novelty if policy else None) or (
-            _learned_plan(d, results[i], verifier) if cascade is not None and cascade.learned
-            else _cascade_plan(d, results[i], cascade))
-    return plans
-
-
-def _learned_plan(decision: Decision, rules: RuleResult, verifier) -> Plan:
-    """The router's planned cascade at the decision's target (router_ml.policy.verifier)."""
-    plan = Plan([decision.model], rules, decision, decision.quality_target)
-    learned = verifier.plan_for(decision.quality_target) if verifier is not None else None
-    if learned is None or learned.first is None:
-        plan.notes.append("learned cascade: single-shot pays best at this target" if learned is not None
-                          else "learned cascade: the router has no verifier; single-shot")
-        return plan
-    then = decision.model if learned.then == "router" else max(decision.scores, key=lambda m: (
-        decision.scores[m], -decision.costs.get(m, 0.0)))
-    steps, thresholds = [], []
-    for model, threshold in zip((learned.first, learned.second, then), (*learned.thresholds, None, None)):
-        if model is None or model in steps:
-            continue
-        if rules.allowed is not None and model not in rules.allowed:
-            plan.notes.append(f"learned cascade step {model} dropped: outside the rules' restriction")
-            continue
-        steps.append(model)
-        thresholds.append(threshold)
-    if not steps:
-        return plan
-    plan.steps = steps
-    plan.thresholds = tuple(t for t in thresholds[:-1])  # the last step is not checked
-    return plan
-
-
-def _narrow(rules: RuleResult, label: str, models: tuple[str, ...]) -> None:
-    """Apply a request-level restriction on top of the rules' decision."""
-    if rules.force:
-        rules.notes.append(f"{label}: not applied, a rule forces {rules.force}")
-        return
-    narrowed = models if rules.allowed is None else tuple(m for m in rules.allowed if m in models)
-    if not narrowed:
-        rules.notes.append(f"{label}: not applied, it leaves no model within the rules' restriction")
-        return
-    rules.allowed = narrowed
-    rules.notes.append(f"{label}: among {', '.join(narrowed)}")
-
-
-def _guarded(decision: Decision, rules: RuleResult, guard: NoveltyGuard | None) -> Plan | None:
-    """The novelty guard's plan for a prompt it catches (None: it does not apply)."""
-    if guard is None or decision.novelty is None or decision.novelty <= guard.above:
-        return None
-    if rules.allowed is not None and guard.route_to not in rules.allowed:
-        return Plan([decision.model], rules, decision, decision.quality_target,
-                    notes=[f"novelty {decision.novelty:.3f} > {guard.above:g}, but {guard.route_to} is outside the "
-                           "rules' restriction: routed as usual"])
-    rules.fired.append(NOVELTY_GUARD)
-    return Plan([guard.route_to], rules, decision, decision.quality_target,
-                notes=[f"novelty {decision.novelty:.3f} > {guard.above:g}: unlike the training prompts, sent to "
-                       f"{guard.route_to}"])
-
-
-def _cascade_plan(decision: Decision, rules: RuleResult, cascade: Cascade | None) -> Plan:
-    plan = Plan([decision.model], rules, decision, decision.quality_target)
-    if cascade is None:
-        return plan
-    steps = []
-    for step in cascade.steps:
-        model = decision.model if step == ROUTER_STEP else step
-        if rules.allowed is not None and model not in rules.allowed:
-            plan.notes.append(f"cascade step {model} dropped: outside the rules' restriction")
-            continue
-        if model not in steps:
-            steps.append(model)
-    if not steps:
-        return plan
-    kept = []
-    for i, model in enumerate(steps):
-        p = decision.scores.get(model)
-        if i < len(steps) - 1 and cascade.confidence_below is not None and p is not None and p < cascade.confidence_below:
-            plan.notes.append(f"cascade step {model} skipped: confidence {p:.2f} < {cascade.confidence_below:g}")
-            continue
-        kept.append(model)
-    plan.steps = kept
-    return plan
 
 
 class Called(Protocol):

@@ -1,6 +1,6 @@
 """The learned verifier: P(success | prompt, answer, model), and the cascades planned from it.
 
-`router-ml train` fits it whenever the outcomes log has responses (training/verifier_fit.py)
+`router-ml train` fits it whenever the outcomes log has responses (training/fit/verifier.py)
 and stores it in the router: `verifier.npz` (plain arrays, no pickle) and a `verifier`
 section in the manifest. For each model with enough answered rows there is one logistic
 model on standardised features, from one of these sets (chosen per model by

@@ -16,7 +16,7 @@ import json
 import mlflow.pyfunc
 import pandas as pd
 
-ARTIFACT_KEY = "router"
+from router_ml.core.mlflow_registry import ARTIFACT_KEY
 
 
 class RouterPyfunc(mlflow.pyfunc.PythonModel):

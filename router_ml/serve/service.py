@@ -40,8 +40,9 @@ from router_ml.errors import (
     RequestTooLargeError,
     RouterError,
 )
-from router_ml.policy.cascade import Plan, make_plans
+from router_ml.policy.cascade import Plan
 from router_ml.policy.file import Policy
+from router_ml.policy.plans import make_plans
 from router_ml.policy.rules import RuleResult
 from router_ml.policy.verifier import verifier_of
 from router_ml.serve.audit import AuditStore, Outcome

@@ -2,7 +2,7 @@
 
 Sweeping `quality_target` over the same prompts, or a service seeing repeated prompts,
 then embeds each text once. The on-disk cache that training uses is
-`training.embed_cache`.
+`router_ml.training.embed.cache`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `onnx` backend: a sentence-transformers model exported to ONNX, run with
 onnxruntime and the `tokenizers` library only, so a serving process never imports torch.
 
-The files come from `training.onnx_export` (the export and int8 quantization need
+The files come from `router_ml.training.embed.onnx_export` (the export and int8 quantization need
 torch, once, at training time) and travel inside the router artifact (`embedder/`):
 
     model.onnx       the transformer, BERT attention fused; MatMul and attention weights int8

@@ -5,7 +5,7 @@ is a tokenizer and one vector per token: a prompt's vector is the mean of its to
 vectors, normalised to unit length. No transformer runs, so encoding is numpy and the
 `tokenizers` library only (no torch, no onnxruntime): microseconds per prompt.
 
-The files come from `training.static_distill` (the distillation needs torch, once, at
+The files come from `router_ml.training.embed.static_distill` (the distillation needs torch, once, at
 training time) and travel inside the router artifact (`embedder/`):
 
     vectors.npz     the token vectors (float16), read without pickle

@@ -1,0 +1,1 @@
+"""Tests of router_ml.policy: rules, checks, the verifier, cascades and plans."""

@@ -1,0 +1,1 @@
+"""Tests of router_ml.training: outcomes, importers, the pipeline, evaluation, registry, retraining."""

@@ -1,0 +1,113 @@
+"""Choosing the head by validation AIQ (router_ml.training.fit.selection): honest out-of-fold predictions,
+the winner is the best row of the table, and the knob's schedule comes from its curve."""
+
+import numpy as np
+import pytest
+
+from router_ml.core.catalog import CostModel
+from router_ml.errors import ConfigError
+from router_ml.training.data.outcomes import RoutingData
+from router_ml.training.fit.selection import Candidate, fold_ids, out_of_fold, select_head
+
+
+def routing_data(n=300, seed=0):
+    """Two models; the cheap one succeeds on the first cluster only, the dear one mostly everywhere."""
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, 2, n)
+    X = (rng.normal(0, 0.3, (n, 8)) + cluster[:, None] * 1.5).astype(np.float32)
+    success = np.column_stack([(cluster == 0) & (rng.random(n) < 0.9), rng.random(n) < 0.85]).astype(float)
+    prompts = [f"prompt {i}" for i in range(n)]
+    cost_model = CostModel(["cheap", "dear"], [0.1, 10.0], [0.1, 30.0], [100, 100], [None, None])
+    costs = cost_model.estimate(np.array([len(p) for p in prompts]))
+    data = RoutingData([str(i) for i in range(n)], prompts, [None] * n, ["cheap", "dear"], success.copy(), success,
+                       costs, cost_model)
+    return X, data
+
+
+class Memorizer:
+    """Says 1 for prompts it was fitted on and 0 otherwise: shows any leak of a prompt into its own fold."""
+
+    def fit(self, X, Y, costs=None, sample_weight=None):
+        self.seen_ = {x.tobytes() for x in X}
+        self.m_ = Y.shape[1]
+        return self
+
+    def predict_proba(self, X):
+        return np.array([[float(x.tobytes() in self.seen_)] * self.m_ for x in X])
+
+
+class MemorizerCandidate(Candidate):
+    def make(self):
+        return Memorizer()
+
+
+def test_out_of_fold_predictions_never_come_from_a_head_that_saw_the_prompt():
+    X, data = routing_data()
+    proba = out_of_fold(MemorizerCandidate("memorizer", {}), X, data, fold_ids(len(data), 5, 0))
+    assert proba.shape == (len(data), 2) and (proba == 0).all()
+
+
+def test_folds_are_balanced_and_seeded():
+    folds = fold_ids(103, 5, seed=1)
+    assert sorted(np.bincount(folds)) == [20, 20, 21, 21, 21]
+    assert (folds == fold_ids(103, 5, seed=1)).all() and not (folds == fold_ids(103, 5, seed=2)).all()
+
+
+def test_the_winner_is_the_best_row_of_the_table_and_the_knob_spans_it():
+    X, data = routing_data()
+    candidates = [Candidate("per_model", {"C": 0.01}), Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 5})]
+    selection = select_head(X, data, candidates, folds=3, seed=0)
+    assert len(selection.table) == len(candidates)
+    best = max(selection.table, key=lambda row: row["val_aiq"])
+    assert selection.candidate.name == f"{best['strategy']}({','.join(f'{k}={v}' for k, v in sorted(best['params'].items()))})"
+    assert selection.validation["aiq"] == pytest.approx(best["val_aiq"])
+    # The router learned where the cheap model fails: it beats random mixing on held-out folds.
+    assert selection.validation["aiq"] > selection.validation["zero_router_aiq"]
+    schedule = selection.schedule
+    assert schedule.lam_for(0.0) == np.inf and schedule.lam_for(1.0) == 0.0
+    assert 0.0 <= selection.default_quality_target <= 1.0
+
+
+def test_too_few_complete_prompts_is_a_named_error():
+    X, data = routing_data(n=60)
+    data.scores[10:] = np.nan  # only 10 prompts have both models' outcomes
+    data.scores[10:, 1] = data.success[10:, 1]
+    with pytest.raises(ConfigError, match="every model"):
+        select_head(X, data, [Candidate("per_model", {"C": 1.0})], folds=3)
+
+
+def sweep_of(choices, scores, costs):
+    from router_ml.training.fit.selection import Sweep
+
+    rows = np.arange(scores.shape[0])
+    lams = np.array([np.inf, 1.0, 0.1, 0.0])[: len(choices)]
+    choices = np.array(choices)
+    return Sweep(lams, np.array([costs[rows, c].mean() for c in choices]),
+                 np.array([scores[rows, c].mean() for c in choices]), choices)
+
+
+def test_the_default_reaches_the_best_single_model_with_a_margin_for_unseen_prompts():
+    from router_ml.core.decision import QualitySchedule
+    from router_ml.training.fit.selection import default_target
+
+    n = 100
+    scores = np.zeros((n, 2))
+    scores[:90, 1] = 1  # the dear model: 0.9
+    scores[:60, 0] = scores[90:, 0] = 1  # the cheap one: right on 60 easy prompts and on the 10 the dear one misses
+    costs = np.tile([1.0, 10.0], (n, 1))
+    cheap, mixed, smart, dear = np.zeros(n, int), np.r_[np.zeros(60), np.ones(15), np.zeros(25)].astype(int), \
+        np.r_[np.zeros(60), np.ones(30), np.zeros(10)].astype(int), np.ones(n, int)
+    curve = sweep_of([cheap, mixed, smart, dear], scores, costs)
+    schedule = QualitySchedule.from_curve(curve.lams, curve.quality)
+    default = default_target(schedule, curve, scores, costs, np.arange(n) % 5)
+    assert default.rule == "matches_best_single" and default.margin == 0.0
+    assert schedule.lam_for(default.target) <= 0.1 and default.quality == 1.0
+    assert default.cost_share == pytest.approx(curve.mean_cost[2] / 10.0)
+
+    # A router that never gets to the dear model's quality: the default says so and stays near its own best.
+    weak = sweep_of([cheap, mixed], scores, costs)
+    weak = type(weak)(np.array([np.inf, 0.0]), weak.mean_cost, weak.quality, weak.choices)
+    fallback = default_target(QualitySchedule.from_curve(weak.lams, weak.quality), weak, scores, costs,
+                              np.arange(n) % 5)
+    assert fallback.rule == "near_router_best" and "does not reach" in fallback.note
+    assert fallback.quality == pytest.approx(0.85) and fallback.target == 1.0

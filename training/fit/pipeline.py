@@ -1,0 +1,387 @@
+"""The training pipeline, one way from an outcomes log to a packaged, evaluated router.
+
+    1. read and validate the outcomes (router_ml.training.data.outcomes)
+    2. label each prompt with its cheapest successful model (router_ml.core.labeling)
+    3. embed the prompts, through the disk cache (router_ml.training.embed.cache)
+    4. choose and fit the head by the routing metric (router_ml.training.fit.selection)
+    5. evaluate on held-out prompts (router_ml.training.evaluate.evaluation)
+    6. write the artifact atomically (router_ml.core.artifact)
+    7. log the run to MLflow, optionally registering a version (router_ml.training.registry.tracking)
+
+`TrainConfig` holds every setting; its `to_dict()` is what MLflow logs as parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from router_ml.core.artifact import check_output_dir, write_artifact
+from router_ml.core.catalog import load_catalog
+from router_ml.core.embedders import DEFAULT_MODEL, DEFAULT_TRUNCATION, TRUNCATIONS, embedder_class
+from router_ml.core.heads import HEADS, RoutingHead
+from router_ml.core.labeling import CENSORED, cheapest_successful_labels
+from router_ml.core.neighbours import NEIGHBOURS_FILE, TrainingNeighbours
+from router_ml.core.router import Router
+from router_ml.core.validation import check_share
+from router_ml.errors import ConfigError
+from router_ml.training.data.outcomes import (
+    DUPLICATE_POLICIES,
+    RoutingData,
+    data_hash,
+    read_outcomes,
+    split_prompts,
+    to_routing_data,
+)
+from router_ml.training.embed.cache import DiskCachedEmbedder
+from router_ml.training.evaluate.evaluation import BASELINES, evaluate_router
+from router_ml.training.fit.selection import DEFAULT_CANDIDATES, Candidate, fold_ids, select_head
+
+STRATEGIES = ("auto", *HEADS)
+# What a router trains with: "onnx" is a backend of the first, "static" is distilled from it.
+EMBEDDER_KINDS = ("sentence-transformers", "static", "hashing")
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; validated on creation."""
+
+    outcomes: str
+    out: str
+    catalog: str | None = None
+    test_outcomes: str | None = None
+    embedder: str = DEFAULT_MODEL
+    embedder_kind: str = "sentence-transformers"
+    backend: str = "torch"  # for sentence-transformers models: "torch", or "onnx" (no torch when serving)
+    onnx_precision: str = "fp32"  # with backend "onnx": "fp32" (routes as torch does) or "int8" (faster)
+    truncation: str = DEFAULT_TRUNCATION
+    static_max_tokens: int = 0  # static embedder: tokens it sees (0: the whole prompt)
+    success_threshold: float = 0.5
+    test_size: float = 0.2
+    seed: int = 0
+    strategy: str = "auto"
+    folds: int = 5
+    models: list[str] | None = None
+    duplicates: str = "error"
+    column_map: dict[str, str] = field(default_factory=dict)
+    router_version: str | None = None
+    cache_dir: str | None = None
+    overwrite: bool = False
+    register: str | None = None
+    experiment: str = "router-ml"
+    mlflow: bool = True
+    baselines: tuple[str, ...] = BASELINES  # learned baselines in the held-out report
+    report_dir: str | None = None  # also write the held-out report (Markdown, JSON, plots) here
+    neighbours: bool = True  # keep the training prompts in the router (explanations, novelty)
+    verifier: bool = True  # learn a verifier and cascades when the outcomes have responses
+    spark_master: str | None = None  # read, label and embed on Spark (training/data/spark.py); fit on the driver
+    max_driver_prompts: int = 250_000  # with Spark: above this many prompts, fit on a stratified sample (about 10 GB)
+
+    def __post_init__(self) -> None:
+        check_share(self.success_threshold, "success_threshold")
+        if not 0.0 <= self.test_size < 1.0:
+            raise ConfigError(f"test_size: expected a fraction in [0, 1), found {self.test_size!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: expected one of {STRATEGIES}, found {self.strategy!r}")
+        if self.embedder_kind not in EMBEDDER_KINDS:
+            raise ConfigError(f"embedder_kind: expected one of {EMBEDDER_KINDS}, found {self.embedder_kind!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: expected one of {BACKENDS}, found {self.backend!r}")
+        if self.onnx_precision not in ("int8", "fp32"):
+            raise ConfigError(f"onnx_precision: expected int8 or fp32, found {self.onnx_precision!r}")
+        if self.truncation not in TRUNCATIONS:
+            raise ConfigError(f"truncation: expected one of {TRUNCATIONS}, found {self.truncation!r}")
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ConfigError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {self.duplicates!r}")
+        unknown = set(self.baselines) - set(BASELINES)
+        if unknown:
+            raise ConfigError(f"baselines: expected some of {BASELINES}, found {sorted(unknown)}")
+        if self.folds < 2:
+            raise ConfigError(f"folds: expected at least 2, found {self.folds}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    manifest: dict
+    report: dict | None
+    selection_table: list[dict]
+    run_id: str | None = None
+    model_version: str | None = None
+    head: object = None  # the fitted RoutingHead (what head.npz holds)
+
+
+def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = print):
+    """The embedder a new router trains with (its backend class from the registry)."""
+    if config.embedder_kind == "hashing":
+        return embedder_class("hashing")()
+    if config.embedder_kind == "static":
+        from router_ml.training.embed.static_distill import distill_static
+
+        files = distill_static(config.embedder, config.cache_dir, log=log)
+        return embedder_class("static")(files, truncation=config.truncation, max_tokens=config.static_max_tokens)
+    if config.backend == "onnx":
+        from router_ml.training.embed.onnx_export import export_onnx
+
+        files = export_onnx(config.embedder, config.cache_dir, precision=config.onnx_precision, log=log)
+        return embedder_class("onnx")(files, truncation=config.truncation)
+    return embedder_class("sentence-transformers")(model=config.embedder, truncation=config.truncation)
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def label_summary(data: RoutingData) -> dict[str, int]:
+    labels = cheapest_successful_labels(data.success, data.costs)
+    counts = {m: int((labels == j).sum()) for j, m in enumerate(data.models)}
+    counts["none"] = int((labels == len(data.models)).sum())
+    counts["censored"] = int((labels == CENSORED).sum())
+    return counts
+
+
+def _candidates(strategy: str) -> list[Candidate]:
+    if strategy == "auto":
+        return [Candidate(s, p) for s, p in DEFAULT_CANDIDATES]
+    grid = [Candidate(s, p) for s, p in DEFAULT_CANDIDATES if s == strategy]
+    return grid or [Candidate(strategy, {})]
+
+
+def _finite(value):
+    """JSON-safe number: NaN and infinities become None."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    return _finite(obj)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
+          embedder=None) -> TrainResult:
+    """Run the whole pipeline; returns where the artifact went and what was measured.
+
+    `embedder` (an object with the Embedder contract) replaces the one `config` describes,
+    for experiments with embedders outside the registry; such a router is written and
+    evaluated like any other, but `load_router` can rebuild only registered kinds.
+    """
+    out = Path(config.out)
+    check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
+
+    # 1. Outcomes, prices and the split.
+    catalog = load_catalog(config.catalog) if config.catalog else None
+    spark, sampled = None, []
+    if config.spark_master:
+        if embedder is not None:
+            raise ConfigError("spark_master: the workers rebuild the embedder from the config; pass none")
+        from router_ml.core.spark import describe, spark_session
+
+        spark = spark_session(config.spark_master)
+        log(describe(spark))
+
+    def read(path: str):
+        if spark is None:
+            return read_outcomes(path, success_threshold=config.success_threshold, duplicates=config.duplicates,
+                                 column_map=config.column_map)
+        from router_ml.training.data.spark import SparkOutcomes
+
+        reader = SparkOutcomes(spark, path, success_threshold=config.success_threshold, duplicates=config.duplicates,
+                               column_map=config.column_map, max_driver_prompts=config.max_driver_prompts,
+                               catalog=catalog, seed=config.seed, log=log)
+        frame = reader.to_driver()
+        if reader.sampled:
+            sampled.append(f"{path}: {reader.sampled}")
+        return frame
+
+    outcomes = read(config.outcomes)
+    if config.models:
+        unknown = sorted(set(config.models) - set(outcomes["model"]))
+        if unknown:
+            raise ConfigError(f"--models {unknown}: not in {config.outcomes} (found {sorted(set(outcomes['model']))})")
+        outcomes = outcomes[outcomes["model"].isin(config.models)]
+        if catalog is not None:
+            from router_ml.core.catalog import Catalog
+
+            catalog = Catalog({m: p for m, p in catalog.models.items() if m in config.models},
+                              catalog.default_output_tokens, catalog.chars_per_token, catalog.source)
+    data_sha = data_hash(outcomes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = to_routing_data(outcomes, catalog, config.outcomes)
+    for w in caught:
+        log(f"warning: {w.message}")
+    if len(data.models) < 2:
+        raise ConfigError(f"{config.outcomes}: found outcomes for {len(data.models)} model(s); routing needs at least 2")
+    if config.test_outcomes:
+        test_frame = read(config.test_outcomes)
+        if config.models:
+            test_frame = test_frame[test_frame["model"].isin(config.models)]
+        shared = set(test_frame["prompt_id"]) & set(data.prompt_ids)
+        if shared:
+            log(f"dropping {len(shared)} test prompts that also appear in the training outcomes")
+            test_frame = test_frame[~test_frame["prompt_id"].isin(shared)]
+        train_data, test_data = data, to_routing_data(test_frame, catalog, config.test_outcomes)
+    else:
+        train_data, test_data = split_prompts(data, config.test_size, config.seed)
+    log(f"outcomes: {len(outcomes)} rows, {len(data)} prompts, models (cheapest first): {', '.join(data.models)}")
+
+    # 2. Labels (reported; the label head recomputes them from the same function).
+    labels = label_summary(train_data)
+    log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
+
+    # 3. Embeddings.
+    if spark is not None:
+        import functools
+
+        from router_ml.training.embed.spark import SparkCachedEmbedder
+
+        factory = functools.partial(make_training_embedder, config, log=_silent)  # picklable: rebuilt in each worker
+        embedder = SparkCachedEmbedder(make_training_embedder(config, log), spark, factory, config.cache_dir, log=log)
+    else:
+        embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
+    log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
+    X = embedder.encode(train_data.prompts, progress=progress)
+
+    # 4. Head, chosen by the routing metric, and the quality knob.
+    def report_candidate(row):
+        log(f"  {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  ({row['seconds']} s)")
+
+    log(f"choosing the head by {config.folds}-fold validation AIQ:")
+    selection = select_head(X, train_data, _candidates(config.strategy), folds=config.folds, seed=config.seed,
+                            progress=report_candidate)
+    fitted = selection.candidate.make().fit(X, train_data.success, costs=train_data.costs,
+                                            sample_weight=train_data.weights)
+    head = RoutingHead(fitted, selection.calibration, route_on_calibrated=True)
+    log(f"chose {selection.candidate.name}; {selection.default.note}")
+
+    # 4b. The learned verifier and its cascades, when the log has the answers.
+    verifier = None
+    if train_data.responses is not None and config.verifier:
+        from router_ml.policy.verifier import VERIFIER_FILE
+        from router_ml.training.fit.selection import policy_costs
+        from router_ml.training.fit.verifier import fit_verifier
+
+        log("learning a verifier from the logged answers (P(success | prompt, answer, model)):")
+        verifier = fit_verifier(train_data, selection.out_of_fold, selection.fold_of, selection.schedule,
+                                selection.cost_scale, policy_costs(train_data), selection.default_quality_target,
+                                embed=embedder.encode, log=log)
+
+    created = dt.datetime.now(dt.UTC)
+    version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
+    manifest = {
+        "router_version": version,
+        "created_at": created.isoformat(timespec="seconds"),
+        "embedder": {**embedder.spec(), "id": embedder.id},
+        "models": data.models,
+        "cost_model": train_data.cost_model.to_dict(),
+        "success_threshold": config.success_threshold,
+        "strategy": {
+            "name": selection.candidate.strategy,
+            "params": selection.candidate.params,
+            "route_on_calibrated": True,
+            "selected_by": f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
+            "candidates": selection.table,
+        },
+        "policy": {
+            "schedule": selection.schedule.to_dict(),
+            "cost_scale": selection.cost_scale,
+            "default_quality_target": selection.default_quality_target,
+            "default_rule": selection.default.to_dict(),
+        },
+        "training_data": {
+            "source": str(config.outcomes),
+            "sha256": data_sha,
+            "rows": int(len(outcomes)),
+            "prompts": len(data),
+            "train_prompts": len(train_data),
+            "test_prompts": len(test_data) if test_data is not None else 0,
+            "labels": labels,
+            **({"spark": {"master": config.spark_master, "sampled": sampled or None}} if spark is not None else {}),
+        },
+        "metrics": {"validation": selection.validation},
+        "config": config.to_dict(),
+    }
+    arrays = {}
+    if verifier is not None:
+        manifest["verifier"], arrays[VERIFIER_FILE] = verifier
+
+    # The training prompts, for explanations and novelty, unless asked not to keep them.
+    if config.neighbours:
+        arrays[NEIGHBOURS_FILE] = TrainingNeighbours.arrays(X, train_data.scores, train_data.prompts,
+                                                            fold_ids(len(train_data), config.folds, config.seed),
+                                                            seed=config.seed)
+
+    # 5. Held-out evaluation, with the router exactly as it will be loaded.
+    report = None
+    if test_data is not None and len(test_data):
+        neighbours = TrainingNeighbours(arrays[NEIGHBOURS_FILE], data.models) if NEIGHBOURS_FILE in arrays else None
+        router = Router(_clean(manifest), head, embedder, embedding_cache_size=0,  # the disk cache serves
+                        neighbours=neighbours)
+        report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
+                                 baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
+                                 log=log)
+        manifest["metrics"]["test"] = held_out_summary(report)
+        if verifier is not None and test_data.responses is not None:
+            report["cascades"] = held_out_cascades(router, test_data, verifier, embedder, train_data, log)
+            manifest["metrics"]["test"]["cascades"] = report["cascades"]["summary"]
+
+    # 6. The artifact (and the report beside it, when asked).
+    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files(),
+                          arrays=arrays)
+    log(f"wrote {path}")
+    result = TrainResult(path, manifest, report, selection.table, head=head)
+    if report is not None and config.report_dir:
+        from router_ml.training.evaluate.report import write_report
+
+        write_report(report, config.report_dir)
+        log(f"wrote the held-out report to {config.report_dir}")
+
+    # 7. MLflow.
+    if config.mlflow:
+        from router_ml.training.registry.tracking import log_training_run
+
+        result.run_id, result.model_version = log_training_run(config, manifest, path, report)
+        log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}" if result.model_version else ""))
+    return result
+
+
+def held_out_cascades(router, test_data, verifier, embedder, train_data, log) -> dict:
+    """The learned cascade against single-shot routing on the held-out prompts' logged answers."""
+    from router_ml.policy.file import load_policy
+    from router_ml.policy.verifier import Verifier
+    from router_ml.training.evaluate.replay import replay
+
+    spec, arrays = verifier
+    learned = Verifier(_clean(spec), arrays, router.models, embedder=embedder)
+    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
+    report = replay(router, test_data, policies, embedder=embedder, training=train_data, verifier=learned,
+                    source="held-out answers", log=log)
+    summary = {name: p["summary"] for name, p in report["policies"].items()}
+    learned_run, single = report["policies"]["learned-cascade"], report["policies"]["single-shot"]
+    log(f"held-out learned cascade: AIQ {learned_run['metrics']['aiq']:.4f} (single-shot "
+        f"{single['metrics']['aiq']:.4f}), at the default target {learned_run['default']['escalation_rate']:.0%} "
+        f"escalated, {learned_run['default']['calls_per_request']:.2f} calls per request")
+    return {"summary": summary, "report": report}
+
+
+def held_out_summary(report: dict) -> dict:
+    """The held-out figures kept in the manifest: every metric, no curves."""
+    baselines = {k: v for k, v in report["baselines"].items() if k != "learned"}
+    baselines["learned"] = {name: b["metrics"] for name, b in report["baselines"]["learned"].items()}
+    return {"prompts": report["prompts"], "default": report["default"], "metrics": report["metrics"],
+            "baselines": baselines, "tasks": report["tasks"]}

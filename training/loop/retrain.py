@@ -1,0 +1,413 @@
+"""Retraining from logged outcomes, safe by construction: it cannot make the champion worse.
+
+    router-ml retrain --audit audit.sqlite --outcomes offline-eval.csv --base models:/my-router@champion \
+    (--audit also takes a folder written by `router-ml audit export`)
+        --out models/challenger
+
+1. **What the champion learned from.** Its training outcomes, found from its manifest
+   (the file it names, accepted only if its content hash still matches) or given with
+   `--base-outcomes`; when neither works, `MissingTrainingDataError` says so and nothing
+   is trained. The prompts the champion held out when it was trained (its own test side)
+   have never been seen by it.
+2. **What is new.** Every decision in the audit log with a reported outcome becomes a
+   row of the outcomes contract; prompts logged as hashes are recovered from the offline
+   logs where they appear there. Rows that cannot be used (a model the champion does not
+   route, a cost that is not a finite number >= 0, a score outside [0, 1], no prompt
+   text) are skipped and counted, never fatal. Offline logs (`--outcomes`) are added as
+   they are.
+3. **Censored traffic.** A routed request shows only the outcome of the model it went
+   to: the other models' outcomes are *unknown*, never "failed" (they stay NaN, and the
+   heads train each model only on prompts where it was observed). Which model a request
+   went to depended on the router, so the observed (prompt, model) pairs are a biased
+   sample; each logged outcome of the routed model is weighted by the inverse of its
+   propensity (the probability the serving policy sent that request to that model, in
+   the audit log), capped at `max_weight` (5) to bound the variance, so prompts the
+   router rarely sends to a model count for as many as they stand for. Exploration
+   (`router-ml serve --exploration-rate`) is what gives those rare pairs a propensity
+   above zero. Offline logs and the champion's data weigh 1.
+4. **Duplicates.** The same (prompt, model) outcome seen more than once (the champion's
+   data, an offline log, the audit log) is averaged: mean score and cost, success by the
+   mean, and the smallest of the weights (an outcome also seen in an unbiased log needs
+   no inverse-propensity weight).
+5. **The holdout.** Prompts with every model's outcome that the champion was not trained
+   on (its own held-out side, the new logs) are eligible; `holdout_size` of them, at
+   least `min_holdout` (200), are held out and used by neither router. Fewer eligible
+   prompts than that and the evidence would be too thin: retraining stops before
+   training and says what to pass (exit status 1).
+6. **The challenger** trains on everything else: the champion's training data, its
+   unseen side and the new logs outside the holdout, with the champion's settings
+   (embedder, backend, truncation, strategy, prices).
+7. **The decision.** Both routers route the holdout; a paired bootstrap over its prompts
+   (router_ml.training.evaluate.comparison) gives the one-sided 95 % lower bound of the challenger's
+   improvement on `--metric` (AIQ by default). It is registered, and promoted only when
+   that bound is >= -margin (0 by default: no worse, with 95 % confidence); otherwise
+   the champion keeps the alias and the command exits 1. The report (holdout size, both
+   values, the interval, what was skipped) is printed and written beside the challenger.
+
+Nothing logged is deleted or changed: the audit database is opened read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from router_ml.core.catalog import Catalog, ModelPrice, load_catalog, write_catalog
+from router_ml.core.validation import check_number, check_share
+from router_ml.errors import ConfigError, MissingTrainingDataError, PromotionRefused
+from router_ml.training.evaluate.comparison import MIN_PROMPTS
+
+CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "input_tokens", "output_tokens", "task",
+            "weight", "source"]
+MAX_WEIGHT = 5.0
+
+
+@dataclass
+class RetrainConfig:
+    audit: str
+    base: str  # the champion: models:/NAME@ALIAS (or a directory, then nothing is promoted)
+    out: str  # the challenger's artifact directory
+    outcomes: list[str] = field(default_factory=list)  # offline logs in the outcomes contract
+    base_outcomes: str | None = None  # the champion's training outcomes, when its manifest's file is gone
+    audit_key_file: str | None = None  # the audit log's digest secret (default: AUDIT.key, when present)
+    catalog: str | None = None  # default: the champion's own prices
+    register: str | None = None  # default: the champion's registered name
+    alias: str = "champion"
+    metric: str = "aiq"
+    holdout_size: float = 0.25  # share of the eligible complete prompts held out (at least min_holdout)
+    min_holdout: int = MIN_PROMPTS
+    margin: float = 0.0  # promote when the improvement's lower bound is >= -margin
+    resamples: int = 1000
+    max_weight: float = MAX_WEIGHT
+    seed: int = 0
+    since: float | None = None  # only decisions logged at or after this unix time
+    success_threshold: float | None = None  # default: the champion's
+    cache_dir: str | None = None
+    workdir: str | None = None  # where the training tables go (default: OUT + ".retrain")
+    promote: bool = True
+    overwrite: bool = False
+    spark_master: str | None = None  # train the candidate on Spark (training/data/spark.py)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_size < 1.0:
+            raise ConfigError(f"holdout_size: expected a fraction in (0, 1), found {self.holdout_size!r}")
+        check_number(self.min_holdout, "min_holdout", integer=True, positive=True)
+        check_number(self.margin, "margin")
+        check_number(self.resamples, "resamples", integer=True, positive=True)
+        check_number(self.max_weight, "max_weight", positive=True)
+        if self.max_weight < 1:
+            raise ConfigError(f"max_weight: expected a number >= 1, found {self.max_weight!r}")
+
+
+def _skip(stats: dict, reason: str) -> None:
+    stats["skipped"][reason] = stats["skipped"].get(reason, 0) + 1
+
+
+def audit_outcomes(audit_path: str | Path, known_prompts: dict[str, str] | None = None, since: float | None = None,
+                   models: list[str] | None = None, max_weight: float = MAX_WEIGHT,
+                   log: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict]:
+    """Contract rows from the audit log: one per usable reported outcome, with its prompt and weight.
+
+    `known_prompts` maps sha256(prompt) -> prompt, to recover prompts logged as hashes;
+    `models` (the champion's) are the only ones kept. Unusable rows are counted in
+    `stats["skipped"]` by reason.
+    """
+    from router_ml.core.audit_format import read_joined
+
+    decisions = read_joined(audit_path, since)
+    known_prompts = known_prompts or {}
+    rows = []
+    stats = {"decisions": len(decisions), "with_outcomes": 0, "outcome_rows": 0, "exploration_rows": 0,
+             "weighted_rows": 0, "no_prompt_text": 0, "skipped": {}}
+    for d in decisions:
+        if not d["outcomes"]:
+            continue
+        stats["with_outcomes"] += 1
+        prompt = d["prompt"] if d["prompt"] is not None else known_prompts.get(d["prompt_sha256"])
+        if prompt is None:
+            stats["no_prompt_text"] += 1
+            continue
+        task = (d["metadata"] or {}).get("task")
+        for o in d["outcomes"]:
+            reason = _unusable(o, models)
+            if reason:
+                _skip(stats, reason)
+                continue
+            weight = 1.0
+            propensity = d.get("propensity")
+            if o["model"] == d["model"] and isinstance(propensity, (int, float)) and 0 < propensity <= 1:
+                weight = min(1.0 / propensity, max_weight)
+            rows.append({"prompt": prompt, "model": o["model"], "score": o["score"],
+                         "success": None if o["success"] is None else bool(o["success"]), "cost": o["cost"],
+                         "input_tokens": None, "output_tokens": None, "task": task, "weight": weight,
+                         "source": f"audit:{d['request_id']}"})
+            stats["outcome_rows"] += 1
+            stats["exploration_rows"] += int(d["exploration"] and o["model"] == d["model"])
+            stats["weighted_rows"] += int(weight != 1.0)
+    if stats["no_prompt_text"]:
+        log(f"{audit_path}: {stats['no_prompt_text']} decisions with outcomes have no prompt text (logged as hashes, "
+            "not found in the offline logs) and are left out; serve with --prompt-storage text to retrain from the log")
+    if stats["skipped"]:
+        log(f"{audit_path}: skipped outcome rows that cannot be used: "
+            + ", ".join(f"{n} {reason}" for reason, n in stats["skipped"].items()))
+    return pd.DataFrame(rows, columns=CONTRACT[1:]), stats
+
+
+def _unusable(outcome: dict, models: list[str] | None) -> str | None:
+    """Why a logged outcome cannot train a router (None: it can)."""
+    if models is not None and outcome["model"] not in models:
+        return "naming a model the champion does not route"
+    score, cost = outcome.get("score"), outcome.get("cost")
+    if score is None and outcome.get("success") is None:
+        return "without success or score"
+    if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score) and 0 <= score <= 1):
+        return "with a score outside [0, 1]"
+    if cost is not None and not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0):
+        return "with a cost that is not a finite number >= 0"
+    return None
+
+
+def catalog_for(router, catalog_path: str | None) -> Catalog:
+    """The prices to train with: --catalog, else the champion's own."""
+    if catalog_path:
+        return load_catalog(catalog_path)
+    cm = router.cost_model
+    missing = [m for i, m in enumerate(cm.models) if cm.input_price[i] is None or cm.output_price[i] is None]
+    if missing:
+        raise ConfigError(f"the champion has no per-token prices for {missing} (it was trained on logged costs); "
+                          "pass --catalog FILE with prices for every model")
+    return Catalog({m: ModelPrice(cm.input_price[i], cm.output_price[i], cm.output_tokens[i])
+                    for i, m in enumerate(cm.models)}, chars_per_token=cm.chars_per_token, source=f"{router.version} prices")
+
+
+def champion_data(router, base_outcomes: str | None = None,
+                  log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the outcomes the champion was trained on, the ones it held out when it was trained).
+
+    From `base_outcomes`, else from the file its manifest names when that file's content
+    hash still matches; otherwise MissingTrainingDataError.
+    """
+    from router_ml.training.data.outcomes import data_hash, read_outcomes, split_prompts, to_routing_data
+
+    manifest = router.manifest
+    config = manifest.get("config", {})
+    recorded = manifest.get("training_data", {})
+    read = dict(success_threshold=config.get("success_threshold", 0.5), duplicates=config.get("duplicates", "error"),
+                column_map=config.get("column_map") or None)
+    source = base_outcomes or recorded.get("source")
+    if not source:
+        raise MissingTrainingDataError(f"{router.version}: its manifest names no training outcomes; pass "
+                                       "--base-outcomes FILE (the log it was trained on)")
+    try:
+        frame = read_outcomes(source, **read)
+    except Exception as exc:  # noqa: BLE001 - any reason it cannot be read: say which file, and what to do
+        raise MissingTrainingDataError(
+            f"{router.version} was trained on {source}, which cannot be read now ({exc}); retraining without "
+            "it would throw away what the champion learned: pass --base-outcomes FILE with that log") from exc
+    if config.get("models"):
+        frame = frame[frame["model"].isin(config["models"])]
+    if data_hash(frame) != recorded.get("sha256"):
+        if base_outcomes is None:
+            raise MissingTrainingDataError(
+                f"{source} has changed since {router.version} was trained on it (its content hash differs from the "
+                "manifest's); pass --base-outcomes FILE with the log it was trained on")
+        log(f"{base_outcomes}: not the file {router.version} was trained on by content hash; used as given")
+    frame = frame[frame["model"].isin(router.models)]
+    unseen = frame.iloc[:0]
+    if base_outcomes is None and config.get("test_outcomes"):
+        try:
+            unseen = read_outcomes(config["test_outcomes"], **read)
+            unseen = unseen[unseen["model"].isin(router.models)]
+        except Exception as exc:  # noqa: BLE001 - only a source of extra holdout prompts
+            log(f"the champion's test outcomes {config['test_outcomes']} cannot be read ({exc}); not used")
+    elif base_outcomes is None and config.get("test_size", 0) > 0:
+        data = to_routing_data(frame, None, source, cost_model=router.cost_model)
+        _, held = split_prompts(data, config["test_size"], config.get("seed", 0))
+        held_ids = set(held.prompt_ids)
+        unseen = frame[frame["prompt_id"].isin(held_ids)]
+        frame = frame[~frame["prompt_id"].isin(held_ids)]
+    return frame, unseen
+
+
+def combined_table(audit_rows: pd.DataFrame, logs: list[pd.DataFrame], catalog: Catalog,
+                   success_threshold: float) -> pd.DataFrame:
+    """One contract table: the logs (champion's data, offline logs) plus audit rows, prompt ids
+    unified by text (the first log's id wins), costs priced by the pricing rule where none was
+    logged, repeats averaged (data/README.md)."""
+    from router_ml.training.data.outcomes import price_calls, prompt_hash, validate_outcomes
+
+    frames = []
+    ids_by_text: dict[str, str] = {}
+    for frame in logs:
+        for text, pid in zip(frame["prompt"], frame["prompt_id"]):
+            ids_by_text.setdefault(text, pid)
+        frame = frame.assign(prompt_id=[ids_by_text[t] for t in frame["prompt"]],
+                             source=frame["source"] if "source" in frame.columns else "offline")
+        frames.append(frame[[c for c in CONTRACT if c in frame.columns]])
+    if len(audit_rows):
+        frames.append(audit_rows.assign(prompt_id=[ids_by_text.get(p) or prompt_hash(p) for p in audit_rows["prompt"]]))
+    if not frames or not sum(len(f) for f in frames):
+        raise ConfigError("nothing to train on: the audit log has no usable outcomes and no other log was given")
+    table = pd.concat(frames, ignore_index=True)
+    unknown = sorted(set(table["model"]) - set(catalog.models))
+    if unknown:
+        raise ConfigError(f"outcomes name models {unknown} that the prices ({catalog.source}) do not cover; "
+                          f"known: {sorted(catalog.models)}; pass --catalog")
+    for column in ("input_tokens", "output_tokens", "weight"):
+        if column not in table.columns:
+            table[column] = np.nan if column != "weight" else 1.0
+    table["input_tokens"] = pd.to_numeric(table["input_tokens"], errors="coerce")
+    table["output_tokens"] = pd.to_numeric(table["output_tokens"], errors="coerce")
+    missing = table["cost"].isna().to_numpy()
+    if missing.any():
+        table.loc[missing, "cost"] = price_calls(table.loc[missing], catalog)
+    table["success"] = table["success"].astype(object)
+    return validate_outcomes(table, "retraining table", success_threshold=success_threshold, duplicates="mean")
+
+
+def holdout_split(table: pd.DataFrame, models: list[str], exclude: set[str], size: float, seed: int,
+                  min_holdout: int = MIN_PROMPTS):
+    """Complete prompts (every model observed) not in `exclude`: a seeded `size` share of them, at
+    least `min_holdout`. Fewer eligible prompts than that: PromotionRefused (the evidence would
+    be too thin to judge the challenger)."""
+    per_prompt = table.groupby("prompt_id")["model"].agg(lambda s: set(s) >= set(models))
+    complete = [pid for pid, ok in per_prompt.items() if ok and pid not in exclude]
+    if len(complete) < min_holdout:
+        raise PromotionRefused(
+            f"the evidence would be too thin: only {len(complete)} prompts have every model's outcome "
+            f"({', '.join(models)}) and were not used to train the champion; judging a challenger needs at least "
+            f"{min_holdout}. Pass an offline evaluation log (every model on the same prompts) with --outcomes")
+    rng = np.random.default_rng(seed)
+    n = min(len(complete), max(min_holdout, int(round(size * len(complete)))))
+    held = set(rng.choice(sorted(complete), size=n, replace=False).tolist())
+    mask = table["prompt_id"].isin(held)
+    return table[~mask], table[mask]
+
+
+@dataclass
+class RetrainResult:
+    challenger: Path | None
+    version: str | None  # the registered version of the challenger
+    promoted: bool
+    decision: dict  # the evidence and why it was (not) promoted
+    stats: dict
+    report_path: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {"challenger": None if self.challenger is None else str(self.challenger), "version": self.version,
+                "promoted": self.promoted, "decision": self.decision, "data": self.stats,
+                "report": None if self.report_path is None else str(self.report_path)}
+
+
+def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RetrainResult:
+    """Steps 1-7 of the module docstring. Raises PromotionRefused before training when the
+    holdout would be too thin; a challenger that is not good enough is registered but not
+    promoted (`promoted` False, `decision["refused"]` says why)."""
+    from router_ml.core.audit_format import load_key
+    from router_ml.core.prompts import keyed_digest
+    from router_ml.core.router import load_router
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
+    from router_ml.training.evaluate.comparison import paired_comparison
+    from router_ml.training.fit.pipeline import TrainConfig, train
+    from router_ml.training.registry.versions import promote, registered_name_of
+
+    champion = load_router(config.base)
+    base_config = champion.manifest.get("config", {})
+    threshold = config.success_threshold if config.success_threshold is not None else \
+        base_config.get("success_threshold", 0.5)
+    check_share(threshold, "success_threshold")
+    catalog = catalog_for(champion, config.catalog)
+
+    trained, unseen = champion_data(champion, config.base_outcomes, log)
+    log(f"the champion {champion.version} was trained on {trained['prompt_id'].nunique()} prompts"
+        + (f"; {unseen['prompt_id'].nunique()} more it held out" if len(unseen) else ""))
+    offline = []
+    for path in config.outcomes:
+        frame = read_outcomes(path, success_threshold=threshold, duplicates="mean")
+        other = sorted(set(frame["model"]) - set(champion.models))
+        if other:
+            log(f"{path}: {int(frame['model'].isin(other).sum())} rows for models the champion does not route "
+                f"({', '.join(other)}) are left out")
+        offline.append(frame[frame["model"].isin(champion.models)].assign(source=f"offline:{path}"))
+    # Prompts logged as digests are recovered from the other logs: keyed with the audit log's
+    # secret (its key file), or plain sha256 for logs written before keyed digests.
+    key_file = Path(config.audit_key_file or f"{config.audit}.key")
+    key = load_key(key_file, create=False) if key_file.exists() else None
+    texts = {p for frame in [trained, unseen, *offline] for p in frame["prompt"].unique()}
+    known = {keyed_digest(p, None): p for p in texts}
+    if key is not None:
+        known.update({keyed_digest(p, key): p for p in texts})
+    audit_rows, stats = audit_outcomes(config.audit, known, config.since, champion.models, config.max_weight, log)
+    log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
+        f"{stats['outcome_rows']} usable outcome rows ({stats['exploration_rows']} from exploration, "
+        f"{stats['weighted_rows']} weighted by inverse propensity)")
+    logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
+    table = combined_table(audit_rows, logs, catalog, threshold)
+
+    trained_ids = set(table.loc[table["prompt"].isin(set(trained["prompt"])), "prompt_id"])
+    train_table, holdout = holdout_split(table, champion.models, trained_ids, config.holdout_size, config.seed,
+                                         config.min_holdout)
+    stats.update(rows=len(table), prompts=int(table["prompt_id"].nunique()),
+                 champion_prompts=len(trained_ids), train_prompts=int(train_table["prompt_id"].nunique()),
+                 holdout_prompts=int(holdout["prompt_id"].nunique()))
+    log(f"training table: {stats['rows']} rows, {stats['prompts']} prompts ({stats['champion_prompts']} from the "
+        f"champion's training data); holdout: {stats['holdout_prompts']} complete prompts neither router trains on")
+
+    work = Path(config.workdir or f"{config.out}.retrain")
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {"train": work / "train-outcomes.csv", "holdout": work / "holdout-outcomes.csv",
+             "catalog": work / "catalog.yaml", "report": work / "retrain-report.json"}
+    _write_csv(train_table, paths["train"])
+    _write_csv(holdout, paths["holdout"])
+    write_catalog(catalog, paths["catalog"])
+
+    name = config.register or registered_name_of(config.base)
+    train_config = TrainConfig(
+        outcomes=str(paths["train"]), test_outcomes=str(paths["holdout"]), catalog=str(paths["catalog"]),
+        out=config.out, overwrite=config.overwrite, register=name, mlflow=name is not None,
+        success_threshold=threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
+        spark_master=config.spark_master,
+        **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
+                                        "strategy", "folds") if k in base_config},
+    )
+    result = train(train_config, log=log, progress=progress)
+    holdout_frame = read_outcomes(paths["holdout"], success_threshold=threshold)
+    decision: dict = {"metric": config.metric, "margin": config.margin, "holdout_prompts": stats["holdout_prompts"]}
+    promoted = False
+    if name is not None and config.promote:
+        try:
+            outcome = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
+                              catalog=catalog, source=str(paths["holdout"]), margin=config.margin,
+                              min_prompts=config.min_holdout, resamples=config.resamples, seed=config.seed, log=log)
+            promoted = bool(outcome.get("promoted"))
+            decision.update(outcome.get("evidence", {}), promoted=promoted)
+        except PromotionRefused as exc:
+            log(str(exc))
+            decision.update(exc.evidence, refused=str(exc), promoted=False)
+    else:
+        challenger = load_router(result.path)
+        data = to_routing_data(holdout_frame, catalog, str(paths["holdout"]))
+        comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
+                                       seed=config.seed)
+        decision.update(comparison.to_dict(), promoted=False,
+                        note="not promoted: the base is not a registry URI, or --no-promote")
+        log(f"challenger against the champion: {comparison.describe()}")
+    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
+              "registered_version": result.model_version, "decision": decision, "data": stats}
+    from router_ml.core.files import atomic_write_text
+
+    atomic_write_text(paths["report"], json.dumps(report, indent=2, default=str))
+    return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    from router_ml.core.files import atomic_write_text
+
+    columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "weight"]
+    atomic_write_text(path, frame[columns].to_csv(index=False))

@@ -1,0 +1,147 @@
+"""Step 7: log a training run to MLflow and optionally register the router.
+
+Each run records the settings as parameters, the training-data sha256 and router
+version as tags, validation and test metrics, the candidate table and evaluation
+report as JSON, and the router itself as a pyfunc model (artifact directory
+included), which `--register NAME` turns into a registered model version tagged with
+the data hash and test metrics.
+
+Defaults come from `router_ml.core.mlflow_registry`: a SQLite store in the working directory
+with artifacts in `./mlartifacts`, unless `MLFLOW_TRACKING_URI` is set.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import metadata
+from pathlib import Path
+
+from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri
+
+
+def _flatten(prefix: str, obj, out: dict) -> dict:
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value, out)
+    else:
+        out[prefix] = obj
+    return out
+
+
+def _numeric_metrics(metrics: dict) -> dict[str, float]:
+    flat = _flatten("", metrics, {})
+    return {
+        key.replace("@", "_"): float(value)
+        for key, value in flat.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
+def ensure_experiment(mlflow, name: str) -> str:
+    """Experiment id for `name`, created with artifacts in ./mlartifacts under the default store."""
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if mlflow.get_tracking_uri() == local_store_uri():  # our default store: keep artifacts beside it
+        location = (Path.cwd() / DEFAULT_ARTIFACTS).resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def pip_requirements() -> list[str]:
+    names = ("scikit-learn", "numpy", "pandas", "joblib", "sentence-transformers", "pyyaml")
+    reqs = []
+    for name in names:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def router_signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt"), ColSpec("double", "quality_target", required=False)]),
+        outputs=Schema([ColSpec("string", "model"), ColSpec("double", "confidence"), ColSpec("string", "scores"),
+                        ColSpec("string", "reason"), ColSpec("string", "router_version")]),
+    )
+
+
+def log_router_model(mlflow, artifact_path: Path, register: str | None):
+    """Log the router as a pyfunc model (from code, nothing pickled); returns the ModelInfo."""
+    import pandas as pd
+
+    import router_ml
+    from router_ml.core.mlflow_registry import ARTIFACT_KEY
+
+    return mlflow.pyfunc.log_model(
+        name="router",
+        python_model=str(Path(router_ml.__file__).parent / "serve" / "pyfunc_entrypoint.py"),
+        artifacts={ARTIFACT_KEY: str(artifact_path)},
+        signature=router_signature(),
+        input_example=pd.DataFrame({"prompt": ["What is 17 * 23?"], "quality_target": [0.8]}),
+        pip_requirements=pip_requirements(),
+        registered_model_name=register,
+    )
+
+
+def report_metrics(report: dict, prefix: str) -> dict[str, float]:
+    """Flat MLflow metrics of a report: the router's, its default point and each baseline's."""
+    flat = {"metrics": report["metrics"],
+            "default": {k: report["default"][k] for k in ("quality_target", "quality", "mean_cost", "ece")},
+            "prompts": report["prompts"]}
+    for name, baseline in report["baselines"]["learned"].items():
+        flat[f"baseline_{name}"] = baseline["metrics"]
+    flat["baseline_random"] = report["baselines"]["random_mixing"]
+    return _numeric_metrics({prefix: flat})
+
+
+def log_report(mlflow, report: dict, prefix: str) -> None:
+    """Log a report's metrics and its folder (summary, JSON, plots) to the active run."""
+    import tempfile
+
+    from router_ml.training.evaluate.report import write_report
+
+    mlflow.log_metrics(report_metrics(report, prefix))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(report, tmp)
+        mlflow.log_artifacts(tmp, artifact_path=f"evaluation/{prefix}")
+
+
+def log_training_run(config, manifest: dict, artifact_path: Path, report: dict | None) -> tuple[str, str | None]:
+    """Log one training run; returns (run id, registered version or None)."""
+    mlflow = import_mlflow()
+    experiment_id = ensure_experiment(mlflow, config.experiment)
+    params = {k: ("" if v is None else str(v))[:500] for k, v in _flatten("", config.to_dict(), {}).items()}
+    params.update({
+        "strategy": manifest["strategy"]["name"],
+        **{f"strategy.{k}": str(v) for k, v in manifest["strategy"]["params"].items()},
+        "embedder_id": manifest["embedder"]["id"],
+        "default_quality_target": str(manifest["policy"]["default_quality_target"]),
+    })
+    with mlflow.start_run(experiment_id=experiment_id, run_name=manifest["router_version"]) as run:
+        mlflow.log_params(params)
+        mlflow.set_tags({
+            "router_version": manifest["router_version"],
+            "data_sha256": manifest["training_data"]["sha256"],
+            "models": ",".join(manifest["models"]),
+        })
+        mlflow.log_metrics(_numeric_metrics({"val": manifest["metrics"]["validation"]}))
+        if report is not None:
+            log_report(mlflow, report, "test")
+        mlflow.log_dict({"candidates": manifest["strategy"]["candidates"]}, "selection/candidates.json")
+        info = log_router_model(mlflow, artifact_path, config.register)
+        version = None
+        if config.register:
+            version = str(info.registered_model_version)
+            client = mlflow.MlflowClient()
+            tags = {"data_sha256": manifest["training_data"]["sha256"], "router_version": manifest["router_version"]}
+            if report is not None:
+                tags["test.data_sha256"] = manifest["training_data"]["sha256"]
+                tags.update({f"test.{k}": f"{v:.6g}" for k, v in _numeric_metrics(report["metrics"]).items()})
+            for key, value in tags.items():
+                client.set_model_version_tag(config.register, version, key, value)
+        return run.info.run_id, version
