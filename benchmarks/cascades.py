@@ -1,6 +1,6 @@
 """Eval-driven routing on real answers: the learned cascade against single-shot routing.
 
-    .venv/bin/python benchmarks/cascades.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.cascades [--workdir build/benchmarks] [--out benchmarks/results]
 
 RouteLLM GSM8K (Mixtral 8x7B and GPT-4 with both models' full answers): router-ml is
 trained with the default pipeline on a prompt-disjoint half (the verifier and its
@@ -27,29 +27,23 @@ results/cascades.json and results/cascades.png.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO, prepare  # noqa: E402
-from router_ml import load_router  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.policy.file import load_policy  # noqa: E402
-from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
-from router_ml.training.evaluate import metrics  # noqa: E402
-from router_ml.training.evaluate.replay import replay  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
-from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
+from benchmarks.datasets import prepare
+from benchmarks.harness import DEFAULT_OUT, Target, benchmark_parser, write_results
+from router_ml import load_router
+from router_ml.policy.file import load_policy
 
 TARGETS = [round(t, 3) for t in np.linspace(0.0, 1.0, 51)]
 RESAMPLES = 1000
 
 
 def trained(bench, workdir: Path, cache_dir) -> Path:
+    from router_ml.training.fit.pipeline import TrainConfig, train
+
     out = workdir / "routers" / f"{bench.name}-cascades"
     if not (out / "manifest.json").exists():
         train(TrainConfig(outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
@@ -61,6 +55,8 @@ def trained(bench, workdir: Path, cache_dir) -> Path:
 
 
 def test_side(bench, router):
+    from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data
+
     data = to_routing_data(read_outcomes(bench.train), None, str(bench.train), cost_model=router.cost_model) \
         if bench.test is None else None
     if data is not None:
@@ -103,6 +99,8 @@ def per_prompt(records: list[dict], data, policy: str) -> dict[float, tuple[np.n
 
 def figures(curves: dict, rows: np.ndarray, data) -> dict:
     """APGR, CPT, cost to match the strong model and AIQ of one policy on prompts `rows`."""
+    from router_ml.training.evaluate import metrics
+
     share = np.array([curves[t][2][rows].mean() for t in TARGETS])
     quality = np.array([curves[t][0][rows].mean() for t in TARGETS])
     cost = np.array([curves[t][1][rows].mean() for t in TARGETS])
@@ -130,6 +128,9 @@ def perfect_bound(data) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gsm8k(bench, workdir: Path, cache_dir) -> dict:
+    from router_ml.training.evaluate import metrics
+    from router_ml.training.evaluate.replay import replay
+
     router = load_router(trained(bench, workdir, cache_dir))
     spec = router.manifest.get("verifier")
     if not spec:
@@ -175,6 +176,8 @@ def gsm8k(bench, workdir: Path, cache_dir) -> dict:
 
 def unchanged(bench, workdir: Path, cache_dir) -> dict:
     """A set without answers: no verifier, and the learned cascade is single-shot routing."""
+    from router_ml.training.evaluate.replay import replay
+
     router = load_router(trained(bench, workdir, cache_dir))
     train_side, test = test_side(bench, router)
     policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
@@ -215,15 +218,11 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_parser("cascades", __doc__).parse_args(argv)
     benches = {b.name: b for b in prepare(args.workdir)}
     g = gsm8k(benches["routellm-gsm8k"], args.workdir, args.cache_dir)
     others = {name: unchanged(benches[name], args.workdir, args.cache_dir) for name in ("routellm-mmlu", "llmrouter")}
-    quality = REPO / "benchmarks" / "results" / "quality.json"
+    quality = DEFAULT_OUT / "quality.json"  # the recorded quality benchmark, whatever --out is
     if quality.exists():
         import json
 
@@ -233,19 +232,22 @@ def main(argv=None) -> int:
     learned, single = g["figures"]["learned-cascade"], g["figures"]["single-shot"]
     ci = g["learned_minus_single_90"]
     checks = [
-        (f"GSM8K learned-cascade APGR >= 0.72: {learned['apgr']:.3f} (single-shot {single['apgr']:.3f}; difference 90 % "
-         f"interval [{ci['apgr'][0]:+.3f}, {ci['apgr'][1]:+.3f}])", learned["apgr"] >= 0.72),
-        (f"GSM8K cost to match GPT-4's accuracy <= 0.6 of GPT-4's cost: {learned['cost_to_match_strong']:.3f} "
-         f"(single-shot {single['cost_to_match_strong']:.3f}; difference 90 % interval [{ci['cost_to_match_strong'][0]:+.3f}, "
-         f"{ci['cost_to_match_strong'][1]:+.3f}])", learned["cost_to_match_strong"] <= 0.6),
-        *[(f"{name} unchanged: no verifier ({not o['has_verifier']}), the learned cascade refused for want of answers "
-           f"({o['learned_cascade_refused'] is not None}), AIQ {o['aiq']:.4f} (quality benchmark: "
-           f"{o.get('quality_benchmark_aiq')})",
-           not o["has_verifier"] and o["learned_cascade_refused"] is not None and
-           (o.get("quality_benchmark_aiq") is None or abs(o["aiq"] - o["quality_benchmark_aiq"]) < 1e-9))
+        Target(f"GSM8K learned-cascade APGR >= 0.72: {learned['apgr']:.3f} (single-shot {single['apgr']:.3f}; difference "
+               f"90 % interval [{ci['apgr'][0]:+.3f}, {ci['apgr'][1]:+.3f}])", learned["apgr"], learned["apgr"] >= 0.72),
+        Target(f"GSM8K cost to match GPT-4's accuracy <= 0.6 of GPT-4's cost: {learned['cost_to_match_strong']:.3f} "
+               f"(single-shot {single['cost_to_match_strong']:.3f}; difference 90 % interval "
+               f"[{ci['cost_to_match_strong'][0]:+.3f}, {ci['cost_to_match_strong'][1]:+.3f}])",
+               learned["cost_to_match_strong"], learned["cost_to_match_strong"] <= 0.6),
+        *[Target(f"{name} unchanged: no verifier ({not o['has_verifier']}), the learned cascade refused for want of "
+                 f"answers ({o['learned_cascade_refused'] is not None}), AIQ {o['aiq']:.4f} (quality benchmark: "
+                 f"{o.get('quality_benchmark_aiq')})",
+                 {"aiq": o["aiq"], "quality_benchmark_aiq": o.get("quality_benchmark_aiq"),
+                  "has_verifier": o["has_verifier"], "learned_cascade_refused": o["learned_cascade_refused"] is not None},
+                 not o["has_verifier"] and o["learned_cascade_refused"] is not None and
+                 (o.get("quality_benchmark_aiq") is None or abs(o["aiq"] - o["quality_benchmark_aiq"]) < 1e-9))
           for name, o in others.items()],
     ]
-    result = {"gsm8k": g, "unchanged": others, "targets": [{"target": t, "pass": ok} for t, ok in checks]}
+    result = {"gsm8k": g, "unchanged": others}
     args.out.mkdir(parents=True, exist_ok=True)
     plot(g, args.out / "cascades.png")
     rows = [("single-shot", single), ("learned cascade", learned)]
@@ -270,14 +272,9 @@ def main(argv=None) -> int:
         f"At the router's default target ({g['default_target']:g}): " + "; ".join(
             f"{name} quality {d['quality']:.4f}, cost {d['mean_cost'] / g['strong']['cost']:.2f} of GPT-4's, "
             f"{d['escalation_rate']:.0%} escalated" for name, d in g["at_default"].items()) + ".", "",
-        "![cost-quality curves](cascades.png)", "",
-        "## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {t}" for t, ok in checks],
+        "![cost-quality curves](cascades.png)",
     ]
-    text = "\n".join(lines) + "\n"
-    atomic_write_text(args.out / "cascades.md", text)
-    atomic_write_text(args.out / "cascades.json", to_json_text(result))
-    print(text)
-    return 0 if all(ok for _, ok in checks) else 1
+    return write_results(args.out, "cascades", "\n".join(lines), result, checks)
 
 
 if __name__ == "__main__":

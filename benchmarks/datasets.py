@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from router_ml.training.data.importers import run_import
+from benchmarks.harness import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 GPT4, MIXTRAL = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 CALL_COST = {GPT4: (95 * 10.0 + 264 * 30.0) / 1e6, MIXTRAL: (95 + 264) * 0.24 / 1e6}
@@ -40,6 +39,8 @@ class Benchmark:
 
 def prepare(workdir: Path, log=print) -> list[Benchmark]:
     """Import the real sets into `workdir` (once) and describe them."""
+    from router_ml.training.data.importers import run_import
+
     if not SHARED.is_dir():
         raise SystemExit(f"real data not found at {SHARED}; the benchmarks need ../shared/data beside the checkout")
     workdir.mkdir(parents=True, exist_ok=True)

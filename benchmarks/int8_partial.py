@@ -1,6 +1,6 @@
 """Can partial int8 quantization pass the ONNX equivalence proof? (issue 4 follow-up)
 
-    .venv/bin/python benchmarks/int8_partial.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.int8_partial [--workdir build/benchmarks] [--out benchmarks/results]
 
 Starts from the fused fp32 ONNX export of the default embedder (router_ml.training.embed.onnx_export)
 and quantizes it dynamically (int8, per-channel weights) with some node groups left in
@@ -16,7 +16,6 @@ Writes results/int8_partial.md and results/int8_partial.json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -24,19 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import prepare  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.datasets import prepare
+from benchmarks.harness import benchmark_parser, write_results
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=Path("build/benchmarks"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_parser("int8_partial", __doc__).parse_args(argv)
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -101,11 +93,7 @@ def main(argv=None) -> int:
     lines += [f"| {r['variant']} | {r['fp32_nodes']} | {r['cosine_mean']:.4f} | {r['cosine_p1']:.4f} | "
               f"{r['route_agreement']:.1%} | {r['encode_p50_ms']:.1f} |" for r in rows]
     lines += ["", "The proof needs a 1st-percentile cosine >= 0.98 and >= 97 % of routes unchanged."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "int8_partial.md", "\n".join(lines) + "\n")
-    atomic_write_text(args.out / "int8_partial.json", to_json_text({"rows": rows, "prompts": len(prompts)}))
-    print("\n".join(lines))
-    return 0
+    return write_results(args.out, "int8_partial", "\n".join(lines), {"rows": rows, "prompts": len(prompts)})
 
 
 if __name__ == "__main__":

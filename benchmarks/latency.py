@@ -1,6 +1,6 @@
 """Routing latency on this CPU: the static, ONNX and torch backends against a bare torch encode, in one run.
 
-    .venv/bin/python benchmarks/latency.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.latency [--workdir build/benchmarks] [--out benchmarks/results]
 
 Routers trained on LLMRouter's training set when ../shared/data is present (else on the
 synthetic demo data), one per backend, same head selection: the static embedder
@@ -32,7 +32,6 @@ results/latency.md and results/latency.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -42,12 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO, SHARED  # noqa: E402
-from router_ml import load_router  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.datasets import SHARED
+from benchmarks.harness import Target, benchmark_parser, write_results
+from router_ml import load_router
 
 N_PROMPTS = 1000
 N_SHORT = 20_000
@@ -159,11 +155,7 @@ def throughput(router, prompts: list[str], repeats: int = 3) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_parser("latency", __doc__).parse_args(argv)
 
     dirs, prompts = router_sources(args.workdir, args.cache_dir)
     routers = {b: load_router(dirs[b], embedding_cache_size=0, decision_cache_size=0) for b in BACKENDS}
@@ -208,18 +200,22 @@ def main(argv=None) -> int:
     r50, fs = results["route_over_bare_encode"]["static"]["p50"], fresh["static"]
     l50 = results["route_over_bare_encode"]["static-linear"]["p50"]
     checks = [
-        (f"static route() p50 / bare torch encode of the same prompt <= 0.05: {r50:.3f} (selected head); "
-         f"{l50:.3f} (logistic head)", r50 <= 0.05),
-        (f"static route_batch >= 20,000 short prompts/s ({short_tokens:.0f} tokens): {batch_short['static']:,.0f}/s "
-         f"(selected head); {batch_short['static-linear']:,.0f}/s (logistic head)", batch_short["static"] >= 20_000),
-        (f"static route_batch >= 3,000 mixed prompts/s: {batch_mixed['static']:,.0f}/s (selected head); "
-         f"{batch_mixed['static-linear']:,.0f}/s (logistic head)", batch_mixed["static"] >= 3_000),
-        (f"fresh process loads the static router and routes one prompt in <= 0.4 s and <= 150 MB: "
-         f"{fs['load_and_route_s']:.2f} s, {fs['peak_rss_mb']:.0f} MB peak",
-         fs["load_and_route_s"] <= 0.4 and fs["peak_rss_mb"] <= 150),
-        (f"`router-ml route` end to end < 1 s (static router): {fs['cli_s']:.2f} s", fs["cli_s"] < 1.0),
+        Target(f"static route() p50 / bare torch encode of the same prompt <= 0.05: {r50:.3f} (selected head); "
+               f"{l50:.3f} (logistic head)", {"selected_head": r50, "logistic_head": l50}, r50 <= 0.05),
+        Target(f"static route_batch >= 20,000 short prompts/s ({short_tokens:.0f} tokens): {batch_short['static']:,.0f}/s "
+               f"(selected head); {batch_short['static-linear']:,.0f}/s (logistic head)",
+               {"selected_head": batch_short["static"], "logistic_head": batch_short["static-linear"]},
+               batch_short["static"] >= 20_000),
+        Target(f"static route_batch >= 3,000 mixed prompts/s: {batch_mixed['static']:,.0f}/s (selected head); "
+               f"{batch_mixed['static-linear']:,.0f}/s (logistic head)",
+               {"selected_head": batch_mixed["static"], "logistic_head": batch_mixed["static-linear"]},
+               batch_mixed["static"] >= 3_000),
+        Target(f"fresh process loads the static router and routes one prompt in <= 0.4 s and <= 150 MB: "
+               f"{fs['load_and_route_s']:.2f} s, {fs['peak_rss_mb']:.0f} MB peak",
+               {"load_and_route_s": fs["load_and_route_s"], "peak_rss_mb": fs["peak_rss_mb"]},
+               fs["load_and_route_s"] <= 0.4 and fs["peak_rss_mb"] <= 150),
+        Target(f"`router-ml route` end to end < 1 s (static router): {fs['cli_s']:.2f} s", fs["cli_s"], fs["cli_s"] < 1.0),
     ]
-    results["targets"] = [{"target": label, "pass": ok} for label, ok in checks]
     labels = {"static": "`route()`, static embedder, selected head", "static-linear":
               "`route()`, static embedder, logistic head", "onnx-fp32": "`route()`, MiniLM ONNX fp32",
               "torch": "`route()`, MiniLM torch"}
@@ -244,14 +240,8 @@ def main(argv=None) -> int:
         "`python -c pass` (s) | heavy modules imported |", "|---|---|---|---|---|---|",
         *[f"| {b} | {f['load_and_route_s']:.2f} | {f['rss_mb']:.0f} ({f['peak_rss_mb']:.0f}) | {f['cli_s']:.2f} | "
           f"{f['python_pass_s']:.3f} | {', '.join(f['imported']) or 'none'} |" for b, f in fresh.items()],
-        "", "## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {label}" for label, ok in checks],
     ]
-    text = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "latency.md", text)
-    atomic_write_text(args.out / "latency.json", to_json_text(results))
-    print(text)
-    return 0 if all(ok for _, ok in checks) else 1
+    return write_results(args.out, "latency", "\n".join(lines), results, checks)
 
 
 if __name__ == "__main__":

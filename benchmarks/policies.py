@@ -1,6 +1,6 @@
 """Policies replayed on LLMRouter's test set: single-shot routing, cascades, rules + router.
 
-    .venv/bin/python benchmarks/policies.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.policies [--workdir build/benchmarks] [--out benchmarks/results]
 
 The router is benchmarks/quality.py's LLMRouter router (trained on LLMRouter's train
 file; trained here if absent). On the test prompts it never saw, `router_ml.training.evaluate.replay`
@@ -19,17 +19,13 @@ Writes results/policies.md, results/policies.json and the rules file it generate
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import prepare  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.datasets import prepare
+from benchmarks.harness import benchmark_parser, write_result_file, write_results
 
 SEEDS = range(5)
 
@@ -60,11 +56,7 @@ def task_rules(train_path: Path, models: list[str], top: int = 3) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=Path("build/benchmarks"))
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_parser("policies", __doc__).parse_args(argv)
 
     from router_ml import load_router
     from router_ml.policy.file import load_policy, policy_from_dict
@@ -81,9 +73,7 @@ def main(argv=None) -> int:
     cheapest = router.models[0]
     cascade = policy_from_dict({"cascade": {"steps": [cheapest, "router"], "escalate_if": {"check": {"json": True}}}},
                                router.models, "cascade: cheapest, then the router's choice")
-    args.out.mkdir(parents=True, exist_ok=True)
-    rules_path = args.out / "policies-llmrouter-rules.yaml"
-    atomic_write_text(rules_path, task_rules(bench.train, router.models))
+    rules_path = write_result_file(args.out, "policies-llmrouter-rules.yaml", task_rules(bench.train, router.models))
     rules = load_policy(rules_path, router.models, router.cost_model.chars_per_token)
 
     common = dict(source=str(bench.test), embedder=embedder, training=training, log=print)
@@ -124,12 +114,9 @@ def main(argv=None) -> int:
     lines += ["", f"Cascade: `{cheapest}` first, escalating to the router's choice when the (simulated) response check "
               "fails; the 10 % false-pass row is the mean (± standard deviation of AIQ) over 5 seeds of the simulated "
               f"check. Rules: `{rules_path.name}` (one restriction per task, from the training file)."]
-    atomic_write_text(args.out / "policies.md", "\n".join(lines) + "\n")
-    atomic_write_text(args.out / "policies.json", to_json_text({"policies": policies, "single_models": singles,
-                                                                "oracle": base["oracle"], "prompts": base["prompts"],
-                                                                "router": router.version}))
-    print("\n".join(lines))
-    return 0
+    return write_results(args.out, "policies", "\n".join(lines),
+                         {"policies": policies, "single_models": singles, "oracle": base["oracle"],
+                          "prompts": base["prompts"], "router": router.version})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Routing quality on real data: router-ml beside learned baselines and random routing.
 
-    .venv/bin/python benchmarks/quality.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.quality [--workdir build/benchmarks] [--out benchmarks/results] [--skip-onnx]
 
 For each real set (benchmarks/datasets.py) this trains router-ml with the default
 pipeline on the train side and evaluates it on the test side with the evaluation
@@ -36,24 +36,20 @@ default target, and no metric is worse by more than 0.005. Embeddings are cached
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO, prepare, test_data  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.evaluation import comparison_rows, fmt, metrics_table  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text, write_report  # noqa: E402
-from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
+from benchmarks.datasets import prepare, test_data
+from benchmarks.harness import Target, benchmark_parser, write_results
 
 SWEEP_ROWS = (0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 def run(bench, workdir: Path, cache_dir: str | None) -> dict:
+    from router_ml.training.fit.pipeline import TrainConfig, train
+
     out = workdir / "routers" / f"{bench.name}-auto"
     config = TrainConfig(
         outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
@@ -114,6 +110,7 @@ def embedder_variants(bench, minilm: dict, workdir: Path, cache_dir) -> dict:
     from router_ml.training.embed.cache import DiskCachedEmbedder
     from router_ml.training.embed.static_distill import distill_static
     from router_ml.training.evaluate.comparison import paired_comparison
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     data = test_data(bench)
     headline = "apgr" if len(data.models) == 2 else "gap_closed"
@@ -158,6 +155,8 @@ def embedder_variants(bench, minilm: dict, workdir: Path, cache_dir) -> dict:
 
 
 def embedder_table(results: dict) -> str:
+    from router_ml.training.evaluate.evaluation import fmt
+
     lines = ["| data set | embedder | head | AIQ | headline metric | AIQ vs MiniLM (90 % interval) | "
              "headline vs MiniLM (90 % interval) |", "|---|---|---|---|---|---|---|"]
     for name, res in results.items():
@@ -231,28 +230,32 @@ def sweep_table(name: str, res: dict) -> str:
     return "\n".join(lines)
 
 
-def targets(results: dict) -> list[tuple[str, bool]]:
+def targets(results: dict) -> list[Target]:
+    from router_ml.training.evaluate.evaluation import fmt
+
     mmlu, llm = results["routellm-mmlu"]["report"], results["llmrouter"]["report"]
     r_m, k_m = mmlu["metrics"], mmlu["baselines"]["learned"]["knn"]["metrics"]
     r_l, k_l = llm["metrics"], llm["baselines"]["learned"]["knn"]["metrics"]
     ctm, k_ctm = r_l["cost_to_match_best"], k_l["cost_to_match_best"]
     return [
-        (f"RouteLLM MMLU APGR >= 0.66: {r_m['apgr']:.3f}", r_m["apgr"] >= 0.66),
-        (f"LLMRouter cost to match the best model <= 0.50: {fmt(ctm, '.3f')}", not math.isnan(ctm) and ctm <= 0.5),
-        (f"beats kNN on MMLU (APGR {r_m['apgr']:.3f} vs {k_m['apgr']:.3f}, AIQ {r_m['aiq']:.4f} vs {k_m['aiq']:.4f})",
-         r_m["apgr"] > k_m["apgr"] and r_m["aiq"] > k_m["aiq"]),
-        (f"beats kNN on LLMRouter (AIQ {r_l['aiq']:.4f} vs {k_l['aiq']:.4f}, cost to match {fmt(ctm, '.3f')} vs {fmt(k_ctm, '.3f')})",
-         r_l["aiq"] > k_l["aiq"] and (math.isnan(k_ctm) or (not math.isnan(ctm) and ctm < k_ctm))),
+        Target(f"RouteLLM MMLU APGR >= 0.66: {r_m['apgr']:.3f}", r_m["apgr"], r_m["apgr"] >= 0.66),
+        Target(f"LLMRouter cost to match the best model <= 0.50: {fmt(ctm, '.3f')}", ctm,
+               not math.isnan(ctm) and ctm <= 0.5),
+        Target(f"beats kNN on MMLU (APGR {r_m['apgr']:.3f} vs {k_m['apgr']:.3f}, AIQ {r_m['aiq']:.4f} vs {k_m['aiq']:.4f})",
+               {"apgr": r_m["apgr"], "knn_apgr": k_m["apgr"], "aiq": r_m["aiq"], "knn_aiq": k_m["aiq"]},
+               r_m["apgr"] > k_m["apgr"] and r_m["aiq"] > k_m["aiq"]),
+        Target(f"beats kNN on LLMRouter (AIQ {r_l['aiq']:.4f} vs {k_l['aiq']:.4f}, cost to match {fmt(ctm, '.3f')} vs {fmt(k_ctm, '.3f')})",
+               {"aiq": r_l["aiq"], "knn_aiq": k_l["aiq"], "cost_to_match_best": ctm, "knn_cost_to_match_best": k_ctm},
+               r_l["aiq"] > k_l["aiq"] and (math.isnan(k_ctm) or (not math.isnan(ctm) and ctm < k_ctm))),
     ]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None, help="embedding cache (default: ~/.cache/router-ml)")
+    parser = benchmark_parser("quality", __doc__)
     parser.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX parity section")
     args = parser.parse_args(argv)
+    from router_ml.training.evaluate.evaluation import comparison_rows, metrics_table
+    from router_ml.training.evaluate.report import write_report
 
     results = {}
     for bench in prepare(args.workdir):
@@ -283,23 +286,19 @@ def main(argv=None) -> int:
     checks = targets(results)
     for name, res in results.items():
         for precision, p in res.get("onnx", {}).items():
-            checks.append((f"{name} ONNX {precision}: cosine {p['mean_cosine']:.4f} (1st pct {p['p1_cosine']:.4f}) >= 0.98, "
-                           f"routes agree {p['route_agreement']:.1%} >= 97 %, largest metric loss {p['max_worse']:+.4f} <= 0.005",
-                           p["p1_cosine"] >= 0.98 and p["route_agreement"] >= 0.97 and p["max_worse"] <= 0.005))
-    sections += ["## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {label}" for label, ok in checks]]
-    text = "\n".join(sections) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "quality.md", text)
-    atomic_write_text(args.out / "quality.json", to_json_text(
-        {"results": {k: {"strategy": v["strategy"], "seconds": v["seconds"], "metrics": v["report"]["metrics"],
-                         "baselines": {n: b["metrics"] for n, b in v["report"]["baselines"]["learned"].items()},
-                         "random_mixing": v["report"]["baselines"]["random_mixing"], "default": v["report"]["default"]}
-                     for k, v in results.items()},
-         "onnx_parity": {k: v.get("onnx") for k, v in results.items()},
-         "embedders": {k: v["embedders"] for k, v in results.items()},
-         "targets": [{"target": label, "pass": ok} for label, ok in checks]}))
-    print(text)
-    return 0 if all(ok for _, ok in checks) else 1
+            checks.append(Target(
+                f"{name} ONNX {precision}: cosine {p['mean_cosine']:.4f} (1st pct {p['p1_cosine']:.4f}) >= 0.98, "
+                f"routes agree {p['route_agreement']:.1%} >= 97 %, largest metric loss {p['max_worse']:+.4f} <= 0.005",
+                {k: p[k] for k in ("mean_cosine", "p1_cosine", "route_agreement", "max_worse")},
+                p["p1_cosine"] >= 0.98 and p["route_agreement"] >= 0.97 and p["max_worse"] <= 0.005))
+    figures = {"results": {k: {"strategy": v["strategy"], "seconds": v["seconds"], "metrics": v["report"]["metrics"],
+                               "baselines": {n: b["metrics"] for n, b in v["report"]["baselines"]["learned"].items()},
+                               "random_mixing": v["report"]["baselines"]["random_mixing"],
+                               "default": v["report"]["default"]}
+                           for k, v in results.items()},
+               "onnx_parity": {k: v.get("onnx") for k, v in results.items()},
+               "embedders": {k: v["embedders"] for k, v in results.items()}}
+    return write_results(args.out, "quality", "\n".join(sections), figures, checks)
 
 
 if __name__ == "__main__":

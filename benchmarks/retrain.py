@@ -1,6 +1,6 @@
 """Retraining on real data: can the retrain loop replace a good champion with a worse router?
 
-    .venv/bin/python benchmarks/retrain.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.retrain [--workdir build/benchmarks] [--out benchmarks/results]
 
 Scenario, on LLMRouter's nine models (benchmarks/datasets.py), its prompts shuffled once:
 
@@ -27,19 +27,14 @@ cache (router_ml.training.embed.cache), so a rerun mostly refits heads.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import prepare  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.datasets import prepare
+from benchmarks.harness import benchmark_parser, write_results
 
 EXPLORATION = 0.1
 SEED = 0
@@ -50,6 +45,8 @@ TRAFFIC_PROMPTS = 2500
 
 def split_logs(workdir: Path, bench) -> dict[str, Path]:
     """The champion's log, the traffic prompts and the offline evaluation log (see the docstring)."""
+    import pandas as pd
+
     from router_ml.training.data.outcomes import read_outcomes
 
     train, test = read_outcomes(bench.train), read_outcomes(bench.test)
@@ -135,12 +132,8 @@ def new_logs_only(workdir: Path, bench, offline_path: Path, audit: Path, holdout
     return {"train_prompts": int(table["prompt_id"].nunique()), **comparison.to_dict()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workdir", default="build/benchmarks", type=Path)
-    parser.add_argument("--out", default="benchmarks/results", type=Path)
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args()
+def main(argv=None) -> int:
+    args = benchmark_parser("retrain", __doc__).parse_args(argv)
     from router_ml.core.router import load_router
     from router_ml.training.loop.retrain import RetrainConfig, retrain
 
@@ -189,11 +182,8 @@ def main() -> None:
                      f"{v['incumbent']:.4f} | {v['improvement']:+.4f} | [{v['lower']:+.4f}, {v['upper']:+.4f}] | "
                      f"{'yes' if v['would_promote'] else 'no'} |")
     lines += ["", f"One run, {results['seconds']} s on this machine."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "retrain.md", "\n".join(lines) + "\n")
-    atomic_write_text(args.out / "retrain.json", to_json_text(results))
-    print("\n".join(lines))
+    return write_results(args.out, "retrain", "\n".join(lines), results)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

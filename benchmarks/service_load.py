@@ -1,6 +1,6 @@
 """Load test of `router-ml serve` on localhost: throughput, latency, errors, and one audit row per answer.
 
-    .venv/bin/python benchmarks/service_load.py [--clients 32] [--seconds 20] [--baseline b2b7991]
+    .venv/bin/python -m benchmarks.service_load [--clients 32] [--seconds 20] [--baseline b2b7991]
 
 The routers of benchmarks/latency.py (LLMRouter's 9 models when ../shared/data is
 present): the static embedder, and MiniLM converted to ONNX fp32. Each variant is a
@@ -28,7 +28,6 @@ Writes results/service_load.md and results/service_load.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -44,12 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO  # noqa: E402
-from benchmarks.latency import router_sources  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.harness import REPO, Target, benchmark_parser, write_results
+from benchmarks.latency import router_sources
 
 KILL_SECONDS = 10.0
 FLUSH_INTERVAL = 0.2
@@ -248,10 +243,7 @@ def baseline_checkout(commit: str, workdir: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None)
+    parser = benchmark_parser("service_load", __doc__)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--baseline", default="b2b7991", help="commit whose service is the ONNX baseline ('' to skip)")
@@ -285,21 +277,27 @@ def main(argv=None) -> int:
     exact = all(p["answered_not_logged"] == 0 and p["duplicate_rows"] == 0 and p["exit_code_after_sigterm"] == 0
                 and p["logged_not_answered"] <= p["clients"] and p["unparsed_answers"] == 0 for p in phases)
     errors = sum(p["errors"] for p in phases)
+    sigterm = {"answered_not_logged": sum(p["answered_not_logged"] for p in phases),
+               "duplicate_rows": sum(p["duplicate_rows"] for p in phases),
+               "logged_not_answered": sum(p["logged_not_answered"] for p in phases)}
     checks = [
-        (f"static >= 800 req/s with p99 <= 100 ms ({static['variant']}): {static['throughput_per_s']:.0f} req/s, "
-         f"p99 {static['latency_ms']['p99']:.1f} ms", static["throughput_per_s"] >= 800 and static["latency_ms"]["p99"] <= 100),
-        (f"MiniLM ONNX >= 3x the baseline's throughput ({onnx['variant']}): "
-         + (f"{speedup:.2f}x ({onnx['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} req/s)" if base else "no baseline"),
-         speedup is not None and speedup >= 3),
-        (f"0 errors under load: {errors}", errors == 0),
-        ("after SIGTERM, exactly one audit row per 200 answer (exit 0; rows beyond the answers only for requests wrk "
-         "stopped waiting for, at most one per connection): " + ", ".join(
-             f"{p['variant']}: {p['answered_not_logged']} missing, {p['duplicate_rows']} duplicated, "
-             f"{p['logged_not_answered']} unanswered" for p in phases), exact),
-        (f"kill -9 loses nothing answered more than two flush intervals before it: {crash['settled_lost']} of "
-         f"{crash['settled']}", crash["settled_lost"] == 0),
+        Target(f"static >= 800 req/s with p99 <= 100 ms ({static['variant']}): {static['throughput_per_s']:.0f} req/s, "
+               f"p99 {static['latency_ms']['p99']:.1f} ms",
+               {"throughput_per_s": static["throughput_per_s"], "p99_ms": static["latency_ms"]["p99"]},
+               static["throughput_per_s"] >= 800 and static["latency_ms"]["p99"] <= 100),
+        Target(f"MiniLM ONNX >= 3x the baseline's throughput ({onnx['variant']}): "
+               + (f"{speedup:.2f}x ({onnx['throughput_per_s']:.0f} vs {base['throughput_per_s']:.0f} req/s)" if base
+                  else "no baseline"),
+               speedup, speedup is not None and speedup >= 3),
+        Target(f"0 errors under load: {errors}", errors, errors == 0),
+        Target("after SIGTERM, exactly one audit row per 200 answer (exit 0; rows beyond the answers only for requests "
+               "wrk stopped waiting for, at most one per connection): " + ", ".join(
+                   f"{p['variant']}: {p['answered_not_logged']} missing, {p['duplicate_rows']} duplicated, "
+                   f"{p['logged_not_answered']} unanswered" for p in phases), sigterm, exact),
+        Target(f"kill -9 loses nothing answered more than two flush intervals before it: {crash['settled_lost']} of "
+               f"{crash['settled']}", crash["settled_lost"], crash["settled_lost"] == 0),
     ]
-    figures = {"phases": phases, "kill9": crash, "targets": [{"target": t, "pass": ok} for t, ok in checks],
+    figures = {"phases": phases, "kill9": crash,
                "prompt_chars_median": float(np.median([len(p) for p in prompts])), "cpus": os.cpu_count(),
                "load_generator": f"wrk -t2 -c{args.clients} -d{args.seconds:g}s, on the same {os.cpu_count()} CPUs"}
     lines = [
@@ -317,14 +315,8 @@ def main(argv=None) -> int:
         f"static router: {crash['answered']} requests answered, {crash['lost']} not in the log afterwards; of the "
         f"{crash['settled']} answered more than two flush intervals ({2 * FLUSH_INTERVAL:g} s) before the kill, "
         f"{crash['settled_lost']} missing.", "",
-        "## Targets", *[f"- {'PASS' if ok else 'FAIL'}: {t}" for t, ok in checks],
     ]
-    text = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "service_load.md", text)
-    atomic_write_text(args.out / "service_load.json", to_json_text(figures))
-    print(text)
-    return 0 if all(ok for _, ok in checks) else 1
+    return write_results(args.out, "service_load", "\n".join(lines), figures, checks)
 
 
 if __name__ == "__main__":

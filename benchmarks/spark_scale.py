@@ -1,7 +1,7 @@
 """Spark at scale on this machine: embedding and routing in `local[2]` against one process, per embedder kind.
 
-    .venv/bin/python benchmarks/spark_scale.py [--workdir build/benchmarks] [--out benchmarks/results]
-        [--prompts 100000] [--onnx-prompts 10000] [--torch-prompts 4000]
+    .venv/bin/python -m benchmarks.spark_scale [--workdir build/benchmarks] [--out benchmarks/results]
+        [--prompts 100000] [--onnx-prompts 10000] [--torch-prompts 4000] [--part all|throughput|training]
 
 Prompts: 100,000 distinct ones, drawn from the shared sets (RouteLLM MMLU and GSM8K,
 LLMRouter train and test) and, beyond their ~20,000 distinct texts, lightly perturbed (a
@@ -37,7 +37,6 @@ rule. Writes results/spark_training.md and .json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -45,14 +44,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO, SHARED, prepare  # noqa: E402
-from router_ml import load_router  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.evaluate.report import to_json_text  # noqa: E402
+from benchmarks.datasets import SHARED, prepare
+from benchmarks.harness import REPO, benchmark_parser, write_results
+from router_ml import load_router
 
 PREFIXES = ("", "Question: ", "Please answer the following. ", "Q: ", "I need help with this: ", "Task: ",
             "Can you answer this? ", "Quick one: ")
@@ -98,6 +93,8 @@ def one_process(router_dir: Path, prompts: list[str]) -> dict:
 
 
 def on_spark(spark, router_dir: Path, prompts: list[str], scratch: Path) -> dict:
+    import pandas as pd
+
     from router_ml.core.spark import parallelism, route_dataframe
     from router_ml.training.embed.spark import SparkCachedEmbedder, router_embedder_factory
 
@@ -118,11 +115,12 @@ def on_spark(spark, router_dir: Path, prompts: list[str], scratch: Path) -> dict
             "models": routed.loc[prompts].tolist()}
 
 
+# Run as `python -c TRAIN_PROBE CONFIG` with the repository root as the working directory, so the child imports
+# router_ml exactly as this process does (`python -m benchmarks.spark_scale` from the root).
 TRAIN_PROBE = """
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
 from router_ml.training.fit.pipeline import TrainConfig, train
-config = TrainConfig(**json.loads(sys.argv[2]))
+config = TrainConfig(**json.loads(sys.argv[1]))
 start = time.perf_counter()
 result = train(config, log=lambda m: print("   ", m, file=sys.stderr, flush=True), progress=False)
 peak_kb = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])  # this process image's own peak
@@ -139,6 +137,9 @@ def training_memory(workdir: Path, n_prompts: int, cache_dir) -> dict:
     import json
     import subprocess
 
+    import pandas as pd
+
+    workdir = workdir.resolve()  # the child runs in the repository root
     bench = {b.name: b for b in prepare(workdir)}["llmrouter"]
     base = pd.read_parquet(bench.train)  # as imported: the training run validates it
     prompts = base["prompt"].drop_duplicates().tolist()
@@ -158,7 +159,7 @@ def training_memory(workdir: Path, n_prompts: int, cache_dir) -> dict:
                   "baselines": [], "overwrite": True, "out": str(workdir / "routers" / f"grown-{side}"),
                   "cache_dir": cache_dir, "verifier": False, **extra}
         print(f"  training on {n_prompts:,} prompts, {side}", flush=True)
-        run = subprocess.run([sys.executable, "-c", TRAIN_PROBE, str(REPO), json.dumps(config)], capture_output=True,
+        run = subprocess.run([sys.executable, "-c", TRAIN_PROBE, json.dumps(config)], cwd=REPO, capture_output=True,
                              text=True)
         if run.returncode:
             raise SystemExit(f"training ({side}) failed:\n{run.stderr[-3000:]}")
@@ -171,10 +172,7 @@ def training_memory(workdir: Path, n_prompts: int, cache_dir) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None)
+    parser = benchmark_parser("spark_scale", __doc__)
     parser.add_argument("--prompts", type=int, default=100_000)
     parser.add_argument("--onnx-prompts", type=int, default=10_000)
     parser.add_argument("--torch-prompts", type=int, default=4_000)
@@ -188,18 +186,17 @@ def main(argv=None) -> int:
     if not SHARED.is_dir():
         raise SystemExit(f"real data not found at {SHARED}")
     args.out.mkdir(parents=True, exist_ok=True)
+    codes = []
     if args.part in ("all", "throughput"):
-        throughput(args)
+        codes.append(throughput(args))
     if args.part in ("all", "training"):
         runs = [training_memory(args.workdir, int(n), args.cache_dir) for n in args.train_prompts.split(",")]
         text, growth = training_report(runs)
-        atomic_write_text(args.out / "spark_training.md", text)
-        atomic_write_text(args.out / "spark_training.json", to_json_text({"runs": runs, "growth_bytes": growth}))
-        print(text)
-    return 0
+        codes.append(write_results(args.out, "spark_training", text, {"runs": runs, "growth_bytes": growth}))
+    return max(codes)
 
 
-def throughput(args) -> None:
+def throughput(args) -> int:
 
     from benchmarks.latency import router_sources
     from router_ml.core.spark import parallelism, spark_session
@@ -245,10 +242,7 @@ def throughput(args) -> None:
     spark.stop()
 
     results["capacity"] = capacity(results["kinds"])
-    text = report(results, args.master)
-    atomic_write_text(args.out / "spark_scale.md", text)
-    atomic_write_text(args.out / "spark_scale.json", to_json_text(results))
-    print(text)
+    return write_results(args.out, "spark_scale", report(results, args.master), results)
 
 
 def capacity(kinds: dict) -> dict:

@@ -1,6 +1,6 @@
 """How to cut prompts longer than the embedder's window: head, tail or head_tail.
 
-    .venv/bin/python benchmarks/truncation.py [--workdir build/benchmarks] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.truncation [--workdir build/benchmarks] [--out benchmarks/results]
 
 all-MiniLM-L6-v2 sees 256 tokens. On the real sets about 9 % of prompts are longer
 (few-shot examples, reading passages), and those put the question at the end. For each
@@ -15,31 +15,25 @@ Writes results/truncation.md and results/truncation.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.datasets import REPO, prepare, test_data  # noqa: E402
-from router_ml import load_router  # noqa: E402
-from router_ml.core.catalog import load_catalog  # noqa: E402
-from router_ml.core.embedders import TRUNCATIONS  # noqa: E402
-from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data  # noqa: E402
-from router_ml.training.embed.cache import DiskCachedEmbedder  # noqa: E402
-from router_ml.training.evaluate import metrics  # noqa: E402
-from router_ml.training.evaluate.evaluation import evaluate_router  # noqa: E402
-from router_ml.training.fit.pipeline import TrainConfig, train  # noqa: E402
-from router_ml.training.fit.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep  # noqa: E402
+from benchmarks.datasets import prepare, test_data
+from benchmarks.harness import benchmark_parser, write_results
+from router_ml import load_router
+from router_ml.core.embedders import TRUNCATIONS
 
 
 def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict:
     """5-fold out-of-fold AIQ on the long training prompts (more of them than on the test side)."""
+    from router_ml.core.catalog import load_catalog
+    from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
+    from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.evaluate import metrics
+    from router_ml.training.fit.selection import Candidate, fold_ids, out_of_fold, policy_costs, single_points, sweep
+
     catalog = load_catalog(bench.catalog) if bench.catalog else None
     data = to_routing_data(read_outcomes(bench.train), catalog)
     if not bench.test:
@@ -62,11 +56,10 @@ def long_prompt_validation(bench, truncation: str, cache_dir, tokenizer) -> dict
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_parser("truncation", __doc__).parse_args(argv)
+    from router_ml.core.embedders.sentence_transformer import SentenceTransformerEmbedder
+    from router_ml.training.evaluate.evaluation import evaluate_router
+    from router_ml.training.fit.pipeline import TrainConfig, train
 
     tokenizer = SentenceTransformerEmbedder().tokenizer
     results, lines = {}, []
@@ -109,12 +102,7 @@ def main(argv=None) -> int:
                 f"{r['long'].get('gap_closed', float('nan')):.3f} | {res['long_prompts']} of {res['test_prompts']} | "
                 f"{r['long_validation']['gap_closed']:.3f} | {r['long_validation']['prompts']} |"
             )
-    text = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "truncation.md", text)
-    atomic_write_text(args.out / "truncation.json", json.dumps(results, indent=1, default=str))
-    print(text)
-    return 0
+    return write_results(args.out, "truncation", "\n".join(lines), results)
 
 
 if __name__ == "__main__":
