@@ -28,7 +28,7 @@ import pytest
 from tests.support.docs import REPO, blocks, doc_files, run_page
 from tests.support.serverproc import free_port
 
-PAGE_TIMEOUT_S = 1800
+PAGE_TIMEOUT_S = 3600  # per page, and for the set-up: a shared two-core machine can be slow
 SERVE_TRIES = 480  # 0.25 s apart: two minutes for a server to load its router and warm up
 OUTPUT_TAIL = 60
 
@@ -46,10 +46,16 @@ def _tracked_files() -> list[str]:
 
 
 def _environment(workdir: Path) -> dict[str, str]:
+    """This interpreter's environment on PATH; `make` in a page (or the set-up) uses it as
+    installed: MAKEFLAGS sets the Makefile's BIN and a STAMP newer than pyproject.toml, so no
+    page can start an install into it."""
     venv_bin = Path(sys.executable).parent
+    stamp = workdir.parent / "installed.stamp"
+    stamp.touch()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY", "SPARK_REMOTE"))}
     env.update(PATH=f"{workdir / '.venv' / 'bin'}{os.pathsep}{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-               MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false", PYTHONDONTWRITEBYTECODE="1")
+               MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false", PYTHONDONTWRITEBYTECODE="1",
+               MAKEFLAGS=f"BIN={venv_bin} STAMP={stamp}")
     env.pop("VIRTUAL_ENV", None)
     return env
 
@@ -71,9 +77,7 @@ def demo_setup(tmp_path_factory) -> Path:
         (base / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, base / name)
     _link_venv(base)
-    stamp = base.parent / "installed.stamp"
-    stamp.touch()  # newer than pyproject.toml: make takes the environment as installed
-    result = subprocess.run(["make", "demo", f"BIN={Path(sys.executable).parent}", f"STAMP={stamp}"], cwd=base,
+    result = subprocess.run(["make", "demo"], cwd=base,
                             env=_environment(base), capture_output=True, text=True, timeout=PAGE_TIMEOUT_S)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-OUTPUT_TAIL:])
