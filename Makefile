@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, route
 #   make test   install what the tests need and run them all (CI: .ci/run runs `make lint test`)
+# `make docs` builds the documentation site into site/ (mkdocs build --strict).
 # While working: `make test-fast` (unit tests, no real embedding model or processes) and `make lint`.
 PYTHON ?= python3
 VENV := .venv
@@ -11,13 +12,13 @@ TORCH_SPEC ?= torch==2.13.0
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint clean-demo
+.PHONY: install demo test test-fast lint docs clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[test,spark,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -41,6 +42,9 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean-demo:
 	rm -rf models/demo reports data/demo/outcomes.csv data/demo/holdout.csv data/demo/catalog.yaml
