@@ -8,8 +8,10 @@ library's own commands (`route --input`, `rules check --outcomes`). Every proble
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from router_ml.errors import OutcomesError
@@ -23,8 +25,14 @@ def _format_of(path: Path) -> str:
     raise OutcomesError(f"{path}: expected a .csv, .jsonl, .ndjson or .parquet file, found '{path.suffix or path.name}'")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Parse a CSV, JSON Lines or Parquet file into a DataFrame, or say why not."""
+def read_table(path: str | Path, *, keep_blank_lines: bool = False) -> pd.DataFrame:
+    """Parse a CSV, JSON Lines or Parquet file into a DataFrame, or say why not.
+
+    Blank lines are skipped, unless `keep_blank_lines`: then each blank line before the last
+    row is a row of its own with every field missing (so a file of prompts keeps one row per
+    line, and a check can name the blank one); blank lines after the last row are only the
+    file's end. JSON Lines frames list their blank lines in `attrs["blank_lines"]`.
+    """
     path = Path(path)
     fmt = _format_of(path)
     if not path.is_file():
@@ -33,13 +41,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise OutcomesError(f"{path}: the file is empty; expected a header and at least one row")
     try:
         if fmt == "csv":
-            frame = pd.read_csv(
-                path, dtype={"prompt": str, "model": str, "prompt_id": str, "task": str}, keep_default_na=False,
-                encoding_errors="strict",
-                na_values={"score": [""], "cost": [""], "input_tokens": [""], "output_tokens": [""], "latency_ms": [""]},
-            )
+            frame = _read_csv(path, keep_blank_lines)
         elif fmt == "jsonl":
-            frame = _read_jsonl(path)
+            frame = _read_jsonl(path, keep_blank_lines)
         else:
             frame = pd.read_parquet(path)
     except OutcomesError:
@@ -51,20 +55,45 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    """JSON Lines, one object per non-blank line; errors name the line. `attrs["lines"]`
-    keeps each row's line number, so later checks can name it too."""
+def _read_csv(path: Path, keep_blank_lines: bool = False) -> pd.DataFrame:
+    frame = pd.read_csv(
+        path, dtype={"prompt": str, "model": str, "prompt_id": str, "task": str}, keep_default_na=False,
+        encoding_errors="strict", skip_blank_lines=not keep_blank_lines,
+        na_values={"score": [""], "cost": [""], "input_tokens": [""], "output_tokens": [""], "latency_ms": [""]},
+    )
+    if keep_blank_lines:  # the blank lines at the end (rows with nothing in any cell) are only the file's end
+        filled = np.flatnonzero(~frame.map(is_missing).all(axis=1).to_numpy())
+        frame = frame.iloc[: filled[-1] + 1 if len(filled) else 0]
+    return frame
+
+
+def is_missing(value) -> bool:
+    """True for a cell with nothing in it: None, NaN, pandas' NA, or text that is only whitespace."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def _read_jsonl(path: Path, keep_blank_lines: bool = False) -> pd.DataFrame:
+    """JSON Lines, one object per non-blank line (see `read_table` for blank ones); errors name
+    the line. `attrs["lines"]` keeps each row's line number, so later checks can name it too."""
     import gzip
     import json
 
     from router_ml.core.prompts import clean_json
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    records, lines, replaced = [], [], [0]
+    records, lines, blank, waiting, replaced = [], [], [], [], [0]
     with opener(path, "rt", encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
+                waiting.append(number)
                 continue
+            if keep_blank_lines:  # the blank lines before this one are rows; any after the last are not
+                records += [{}] * len(waiting)
+                lines += waiting
+                blank += waiting
+            waiting = []
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -80,6 +109,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                       stacklevel=3)
     frame = pd.DataFrame.from_records(records)
     frame.attrs["lines"] = lines
+    frame.attrs["blank_lines"] = blank
     return frame
 
 

@@ -59,11 +59,13 @@ def test_bad_quality_target_and_input_lines(capsys, trained_router_dir, tmp_path
 
 def test_batch_route_writes_jsonl(capsys, trained_router_dir, tmp_path):
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    src.write_text('{"prompt": "What is 2 + 2?"}\n\n{"prompt": "Translate into Basque: hello"}\n')
+    # a blank line between prompts is refused (tests/core/test_route_command.py); one at the end is the file's end
+    src.write_text('{"prompt": "What is 2 + 2?"}\n{"prompt": "Translate into Basque: hello"}\n\n')
     code, _, _ = run(capsys, "route", "--router", str(trained_router_dir), "--input", str(src), "--output", str(dst))
     assert code == 0
     rows = [json.loads(line) for line in dst.read_text().splitlines()]
-    assert len(rows) == 2 and all({"model", "confidence", "scores", "reason"} <= set(r) for r in rows)
+    assert len(rows) == 2 and all({"line", "model", "confidence", "scores", "reason"} <= set(r) for r in rows)
+    assert [r["line"] for r in rows] == [1, 2]
 
 
 @pytest.mark.slow

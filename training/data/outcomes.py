@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,26 @@ def validate_outcomes(
     check_share(success_threshold, "success_threshold", error=OutcomesError)
     if duplicates not in DUPLICATE_POLICIES:
         raise OutcomesError(f"duplicates: expected one of {DUPLICATE_POLICIES}, found {duplicates!r}")
+    _check_columns(frame, source)
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
+    for field in ("prompt", "model"):
+        out[field] = _texts(frame, field, source)
+    out["model"] = out["model"].str.strip()
+    for field, values in _scores_and_success(frame, source, success_threshold).items():
+        out[field] = values
+    out["cost"] = _costs(frame, source)
+    for field in ("input_tokens", "output_tokens"):
+        out[field] = _token_counts(frame, field, source)
+    out["weight"] = _weights(frame, source)
+    out["prompt_id"] = _prompt_ids(frame, out, source)
+    out["task"] = _tasks(frame)
+    out["response"] = _responses(frame, source)
+    return _resolve_duplicates(out, source, duplicates, success_threshold)
+
+
+def _check_columns(frame: pd.DataFrame, source: str) -> None:
+    """The contract's required columns: prompt, model, and score or success."""
     columns = list(frame.columns)
     missing = [c for c in REQUIRED if c not in columns]
     if missing or not ({"score", "success"} & set(columns)):
@@ -108,113 +128,147 @@ def validate_outcomes(
             f"(true/false); found {columns}. Rename columns to the contract in data/README.md "
             "(router-ml train --map SOURCE=TARGET)"
         )
-    frame = frame.reset_index(drop=True)
-    out = pd.DataFrame({"row": np.arange(1, len(frame) + 1)})
 
-    for field in ("prompt", "model"):
-        values = frame[field].map(lambda v: replace_unencodable(v) if isinstance(v, str) else (v, 0))
-        texts = values.map(lambda pair: pair[0])
-        bad = ~texts.map(lambda v: isinstance(v, str) and has_content(v)).to_numpy()
-        _bad_rows(frame, bad, field, "a string with some content (not only whitespace, control or zero-width "
-                                     "characters)", source)
-        replaced = int(values.map(lambda pair: pair[1]).sum())
-        if replaced:
-            warnings.warn(f"{source}: field '{field}': {replaced} characters no encoder takes (lone surrogates) "
-                          "were replaced by U+FFFD", stacklevel=2)
-        out[field] = texts.to_numpy(dtype=object)
-    out["model"] = out["model"].str.strip()
 
-    if "score" in columns:
-        score, missing_score = _as_number(frame, "score")
-        _bad_rows(frame, missing_score & ("success" not in columns), "score", "a number in [0, 1]", source)
-        known = ~missing_score
-        _bad_rows(frame, known & ~np.isfinite(np.where(known, score, 0.0)), "score", "a finite number in [0, 1]", source)
-        _bad_rows(frame, known & ((score < 0) | (score > 1)), "score", "a number in [0, 1]", source)
-    if "success" in columns:
-        success, bad_success = _as_bool(frame["success"])
-        if "score" in columns:  # a row may give either; it must give at least one
-            bad_success = bad_success & missing_score
-            _bad_rows(frame, bad_success, "success", "true/false (or a score in [0, 1]) on every row", source)
-            success = success.where(~success.isna(), pd.Series(score >= success_threshold))
-        else:
-            _bad_rows(frame, bad_success, "success", "true/false, yes/no or 1/0", source)
-        out["success"] = success.to_numpy(dtype=bool)
-        out["score"] = np.where(~missing_score, score, out["success"].astype(float)) if "score" in columns else out["success"].astype(float)
-    else:
-        out["score"] = score
-        out["success"] = score >= success_threshold
+def _texts(frame: pd.DataFrame, field: str, source: str) -> np.ndarray:
+    """A text column (prompt, model): strings with content, unencodable characters replaced (with a warning)."""
+    values = frame[field].map(lambda v: replace_unencodable(v) if isinstance(v, str) else (v, 0))
+    texts = values.map(lambda pair: pair[0])
+    bad = ~texts.map(lambda v: isinstance(v, str) and has_content(v)).to_numpy()
+    _bad_rows(frame, bad, field, "a string with some content (not only whitespace, control or zero-width "
+                                 "characters)", source)
+    replaced = int(values.map(lambda pair: pair[1]).sum())
+    if replaced:
+        warnings.warn(f"{source}: field '{field}': {replaced} characters no encoder takes (lone surrogates) "
+                      "were replaced by U+FFFD", stacklevel=3)  # the caller of validate_outcomes
+    return texts.to_numpy(dtype=object)
 
-    if "cost" in columns:
-        cost, missing_cost = _as_number(frame, "cost")
-        _bad_rows(frame, missing_cost | ~np.isfinite(np.nan_to_num(cost, nan=np.inf)), "cost",
-                  "a finite cost in USD >= 0 on every row (drop the column to price calls from the catalog)", source)
-        _bad_rows(frame, cost < 0, "cost", "a cost in USD >= 0", source)
-        out["cost"] = cost
-    else:
-        out["cost"] = np.nan
 
-    for field in ("input_tokens", "output_tokens"):
-        if field in columns:
-            tokens, missing_tokens = _as_number(frame, field)
-            filled = np.nan_to_num(tokens, nan=0.0)
-            bad = ~missing_tokens & ((filled < 0) | (filled != np.round(filled)) | ~np.isfinite(filled))
-            _bad_rows(frame, bad, field, "a whole number of tokens >= 0 (or empty)", source)
-            out[field] = tokens
-        else:
-            out[field] = np.nan
+def _scores_and_success(frame: pd.DataFrame, source: str, success_threshold: float) -> dict[str, np.ndarray]:
+    """The `score` and `success` columns, in the order they are added: each row gives either and
+    the other follows (success by `success_threshold`, score 1.0/0.0 from success)."""
+    has_score, has_success = "score" in frame.columns, "success" in frame.columns
+    if has_score:
+        score, missing_score = _checked_scores(frame, source, required=not has_success)
+    if not has_success:
+        return {"score": score, "success": score >= success_threshold}
+    success = _checked_success(frame, source, (score, missing_score) if has_score else None, success_threshold)
+    as_score = success.astype(float)
+    return {"success": success, "score": np.where(~missing_score, score, as_score) if has_score else as_score}
 
-    if "weight" in columns:
-        weight, missing_weight = _as_number(frame, "weight")
-        weight = np.where(missing_weight & frame["weight"].map(lambda v: v is None or v == "").to_numpy(), 1.0, weight)
-        _bad_rows(frame, ~(np.isfinite(weight) & (weight > 0)), "weight", "a finite number > 0 (or empty for 1)",
+
+def _checked_scores(frame: pd.DataFrame, source: str, required: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, mask of rows without one); every given score is a finite number in [0, 1], and
+    every row has one when `required` (no success column to fall back on)."""
+    score, missing_score = _as_number(frame, "score")
+    _bad_rows(frame, missing_score & required, "score", "a number in [0, 1]", source)
+    known = ~missing_score
+    _bad_rows(frame, known & ~np.isfinite(np.where(known, score, 0.0)), "score", "a finite number in [0, 1]", source)
+    _bad_rows(frame, known & ((score < 0) | (score > 1)), "score", "a number in [0, 1]", source)
+    return score, missing_score
+
+
+def _checked_success(frame: pd.DataFrame, source: str, scores: tuple[np.ndarray, np.ndarray] | None,
+                     success_threshold: float) -> np.ndarray:
+    """Success per row: the logged flag, else (with `scores`: the scores and their missing mask)
+    score >= `success_threshold`; a row with neither is an error."""
+    success, bad_success = _as_bool(frame["success"])
+    if scores is None:
+        _bad_rows(frame, bad_success, "success", "true/false, yes/no or 1/0", source)
+    else:  # a row may give either; it must give at least one
+        score, missing_score = scores
+        _bad_rows(frame, bad_success & missing_score, "success", "true/false (or a score in [0, 1]) on every row",
                   source)
-        out["weight"] = weight
-    else:
-        out["weight"] = 1.0
+        success = success.where(~success.isna(), pd.Series(score >= success_threshold))
+    return success.to_numpy(dtype=bool)
 
-    if "prompt_id" in columns:
-        ids = frame["prompt_id"]
-        bad = ~ids.map(lambda v: (isinstance(v, str) and bool(v.strip())) or isinstance(v, (int, np.integer))).to_numpy()
-        _bad_rows(frame, bad, "prompt_id", "a non-empty id (or leave the column out to hash the prompt)", source)
-        out["prompt_id"] = ids.astype(str).to_numpy(dtype=object)
-        texts_per_id = out.groupby("prompt_id")["prompt"].nunique()
-        clash = texts_per_id[texts_per_id > 1]
-        if len(clash):
-            pid = clash.index[0]
-            rows = out.loc[out["prompt_id"] == pid, "row"].tolist()[:3]
-            raise OutcomesError(f"{source}: field 'prompt_id': {pid!r} is used for different prompt texts (rows {rows})")
-    else:
-        out["prompt_id"] = [prompt_hash(p) for p in out["prompt"]]
 
-    if "task" in columns:
-        # object dtype: a pandas 3 string column would turn the None back into NaN
-        out["task"] = pd.Series([_task(v) for v in frame["task"]], index=frame.index, dtype=object)
-    else:
-        out["task"] = None
+def _costs(frame: pd.DataFrame, source: str) -> np.ndarray | float:
+    """Logged USD per call (a finite number >= 0 on every row), or NaN when the column is absent."""
+    if "cost" not in frame.columns:
+        return np.nan
+    cost, missing_cost = _as_number(frame, "cost")
+    _bad_rows(frame, missing_cost | ~np.isfinite(np.nan_to_num(cost, nan=np.inf)), "cost",
+              "a finite cost in USD >= 0 on every row (drop the column to price calls from the catalog)", source)
+    _bad_rows(frame, cost < 0, "cost", "a cost in USD >= 0", source)
+    return cost
 
-    if "response" in columns:  # the text the model answered; empty where it was not logged
-        def response(value):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                return ""
-            return replace_unencodable(value)[0] if isinstance(value, str) else None
 
-        texts = frame["response"].map(response)
-        _bad_rows(frame, texts.isna().to_numpy(), "response", "the model's answer as a string (or empty)", source)
-        out["response"] = texts.to_numpy(dtype=object)
-    else:
-        out["response"] = ""
+def _token_counts(frame: pd.DataFrame, field: str, source: str) -> np.ndarray | float:
+    """Whole token counts >= 0, NaN where not logged (or the column is absent)."""
+    if field not in frame.columns:
+        return np.nan
+    tokens, missing_tokens = _as_number(frame, field)
+    filled = np.nan_to_num(tokens, nan=0.0)
+    bad = ~missing_tokens & ((filled < 0) | (filled != np.round(filled)) | ~np.isfinite(filled))
+    _bad_rows(frame, bad, field, "a whole number of tokens >= 0 (or empty)", source)
+    return tokens
 
+
+def _weights(frame: pd.DataFrame, source: str) -> np.ndarray | float:
+    """Fitting weights: finite and > 0, 1 where empty (or the column is absent)."""
+    if "weight" not in frame.columns:
+        return 1.0
+    weight, missing_weight = _as_number(frame, "weight")
+    weight = np.where(missing_weight & frame["weight"].map(lambda v: v is None or v == "").to_numpy(), 1.0, weight)
+    _bad_rows(frame, ~(np.isfinite(weight) & (weight > 0)), "weight", "a finite number > 0 (or empty for 1)",
+              source)
+    return weight
+
+
+def _prompt_ids(frame: pd.DataFrame, out: pd.DataFrame, source: str):
+    """The logged prompt ids (non-empty, one prompt text each), else a hash of each prompt in `out`."""
+    if "prompt_id" not in frame.columns:
+        return [prompt_hash(p) for p in out["prompt"]]
+    ids = frame["prompt_id"]
+    bad = ~ids.map(lambda v: (isinstance(v, str) and bool(v.strip())) or isinstance(v, (int, np.integer))).to_numpy()
+    _bad_rows(frame, bad, "prompt_id", "a non-empty id (or leave the column out to hash the prompt)", source)
+    ids = ids.astype(str).to_numpy(dtype=object)
+    texts_per_id = pd.DataFrame({"prompt_id": ids, "prompt": out["prompt"]}).groupby("prompt_id")["prompt"].nunique()
+    clash = texts_per_id[texts_per_id > 1]
+    if len(clash):
+        pid = clash.index[0]
+        rows = out.loc[ids == pid, "row"].tolist()[:3]
+        raise OutcomesError(f"{source}: field 'prompt_id': {pid!r} is used for different prompt texts (rows {rows})")
+    return ids
+
+
+def _tasks(frame: pd.DataFrame) -> pd.Series | None:
+    """Task labels, None where not logged (or the column is absent)."""
+    if "task" not in frame.columns:
+        return None
+    # object dtype: a pandas 3 string column would turn the None back into NaN
+    return pd.Series([_task(v) for v in frame["task"]], index=frame.index, dtype=object)
+
+
+def _responses(frame: pd.DataFrame, source: str) -> np.ndarray | str:
+    """The text each model answered, "" where it was not logged (or the column is absent)."""
+    if "response" not in frame.columns:
+        return ""
+
+    def response(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return replace_unencodable(value)[0] if isinstance(value, str) else None
+
+    texts = frame["response"].map(response)
+    _bad_rows(frame, texts.isna().to_numpy(), "response", "the model's answer as a string (or empty)", source)
+    return texts.to_numpy(dtype=object)
+
+
+def _resolve_duplicates(out: pd.DataFrame, source: str, duplicates: str, success_threshold: float) -> pd.DataFrame:
+    """Repeated (prompt, model) pairs: an error naming the rows, or (duplicates="mean") averaged."""
     dup = out.duplicated(["prompt_id", "model"], keep=False)
-    if dup.any():
-        if duplicates == "error":
-            first = out.loc[dup].iloc[0]
-            rows = out.loc[dup & (out["prompt_id"] == first["prompt_id"]) & (out["model"] == first["model"]), "row"].tolist()
-            raise OutcomesError(
-                f"{source}: {int(dup.sum())} rows repeat a (prompt, model) pair, e.g. rows {rows[:3]} for model "
-                f"{first['model']!r}; remove the repeats or pass --duplicates mean to average them"
-            )
-        out = _average_duplicates(out, success_threshold)
-    return out
+    if not dup.any():
+        return out
+    if duplicates == "error":
+        first = out.loc[dup].iloc[0]
+        rows = out.loc[dup & (out["prompt_id"] == first["prompt_id"]) & (out["model"] == first["model"]), "row"].tolist()
+        raise OutcomesError(
+            f"{source}: {int(dup.sum())} rows repeat a (prompt, model) pair, e.g. rows {rows[:3]} for model "
+            f"{first['model']!r}; remove the repeats or pass --duplicates mean to average them"
+        )
+    return _average_duplicates(out, success_threshold)
 
 
 def _average_duplicates(out: pd.DataFrame, success_threshold: float) -> pd.DataFrame:
@@ -338,7 +392,56 @@ def to_routing_data(
     prompt's length), so labels can order models that were not tried.
     """
     models = check_models(outcomes, catalog, source)
-    has_logged_cost = outcomes["cost"].notna().all()
+    has_logged_cost = _check_cost_known(outcomes, models, catalog, cost_model, source)
+    first = outcomes.drop_duplicates("prompt_id")
+    cells = _Cells.of(outcomes, first["prompt_id"].tolist(), models)
+    chars_per_token = catalog.chars_per_token if catalog else (cost_model.chars_per_token if cost_model else 4.0)
+    if has_logged_cost:
+        costs, pricing = cells.matrix(outcomes["cost"].to_numpy(dtype=float)), "logged cost per call"
+    else:
+        costs = cells.matrix(price_calls(outcomes, catalog, cost_model, chars_per_token))
+        pricing = ("token counts (logged, else estimated) x " +
+                   (f"catalog prices ({catalog.source})" if catalog is not None else "the router's prices"))
+    cost_model = _routing_cost_model(models, costs, catalog, cost_model, chars_per_token)
+    prompts = first["prompt"].tolist()
+    # Price untried pairs as the router would at serving time, so labels can order them.
+    costs = np.where(np.isnan(costs), cost_model.estimate(np.array([len(p) for p in prompts])), costs)
+    data = RoutingData(
+        cells.prompt_ids, prompts, [_task(t) for t in first["task"]], models,
+        cells.matrix(outcomes["score"].to_numpy(dtype=float)), cells.matrix(outcomes["success"].to_numpy(dtype=float)),
+        costs, cost_model, pricing=pricing, weights=_weight_matrix(outcomes, cells),
+        responses=_response_matrix(outcomes, cells),
+    )
+    return _cheapest_first(data)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Where each outcome row lands in the prompt x model matrices."""
+
+    prompt_ids: list[str]
+    rows: np.ndarray
+    cols: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, outcomes: pd.DataFrame, prompt_ids: list[str], models: list[str]) -> _Cells:
+        index = {pid: i for i, pid in enumerate(prompt_ids)}
+        col = {m: j for j, m in enumerate(models)}
+        return cls(prompt_ids, outcomes["prompt_id"].map(index).to_numpy(), outcomes["model"].map(col).to_numpy(),
+                   (len(prompt_ids), len(models)))
+
+    def matrix(self, values, fill=np.nan, dtype=float) -> np.ndarray:
+        """A (prompts, models) matrix of `values` (one per outcome row), `fill` where nothing was logged."""
+        out = np.full(self.shape, fill, dtype=dtype)
+        out[self.rows, self.cols] = values
+        return out
+
+
+def _check_cost_known(outcomes: pd.DataFrame, models: list[str], catalog: Catalog | None,
+                      cost_model: CostModel | None, source: str) -> bool:
+    """Whether every call's cost was logged; without, a catalog or a router pricing every model is needed."""
+    has_logged_cost = bool(outcomes["cost"].notna().all())
     if not has_logged_cost and catalog is None and cost_model is None:
         raise CatalogError(
             f"{source}: no cost information: the outcomes have no 'cost' column and no catalog was given. "
@@ -349,76 +452,55 @@ def to_routing_data(
         unpriced = [m for m in models if m not in cost_model.models]
         if unpriced and not has_logged_cost:
             raise CatalogError(f"{source}: models {unpriced} are not priced by the router; pass --catalog")
-    first = outcomes.drop_duplicates("prompt_id")
-    prompt_ids = first["prompt_id"].tolist()
-    index = {pid: i for i, pid in enumerate(prompt_ids)}
-    col = {m: j for j, m in enumerate(models)}
-    n, m = len(prompt_ids), len(models)
-    rows = outcomes["prompt_id"].map(index).to_numpy()
-    cols = outcomes["model"].map(col).to_numpy()
-    scores = np.full((n, m), np.nan)
-    success = np.full((n, m), np.nan)
-    costs = np.full((n, m), np.nan)
-    scores[rows, cols] = outcomes["score"].to_numpy(dtype=float)
-    success[rows, cols] = outcomes["success"].to_numpy(dtype=float)
-    weights = None
+    return has_logged_cost
+
+
+def _weight_matrix(outcomes: pd.DataFrame, cells: _Cells) -> np.ndarray | None:
+    """Each observed outcome's fitting weight (1 where not logged); None when every weight is 1."""
     if "weight" in outcomes.columns and (outcomes["weight"].to_numpy(dtype=float) != 1.0).any():
-        weights = np.ones((n, m))
-        weights[rows, cols] = outcomes["weight"].to_numpy(dtype=float)
-    responses = None
+        return cells.matrix(outcomes["weight"].to_numpy(dtype=float), fill=1.0)
+    return None
+
+
+def _response_matrix(outcomes: pd.DataFrame, cells: _Cells) -> np.ndarray | None:
+    """Each observed outcome's answer ("" where not logged); None when no answer was logged."""
     if "response" in outcomes.columns and (outcomes["response"].str.len() > 0).any():
-        responses = np.full((n, m), "", dtype=object)
-        responses[rows, cols] = outcomes["response"].to_numpy(dtype=object)
-    prompts = first["prompt"].tolist()
-    lengths = np.array([len(p) for p in prompts])
+        return cells.matrix(outcomes["response"].to_numpy(dtype=object), fill="", dtype=object)
+    return None
 
-    chars_per_token = catalog.chars_per_token if catalog else (cost_model.chars_per_token if cost_model else 4.0)
-    if has_logged_cost:
-        costs[rows, cols] = outcomes["cost"].to_numpy(dtype=float)
-        pricing = "logged cost per call"
-    else:
-        costs[rows, cols] = price_calls(outcomes, catalog, cost_model, chars_per_token)
-        pricing = ("token counts (logged, else estimated) x " +
-                   (f"catalog prices ({catalog.source})" if catalog is not None else "the router's prices"))
 
+def _routing_cost_model(models: list[str], costs: np.ndarray, catalog: Catalog | None, cost_model: CostModel | None,
+                        chars_per_token: float) -> CostModel:
+    """How the router will estimate costs: a given router's own prices for these models (evaluating
+    it without a catalog), else the catalog's prices and each model's mean cost per call here."""
     if cost_model is not None and catalog is None and all(x in cost_model.models for x in models):
-        picked = [cost_model.models.index(x) for x in models]
-        cost_model = CostModel(
-            models=list(models),
-            input_price=[cost_model.input_price[j] for j in picked],
-            output_price=[cost_model.output_price[j] for j in picked],
-            output_tokens=[cost_model.output_tokens[j] for j in picked],
-            mean_call_cost=[cost_model.mean_call_cost[j] for j in picked],
-            chars_per_token=chars_per_token,
-        )
-    else:
-        mean_cost = [float(np.nanmean(costs[:, j])) for j in range(m)]
-        cost_model = CostModel(
-            models=models,
-            input_price=[catalog.models[x].input_price if catalog else None for x in models],
-            output_price=[catalog.models[x].output_price if catalog else None for x in models],
-            output_tokens=[catalog.output_tokens(x) if catalog else 0 for x in models],
-            mean_call_cost=mean_cost,
-            chars_per_token=chars_per_token,
-        )
-    # Price untried pairs as the router would at serving time, so labels can order them.
-    estimate = cost_model.estimate(lengths)
-    costs = np.where(np.isnan(costs), estimate, costs)
-
-    order = np.argsort(np.nanmean(costs, axis=0), kind="stable")
-    models = [models[j] for j in order]
-    cost_model = CostModel(
+        return _pick_models(cost_model, [cost_model.models.index(x) for x in models])
+    return CostModel(
         models=models,
-        input_price=[cost_model.input_price[j] for j in order],
-        output_price=[cost_model.output_price[j] for j in order],
-        output_tokens=[cost_model.output_tokens[j] for j in order],
-        mean_call_cost=[cost_model.mean_call_cost[j] for j in order],
+        input_price=[catalog.models[x].input_price if catalog else None for x in models],
+        output_price=[catalog.models[x].output_price if catalog else None for x in models],
+        output_tokens=[catalog.output_tokens(x) if catalog else 0 for x in models],
+        mean_call_cost=[float(np.nanmean(costs[:, j])) for j in range(len(models))],
         chars_per_token=chars_per_token,
     )
-    tasks = [_task(t) for t in first["task"]]
-    return RoutingData(prompt_ids, prompts, tasks, models, scores[:, order], success[:, order], costs[:, order], cost_model,
-                       pricing=pricing, weights=None if weights is None else weights[:, order],
-                       responses=None if responses is None else responses[:, order])
+
+
+def _pick_models(cost_model: CostModel, picked) -> CostModel:
+    """`cost_model` for the models at indices `picked`, in that order."""
+    return CostModel(
+        models=[cost_model.models[j] for j in picked],
+        input_price=[cost_model.input_price[j] for j in picked],
+        output_price=[cost_model.output_price[j] for j in picked],
+        output_tokens=[cost_model.output_tokens[j] for j in picked],
+        mean_call_cost=[cost_model.mean_call_cost[j] for j in picked],
+        chars_per_token=cost_model.chars_per_token,
+    )
+
+
+def _cheapest_first(data: RoutingData) -> RoutingData:
+    """`data` with its models (columns and cost model) ordered by mean cost per prompt, cheapest first."""
+    order = np.argsort(np.nanmean(data.costs, axis=0), kind="stable")
+    return replace(data.columns([data.models[j] for j in order]), cost_model=_pick_models(data.cost_model, order))
 
 
 def price_calls(rows: pd.DataFrame, catalog: Catalog | None, cost_model: CostModel | None = None,

@@ -244,7 +244,7 @@ def _task_slices(data: RoutingData, ctx: _Context, target_choices: np.ndarray, d
             "best_model_quality": float(singles[best, 1]),
             "best_model_cost": float(singles[best, 0]),
             "oracle_quality": float(scores[r, oracle].mean()),
-            "share": {m: float((picked == j).mean()) for j, m in enumerate(models)},
+            "share": _shares(picked, models),
         }
         if singles[:, 0].max() > singles[:, 0].min():
             points = _points(target_choices[:, rows], scores, costs)
@@ -275,10 +275,53 @@ def evaluate_router(
     learned baselines; `embedder` (default: the router's) embeds for both, and
     `train_embeddings` skips embedding the training prompts.
     """
+    targets = _checked_sweep(router, targets)
+    data, skipped = _evaluation_prompts(data, router.models, training, source)
+    ctx = _Context(data)
+    embedder = embedder or router.embedder
+    X_test = embedder.encode(data.prompts)
+    predicted = router.predict_scores(data.prompts, embeddings=X_test)
+    target_choices = np.stack([router.choose_indices(predicted, t) for t in targets])
+    router_metrics, curve = _router_curve(ctx, targets, target_choices, data.models)
+    default, default_choice = _default_point(router, data, ctx, predicted)
+    router_metrics["ece"] = default["ece"]
+    learned = {}
+    if training is not None and baselines:
+        X_train = train_embeddings if train_embeddings is not None else embedder.encode(training.prompts)
+        learned = _learned_baselines(router, ctx, X_test, training, X_train, predicted.costs, default["mean_cost"],
+                                     baselines, log)
+    n, models = len(data), data.models
+    return {
+        "router_version": router.version,
+        "source": source,
+        "pricing": data.pricing,
+        "prompts": n,
+        "prompts_skipped_incomplete": skipped["incomplete"],
+        "prompts_skipped_in_training": skipped["in_training"],
+        "noisy": n < metrics.NOISY_BELOW,
+        "models": models,
+        "strong_model": models[ctx.strong] if ctx.strong is not None else None,
+        "default": default,
+        "metrics": router_metrics,
+        "baselines": _baselines(ctx, models, learned, baselines),
+        "tasks": _task_slices(data, ctx, target_choices, default_choice),
+        "curve": curve,
+    }
+
+
+def _checked_sweep(router, targets) -> list[float]:
+    """The quality targets to sweep (default: `sweep_targets`), sorted, at least two distinct."""
     targets = sorted({check_quality_target(t) for t in (sweep_targets(router) if targets is None else targets)})
     if len(targets) < 2:
         raise ConfigError(f"quality_target sweep: expected at least 2 distinct targets, found {targets}")
-    data = align_to_router(data, router.models, source)
+    return targets
+
+
+def _evaluation_prompts(data: RoutingData, router_models: list[str], training: RoutingData | None,
+                        source: str) -> tuple[RoutingData, dict]:
+    """The prompts to score, in the router's model order: those with every model's outcome that
+    the router was not trained on; and how many of each kind were skipped."""
+    data = align_to_router(data, router_models, source)
     skipped = {"incomplete": int((~data.complete).sum()), "in_training": 0}
     keep = data.complete
     if training is not None:
@@ -289,76 +332,64 @@ def evaluate_router(
     if keep.sum() == 0:
         raise ConfigError(f"{source}: no prompt left to evaluate: every prompt lacks some model's outcome "
                           "or was used to train the router")
-    data = data.subset(np.flatnonzero(keep))
-    models, n = data.models, len(data)
-    ctx = _Context(data)
-    embedder = embedder or router.embedder
-    X_test = embedder.encode(data.prompts)
-    predicted = router.predict_scores(data.prompts, embeddings=X_test)
+    return data.subset(np.flatnonzero(keep)), skipped
 
-    target_choices = np.stack([router.choose_indices(predicted, t) for t in targets])
+
+def _shares(choice: np.ndarray, models: list[str]) -> dict[str, float]:
+    """The share of prompts routed to each model."""
+    return {m: float((choice == j).mean()) for j, m in enumerate(models)}
+
+
+def _router_curve(ctx: _Context, targets: list[float], target_choices: np.ndarray,
+                  models: list[str]) -> tuple[dict, list[dict]]:
+    """The router's curve metrics and one point per target (cost, quality, route mix)."""
     router_metrics, points, share = ctx.curve_metrics(target_choices)
     curve = []
     for i, t in enumerate(targets):
         entry = {"quality_target": t, "mean_cost": float(points[i, 0]), "quality": float(points[i, 1]),
-                 "share": {m: float((target_choices[i] == j).mean()) for j, m in enumerate(models)}}
+                 "share": _shares(target_choices[i], models)}
         if share is not None:
             entry["strong_share"] = float(share[i])
         curve.append(entry)
+    return router_metrics, curve
 
+
+def _default_point(router, data: RoutingData, ctx: _Context, predicted) -> tuple[dict, np.ndarray]:
+    """The router at its default target (quality, cost, route mix, calibration), and its choices."""
     default_t = router.default_quality_target
-    default_choice = router.choose_indices(predicted, default_t)
-    rows = np.arange(n)
-    d_cost, d_quality = float(data.costs[rows, default_choice].mean()), float(data.scores[rows, default_choice].mean())
-    ece, reliability = ctx.ece(predicted.proba, default_choice)
-    router_metrics["ece"] = ece
+    choice = router.choose_indices(predicted, default_t)
+    rows = np.arange(len(data))
+    ece, reliability = ctx.ece(predicted.proba, choice)
+    return {
+        "quality_target": default_t,
+        "quality": float(data.scores[rows, choice].mean()),
+        "mean_cost": float(data.costs[rows, choice].mean()),
+        "share": _shares(choice, data.models),
+        "ece": ece,
+        "reliability": reliability,
+    }, choice
 
+
+def _baselines(ctx: _Context, models: list[str], learned: dict, baselines) -> dict:
+    """The fixed baselines (cheapest, best, oracle, each model, random mixing) beside the learned ones."""
     singles = ctx.singles
     cheapest = int(np.argmin(singles[:, 0]))
     best = int(np.lexsort((singles[:, 0], -singles[:, 1]))[0])
-    learned = {}
-    if training is not None and baselines:
-        X_train = train_embeddings if train_embeddings is not None else embedder.encode(training.prompts)
-        learned = _learned_baselines(router, ctx, X_test, training, X_train, predicted.costs, d_cost, baselines, log)
-
-    report = {
-        "router_version": router.version,
-        "source": source,
-        "pricing": data.pricing,
-        "prompts": n,
-        "prompts_skipped_incomplete": skipped["incomplete"],
-        "prompts_skipped_in_training": skipped["in_training"],
-        "noisy": n < metrics.NOISY_BELOW,
-        "models": models,
-        "strong_model": models[ctx.strong] if ctx.strong is not None else None,
-        "default": {
-            "quality_target": default_t,
-            "quality": d_quality,
-            "mean_cost": d_cost,
-            "share": {m: float((default_choice == j).mean()) for j, m in enumerate(models)},
-            "ece": ece,
-            "reliability": reliability,
+    return {
+        "always_cheapest": {"model": models[cheapest], "mean_cost": float(singles[cheapest, 0]), "quality": float(singles[cheapest, 1])},
+        "always_best": {"model": models[best], "mean_cost": float(singles[best, 0]), "quality": float(singles[best, 1])},
+        "oracle": {"mean_cost": float(ctx.oracle_point[0]), "quality": float(ctx.oracle_point[1])},
+        "single_models": {m: {"mean_cost": float(singles[j, 0]), "quality": float(singles[j, 1])} for j, m in enumerate(models)},
+        "random_mixing": {
+            "aiq": ctx.aiq_zero, "gap_closed": 0.0,
+            "cost_to_match_best": metrics.cost_to_match(singles, singles),
+            "quality_at_best_cost": metrics.quality_at_best_cost(singles, singles),
+            **({"apgr": 0.5, "cpt50": 0.5, "cpt80": 0.8} if ctx.strong is not None else {}),
         },
-        "metrics": router_metrics,
-        "baselines": {
-            "always_cheapest": {"model": models[cheapest], "mean_cost": float(singles[cheapest, 0]), "quality": float(singles[cheapest, 1])},
-            "always_best": {"model": models[best], "mean_cost": float(singles[best, 0]), "quality": float(singles[best, 1])},
-            "oracle": {"mean_cost": float(ctx.oracle_point[0]), "quality": float(ctx.oracle_point[1])},
-            "single_models": {m: {"mean_cost": float(singles[j, 0]), "quality": float(singles[j, 1])} for j, m in enumerate(models)},
-            "random_mixing": {
-                "aiq": ctx.aiq_zero, "gap_closed": 0.0,
-                "cost_to_match_best": metrics.cost_to_match(singles, singles),
-                "quality_at_best_cost": metrics.quality_at_best_cost(singles, singles),
-                **({"apgr": 0.5, "cpt50": 0.5, "cpt80": 0.8} if ctx.strong is not None else {}),
-            },
-            "learned": learned,
-            "learned_skipped": None if learned or not baselines else
-            "the router's training prompts are unknown (pass --train-outcomes)",
-        },
-        "tasks": _task_slices(data, ctx, target_choices, default_choice),
-        "curve": curve,
+        "learned": learned,
+        "learned_skipped": None if learned or not baselines else
+        "the router's training prompts are unknown (pass --train-outcomes)",
     }
-    return report
 
 
 def comparison_rows(report: dict) -> list[tuple[str, dict]]:

@@ -309,56 +309,94 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     """Steps 1-7 of the module docstring. Raises PromotionRefused before training when the
     holdout would be too thin; a challenger that is not good enough is registered but not
     promoted (`promoted` False, `decision["refused"]` says why)."""
-    from router_ml.core.audit_format import load_key
-    from router_ml.core.prompts import keyed_digest
     from router_ml.core.router import load_router
-    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
-    from router_ml.training.evaluate.comparison import paired_comparison
-    from router_ml.training.fit.pipeline import TrainConfig, train
-    from router_ml.training.registry.versions import promote, registered_name_of
+    from router_ml.training.registry.versions import registered_name_of
 
     champion = load_router(config.base)
-    base_config = champion.manifest.get("config", {})
     threshold = config.success_threshold if config.success_threshold is not None else \
-        base_config.get("success_threshold", 0.5)
+        champion.manifest.get("config", {}).get("success_threshold", 0.5)
     check_share(threshold, "success_threshold")
     catalog = catalog_for(champion, config.catalog)
 
     trained, unseen = champion_data(champion, config.base_outcomes, log)
     log(f"the champion {champion.version} was trained on {trained['prompt_id'].nunique()} prompts"
         + (f"; {unseen['prompt_id'].nunique()} more it held out" if len(unseen) else ""))
+    offline = _offline_logs(config.outcomes, champion.models, threshold, log)
+    audit_rows, stats = _audit_log_rows(config, champion.models, [trained, unseen, *offline], log)
+    logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
+    table = combined_table(audit_rows, logs, catalog, threshold)
+    train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
+
+    paths = _write_tables(config, train_table, holdout, catalog)
+    name = config.register or registered_name_of(config.base)
+    result = _train_challenger(config, champion, paths, threshold, name, log, progress)
+    promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, stats, log)
+    _write_report(paths["report"], champion, result, decision, stats)
+    return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+
+
+def _offline_logs(paths: list[str], models: list[str], success_threshold: float,
+                  log: Callable[[str], None]) -> list[pd.DataFrame]:
+    """Step 2, offline: each log's rows for the champion's models (the others are counted and left out)."""
+    from router_ml.training.data.outcomes import read_outcomes
+
     offline = []
-    for path in config.outcomes:
-        frame = read_outcomes(path, success_threshold=threshold, duplicates="mean")
-        other = sorted(set(frame["model"]) - set(champion.models))
+    for path in paths:
+        frame = read_outcomes(path, success_threshold=success_threshold, duplicates="mean")
+        other = sorted(set(frame["model"]) - set(models))
         if other:
             log(f"{path}: {int(frame['model'].isin(other).sum())} rows for models the champion does not route "
                 f"({', '.join(other)}) are left out")
-        offline.append(frame[frame["model"].isin(champion.models)].assign(source=f"offline:{path}"))
-    # Prompts logged as digests are recovered from the other logs: keyed with the audit log's
-    # secret (its key file), or plain sha256 for logs written before keyed digests.
-    key_file = Path(config.audit_key_file or f"{config.audit}.key")
-    key = load_key(key_file, create=False) if key_file.exists() else None
-    texts = {p for frame in [trained, unseen, *offline] for p in frame["prompt"].unique()}
-    known = {keyed_digest(p, None): p for p in texts}
-    if key is not None:
-        known.update({keyed_digest(p, key): p for p in texts})
-    audit_rows, stats = audit_outcomes(config.audit, known, config.since, champion.models, config.max_weight, log)
+        offline.append(frame[frame["model"].isin(models)].assign(source=f"offline:{path}"))
+    return offline
+
+
+def _audit_log_rows(config: RetrainConfig, models: list[str], logs: list[pd.DataFrame],
+                    log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
+    """Step 2, served traffic: `audit_outcomes` of the audit log, with prompts logged as digests
+    recovered from the texts of `logs`; and what was counted on the way."""
+    audit_rows, stats = audit_outcomes(config.audit, _prompts_by_digest(config, logs), config.since, models,
+                                       config.max_weight, log)
     log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
         f"{stats['outcome_rows']} usable outcome rows ({stats['exploration_rows']} from exploration, "
         f"{stats['weighted_rows']} weighted by inverse propensity)")
-    logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
-    table = combined_table(audit_rows, logs, catalog, threshold)
+    return audit_rows, stats
 
+
+def _prompts_by_digest(config: RetrainConfig, logs: list[pd.DataFrame]) -> dict[str, str]:
+    """digest -> prompt for every prompt of `logs`: keyed with the audit log's secret (its key
+    file), and plain sha256 for logs written before keyed digests."""
+    from router_ml.core.audit_format import load_key
+    from router_ml.core.prompts import keyed_digest
+
+    key_file = Path(config.audit_key_file or f"{config.audit}.key")
+    key = load_key(key_file, create=False) if key_file.exists() else None
+    texts = {p for frame in logs for p in frame["prompt"].unique()}
+    known = {keyed_digest(p, None): p for p in texts}
+    if key is not None:
+        known.update({keyed_digest(p, key): p for p in texts})
+    return known
+
+
+def _split_for_judging(table: pd.DataFrame, trained: pd.DataFrame, models: list[str], config: RetrainConfig,
+                       stats: dict, log: Callable[[str], None]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Step 5: (the challenger's training table, the holdout neither router trains on); the sizes
+    are added to `stats`."""
     trained_ids = set(table.loc[table["prompt"].isin(set(trained["prompt"])), "prompt_id"])
-    train_table, holdout = holdout_split(table, champion.models, trained_ids, config.holdout_size, config.seed,
+    train_table, holdout = holdout_split(table, models, trained_ids, config.holdout_size, config.seed,
                                          config.min_holdout)
     stats.update(rows=len(table), prompts=int(table["prompt_id"].nunique()),
                  champion_prompts=len(trained_ids), train_prompts=int(train_table["prompt_id"].nunique()),
                  holdout_prompts=int(holdout["prompt_id"].nunique()))
     log(f"training table: {stats['rows']} rows, {stats['prompts']} prompts ({stats['champion_prompts']} from the "
         f"champion's training data); holdout: {stats['holdout_prompts']} complete prompts neither router trains on")
+    return train_table, holdout
 
+
+def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.DataFrame,
+                  catalog: Catalog) -> dict[str, Path]:
+    """The training table, the holdout and the prices, written to the work folder; the paths
+    (and where the report goes)."""
     work = Path(config.workdir or f"{config.out}.retrain")
     work.mkdir(parents=True, exist_ok=True)
     paths = {"train": work / "train-outcomes.csv", "holdout": work / "holdout-outcomes.csv",
@@ -366,44 +404,76 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     _write_csv(train_table, paths["train"])
     _write_csv(holdout, paths["holdout"])
     write_catalog(catalog, paths["catalog"])
+    return paths
 
-    name = config.register or registered_name_of(config.base)
+
+def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], success_threshold: float,
+                      name: str | None, log: Callable[[str], None], progress: bool):
+    """Step 6: the challenger, trained on the training table with the champion's settings
+    (registered as `name` when there is one)."""
+    from router_ml.training.fit.pipeline import TrainConfig, train
+
+    base_config = champion.manifest.get("config", {})
     train_config = TrainConfig(
         outcomes=str(paths["train"]), test_outcomes=str(paths["holdout"]), catalog=str(paths["catalog"]),
         out=config.out, overwrite=config.overwrite, register=name, mlflow=name is not None,
-        success_threshold=threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
+        success_threshold=success_threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
         spark_master=config.spark_master,
         **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
                                         "strategy", "folds") if k in base_config},
     )
-    result = train(train_config, log=log, progress=progress)
-    holdout_frame = read_outcomes(paths["holdout"], success_threshold=threshold)
+    return train(train_config, log=log, progress=progress)
+
+
+def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dict[str, Path], catalog: Catalog,
+           success_threshold: float, stats: dict, log: Callable[[str], None]) -> tuple[bool, dict]:
+    """Step 7: (whether the challenger was promoted, the evidence). Promoted through the registry
+    when it is no worse on the holdout; only compared when there is nothing to promote in."""
+    from router_ml.training.data.outcomes import read_outcomes
+    from router_ml.training.registry.versions import promote
+
+    holdout_frame = read_outcomes(paths["holdout"], success_threshold=success_threshold)
     decision: dict = {"metric": config.metric, "margin": config.margin, "holdout_prompts": stats["holdout_prompts"]}
-    promoted = False
-    if name is not None and config.promote:
-        try:
-            outcome = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
-                              catalog=catalog, source=str(paths["holdout"]), margin=config.margin,
-                              min_prompts=config.min_holdout, resamples=config.resamples, seed=config.seed, log=log)
-            promoted = bool(outcome.get("promoted"))
-            decision.update(outcome.get("evidence", {}), promoted=promoted)
-        except PromotionRefused as exc:
-            log(str(exc))
-            decision.update(exc.evidence, refused=str(exc), promoted=False)
-    else:
-        challenger = load_router(result.path)
-        data = to_routing_data(holdout_frame, catalog, str(paths["holdout"]))
-        comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
-                                       seed=config.seed)
-        decision.update(comparison.to_dict(), promoted=False,
-                        note="not promoted: the base is not a registry URI, or --no-promote")
-        log(f"challenger against the champion: {comparison.describe()}")
-    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
-              "registered_version": result.model_version, "decision": decision, "data": stats}
+    if name is None or not config.promote:
+        decision.update(_compare_only(config, champion, result, holdout_frame, catalog, paths["holdout"], log))
+        return False, decision
+    try:
+        outcome = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
+                          catalog=catalog, source=str(paths["holdout"]), margin=config.margin,
+                          min_prompts=config.min_holdout, resamples=config.resamples, seed=config.seed, log=log)
+    except PromotionRefused as exc:
+        log(str(exc))
+        decision.update(exc.evidence, refused=str(exc), promoted=False)
+        return False, decision
+    promoted = bool(outcome.get("promoted"))
+    decision.update(outcome.get("evidence", {}), promoted=promoted)
+    return promoted, decision
+
+
+def _compare_only(config: RetrainConfig, champion, result, holdout_frame: pd.DataFrame, catalog: Catalog,
+                  holdout_path: Path, log: Callable[[str], None]) -> dict:
+    """The challenger against the champion on the holdout, without promoting (the base is not a
+    registry URI, or --no-promote)."""
+    from router_ml.core.router import load_router
+    from router_ml.training.data.outcomes import to_routing_data
+    from router_ml.training.evaluate.comparison import paired_comparison
+
+    challenger = load_router(result.path)
+    data = to_routing_data(holdout_frame, catalog, str(holdout_path))
+    comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
+                                   seed=config.seed)
+    log(f"challenger against the champion: {comparison.describe()}")
+    return {**comparison.to_dict(), "promoted": False,
+            "note": "not promoted: the base is not a registry URI, or --no-promote"}
+
+
+def _write_report(path: Path, champion, result, decision: dict, stats: dict) -> None:
+    """The retraining report, beside the tables: both versions, the decision and the data counts."""
     from router_ml.core.files import atomic_write_text
 
-    atomic_write_text(paths["report"], json.dumps(report, indent=2, default=str))
-    return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
+              "registered_version": result.model_version, "decision": decision, "data": stats}
+    atomic_write_text(path, json.dumps(report, indent=2, default=str))
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
