@@ -51,7 +51,7 @@ from router_ml.core.audit_format import (  # noqa: F401 - Outcome, read_joined, 
 )
 from router_ml.core.files import atomic_write_text
 from router_ml.core.prompts import keyed_digest
-from router_ml.errors import AuditError, DuplicateOutcomeError, UnknownRequestError
+from router_ml.errors import AuditError, AuditStorageError, DuplicateOutcomeError, UnknownRequestError
 from router_ml.serve.record import Served
 
 _SENTINEL = object()
@@ -112,9 +112,9 @@ class AuditStore:
                 db.execute("INSERT OR IGNORE INTO audit_meta VALUES ('prompt_digest', ?)", (digest,))
             self._redact_old(force=True)
         except sqlite3.Error as exc:
-            raise AuditError(f"{self.path}: cannot open the audit database for writing: {exc}") from exc
+            raise AuditStorageError(f"{self.path}: cannot open the audit database for writing: {exc}") from exc
         except OSError as exc:
-            raise AuditError(f"{self.path}: cannot create the audit database: {exc}") from exc
+            raise AuditStorageError(f"{self.path}: cannot create the audit database: {exc}") from exc
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._pending: set[str] = set()  # request ids queued but not yet committed
         self._lock = threading.Lock()
@@ -306,8 +306,9 @@ class AuditStore:
             with db:
                 for i, o in enumerate(checked):
                     if db.execute("SELECT 1 FROM decisions WHERE request_id = ?", (o.request_id,)).fetchone() is None:
-                        raise UnknownRequestError(f"request_id {o.request_id!r}: no routed request with this id in "
-                                                  f"{self.path}", field=where(i, "request_id"))
+                        # The client reads this: it names the request, not where the database is.
+                        raise UnknownRequestError(f"request_id {o.request_id!r}: no routed request has this id in "
+                                                  "the audit log", field=where(i, "request_id"))
                     try:
                         db.execute("INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                    (o.request_id, o.model, time.time(), o.score,
@@ -316,7 +317,7 @@ class AuditStore:
                         raise DuplicateOutcomeError(f"request_id {o.request_id!r}: an outcome for model {o.model!r} "
                                                     "is already recorded", field=where(i, "model")) from exc
         except sqlite3.Error as exc:
-            raise AuditError(f"{self.path}: cannot write the outcome: {exc}") from exc
+            raise AuditStorageError(f"{self.path}: cannot write the outcome: {exc}") from exc
         finally:
             db.close()
         return len(checked)

@@ -8,12 +8,17 @@ service, the OpenAPI description (/openapi.json, /docs) behind the admin scope.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from router_ml.errors import ReloadRefusedError
 from router_ml.serve.api.access import Access
 from router_ml.serve.api.errors import error
 from router_ml.serve.service import RoutingService
+
+log = logging.getLogger("router_ml.serve")
 
 
 def operations_routes(service: RoutingService, access: Access, *, docs_behind_admin: bool) -> APIRouter:
@@ -38,10 +43,16 @@ def operations_routes(service: RoutingService, access: Access, *, docs_behind_ad
     @routes.post("/admin/reload", summary="Reload the router from its source (e.g. after a promotion)",
                  dependencies=[access.require("admin")])
     def reload():
+        serving = service.router.version
         try:
             version = service.reload()
+        except ReloadRefusedError as exc:  # why the new router was refused, in terms that name no file
+            return error(503, "reload_failed", f"still serving {serving}: {exc}", None)
         except Exception as exc:  # noqa: BLE001 - the current router keeps serving
-            return error(503, "reload_failed", f"still serving {service.router.version}: {exc}", None)
+            # Loading errors name the router's files: they go to the server's log, not to the client.
+            log.warning("reload failed, still serving %s: %s: %s", serving, type(exc).__name__, exc)
+            return error(503, "reload_failed", f"still serving {serving}: the router could not be loaded "
+                         f"({type(exc).__name__}; the server's log says why)", None)
         return {"router_version": version}
 
     if docs_behind_admin:  # the API description is for operators

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
 from router_ml.errors import (
     AuditError,
+    AuditStorageError,
     BatchTooLargeError,
     ConfigError,
     DuplicateOutcomeError,
@@ -24,6 +26,8 @@ from router_ml.serve.api.access import Access
 from router_ml.serve.api.errors import error
 from router_ml.serve.api.schemas import OutcomeReport, RouteRequest, RouteResponse
 from router_ml.serve.service import RoutingService
+
+log = logging.getLogger("router_ml.serve")
 
 
 def routing_routes(service: RoutingService, access: Access) -> APIRouter:
@@ -66,6 +70,10 @@ def routing_routes(service: RoutingService, access: Access) -> APIRouter:
             return error(404, "unknown_request_id", str(exc), exc.field)
         except DuplicateOutcomeError as exc:
             return error(409, "duplicate_outcome", str(exc), exc.field)
+        except AuditStorageError as exc:  # the server's fault: its detail (the database's path) stays here
+            log.error("outcomes not recorded: %s", exc)
+            return error(503, "outcome_not_recorded", "the outcome was not recorded: the audit log cannot be written "
+                         "now (the server's log says why); retry later", None)
         except AuditError as exc:
             return error(400, "invalid_outcome", str(exc), exc.field)
         except ConfigError as exc:
