@@ -133,6 +133,15 @@ class ReloadRefusedError(ConfigError):
     so the service may answer it."""
 
 
+class ListenError(RouterError):
+    """`router-ml serve` cannot listen on its --host and --port (not this machine's address, no
+    permission); checked before anything is created."""
+
+
+class PortInUseError(ListenError):
+    """Another process listens on the --host and --port `router-ml serve` was given."""
+
+
 class AuthError(RouterError):
     """A request lacks a valid token (`status` 401) or its token lacks the scope (403)."""
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import click
 
 from router_ml.core.cli import echo_err, fail
+from router_ml.serve.listen import bind_sockets, url
 
 
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on, bound before anything else starts (in use: exit 2); 0: any free port.")
 @click.option("--audit", "audit_path", default="audit.sqlite", show_default=True, type=click.Path(path_type=Path),
               help="SQLite audit database (created if missing).")
 @click.option("--no-audit", is_flag=True, help="Serve without an audit trail (outcomes cannot be recorded).")
@@ -72,18 +74,48 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         raise SystemExit(0)  # nothing is served or written yet: leave cleanly
 
     signal.signal(signal.SIGTERM, stop_while_loading)
-    import logging
-
-    import uvicorn
-
-    from router_ml.serve.assembly import ServiceSettings, build_service
     from router_ml.serve.auth import TokenStore, is_loopback
-    from router_ml.serve.limits import Limits
-    from router_ml.serve.protocol import guarded_protocol
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
         fail(f"--host {host} would open the service beyond this machine with no tokens: configure --tokens-file "
              "(or ROUTER_ML_TOKENS), or pass --allow-unauthenticated if a proxy in front authenticates")
+    # The port first: a port in use is a named error before the audit log or the router is touched.
+    sockets = bind_sockets(host, port, workers=workers)
+    try:
+        from router_ml.serve.assembly import ServiceSettings
+        from router_ml.serve.limits import Limits
+
+        settings = ServiceSettings(
+            router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
+            flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
+            max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
+            catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
+            audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
+            if audit_metadata_keys else None,
+            audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
+            limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
+            batch_wait_ms=batch_wait_ms,
+        )
+        uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
+                                limit_concurrency=max_connections, server_header=False)
+        if workers > 1:
+            _serve_workers(settings, sockets, url(host, sockets), workers, reload_interval, uvicorn_settings)
+        else:
+            _serve_one(settings, sockets, url(host, sockets), reload_interval, uvicorn_settings)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve_one(settings, sockets, address: str, reload_interval: float, uvicorn_settings: dict) -> None:
+    """`serve`: one process, the service built here, uvicorn serving `sockets`."""
+    import logging
+    import signal
+
+    import uvicorn
+
+    from router_ml.serve.assembly import build_service
+    from router_ml.serve.protocol import guarded_protocol
 
     # The service's own events (reloads, refused reloads, registry trouble) go to stderr.
     handler = logging.StreamHandler()
@@ -91,20 +123,6 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     logging.getLogger("router_ml").addHandler(handler)
     logging.getLogger("router_ml").setLevel(logging.INFO)
 
-    settings = ServiceSettings(
-        router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
-        flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
-        max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
-        catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
-        audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
-        if audit_metadata_keys else None,
-        audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
-        limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
-        batch_wait_ms=batch_wait_ms,
-    )
-    if workers > 1:
-        _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections)
-        return
     built = build_service(settings)
     for warning in settings.warnings:
         echo_err(f"warning: {warning}")
@@ -113,29 +131,31 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
         service.watch_registry(reload_interval)
     access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
               else "no tokens: open on loopback, admin endpoints off")
-    echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs; {access})")
-    protocol = guarded_protocol(request_timeout, lambda: service.metrics.limited.labels("slow_client").inc())
+    echo_err(f"serving {service.router.version} on {address} (docs at /docs; {access})")
+    protocol = guarded_protocol(settings.limits.request_timeout_s,
+                                lambda: service.metrics.limited.labels("slow_client").inc())
     # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
     # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: None)
     try:
-        uvicorn.run(built.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20,
-                    http=protocol, timeout_keep_alive=keep_alive, limit_concurrency=max_connections,
-                    server_header=False)
+        uvicorn.Server(uvicorn.Config(built.app, http=protocol, **uvicorn_settings)).run(sockets=sockets)
     finally:
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
     audit = service.audit
     echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
 
 
-def _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections):
-    """`serve --workers N`: uvicorn's process manager runs N workers (router_ml.serve.worker)."""
+def _serve_workers(settings, sockets, address: str, workers: int, reload_interval: float,
+                   uvicorn_settings: dict) -> None:
+    """`serve --workers N`: uvicorn's process manager runs N workers (router_ml.serve.worker), each
+    building its own service, on the socket bound here."""
     import os
     import shutil
     import tempfile
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from router_ml.serve.audit import load_key
     from router_ml.serve.auth import TokenStore
@@ -148,12 +168,11 @@ def _serve_workers(settings, host, port, workers, reload_interval, request_timeo
     metrics_dir = tempfile.mkdtemp(prefix="router-ml-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[SETTINGS_ENV] = settings_to_env(settings, reload_interval)
-    echo_err(f"serving {settings.router} on http://{host}:{port} with {workers} workers (docs at /docs)")
+    echo_err(f"serving {settings.router} on {address} with {workers} workers (docs at /docs)")
+    config = uvicorn.Config("router_ml.serve.worker:create_app", factory=True, workers=workers,
+                            http="router_ml.serve.worker:WorkerProtocol", **uvicorn_settings)
     try:  # uvicorn's supervisor forwards SIGTERM/SIGINT to the workers and waits for them
-        uvicorn.run("router_ml.serve.worker:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
-                    limit_concurrency=max_connections, server_header=False,
-                    http="router_ml.serve.worker:WorkerProtocol")
+        Multiprocess(config, sockets=sockets).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     echo_err("stopped; every worker flushed its audit log")

@@ -113,3 +113,24 @@ def test_the_table_format_aligns_long_model_names():
     rows = text.splitlines()[1:]
     assert rows[0].index(" p=") == rows[1].index(" p=")  # the columns after the model line up
     assert rows[1].strip().startswith("nano")
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_exits_2_before_creating_anything(trained_router_dir, tmp_path, workers):
+    """Found in review: `serve` on a busy port printed "serving ... on http://...", created the audit
+    database and its key, then exited 3 with uvicorn's message."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "router_ml.cli", "serve", "--router", str(trained_router_dir),
+                               "--port", str(port), "--workers", workers], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("router-ml serve: error:"), proc.stderr
+    assert f"127.0.0.1:{port} is in use" in proc.stderr and "--port" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no audit.sqlite, no audit.sqlite.key
