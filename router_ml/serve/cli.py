@@ -17,52 +17,74 @@ from router_ml.serve.listen import bind_sockets, url
 
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; beyond loopback it needs tokens (--tokens-file) or --allow-unauthenticated.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on, bound before anything else starts (in use: exit 2); 0: any free port.")
 @click.option("--audit", "audit_path", default="audit.sqlite", show_default=True, type=click.Path(path_type=Path),
-              help="SQLite audit database (created if missing).")
-@click.option("--no-audit", is_flag=True, help="Serve without an audit trail (outcomes cannot be recorded).")
+              help="SQLite audit database of decisions and outcomes, created with its folder if missing.")
+@click.option("--no-audit", is_flag=True,
+              help="Serve without an audit trail (nothing is logged; POST /v1/outcomes answers 503).")
 @click.option("--prompt-storage", default="hash", show_default=True, type=click.Choice(["hash", "text"]),
-              help="Keep prompts in the audit log as sha256 + length, or as text (needed to retrain from the log).")
-@click.option("--exploration-rate", default=0.0, show_default=True, type=float,
-              help="Share of requests sent to a different model, so that retraining sees every model.")
-@click.option("--fallback-model", help="Model answered when the router itself fails (default: the dearest model).")
-@click.option("--max-batch", default=1000, show_default=True, type=int, help="Most prompts per request (413 above).")
+              help="What the audit log keeps of a prompt: hash, a keyed digest (HMAC-SHA256 under --audit-key-file) "
+                   "and the length; text, the text as well (needed to retrain from the log).")
+@click.option("--exploration-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of requests sent at random to another allowed model, marked as exploration with its "
+                   "propensity, so that retraining sees every model (not requests a rule forces, the novelty guard "
+                   "holds or a cascade plans).")
+@click.option("--fallback-model",
+              help="Model answered when the router itself fails (default: the router's dearest model).")
+@click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Most prompts in one POST /v1/route (413 above).")
 @click.option("--reload-interval", default=30.0, show_default=True, type=float,
               help="Seconds between registry checks for a new version under the alias (models:/ sources; 0 = off).")
-@click.option("--flush-interval", default=0.2, show_default=True, type=float, help="Audit writer's commit interval (s).")
+@click.option("--flush-interval", default=0.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between the audit writer's commits (sooner with 256 decisions queued): what a crash "
+                   "can lose at most.")
 @click.option("--decision-cache", default=1024, show_default=True, type=click.IntRange(min=0),
-              help="Decisions kept for repeated prompts (0 = off).")
+              help="Recent decisions kept by prompt and quality target: a repeated prompt routed alone skips the "
+                   "embedding (0 = off).")
 @click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
-              help="Prompt embeddings kept in memory (0 = off).")
+              help="Prompt embeddings kept in memory for repeated prompts (0 = off).")
 @click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Rules, cascade and fallbacks (YAML) applied to every request.")
+              help="Policy file (YAML): rules and cascade for every request; fallbacks for the gateway's model calls.")
 @click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions.")
+              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions, its "
+                   "aliases are listed in GET /v1/models.")
 @click.option("--tokens-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none.")
+              help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none "
+                   "(open on loopback, admin endpoints off).")
 @click.option("--allow-unauthenticated", is_flag=True,
-              help="Serve beyond loopback without tokens (anyone who reaches the port can route and report outcomes).")
+              help="Serve beyond loopback without tokens: anyone who reaches the port can route, call models "
+                   "through the gateway, report outcomes and read /metrics (admin stays off).")
 @click.option("--audit-key-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Secret for the audit log's keyed prompt digests (default: AUDIT.key, created 0600).")
-@click.option("--audit-metadata-keys", help="Comma-separated metadata keys kept as given in the audit log.")
+              help="Secret of the audit log's keyed digests of prompts and metadata (HMAC-SHA256). Default: the "
+                   "--audit path with .key appended (audit.sqlite.key), created with mode 0600 if missing; keep it "
+                   "with the database (retrain needs it).")
+@click.option("--audit-metadata-keys",
+              help="Comma-separated request metadata keys the audit log keeps as given; the others' values go by "
+                   "--audit-metadata-other. Default: every key with --prompt-storage text, none with hash.")
 @click.option("--audit-metadata-other", default="hash", show_default=True, type=click.Choice(["hash", "drop"]),
-              help="What the audit log keeps of other metadata keys' values.")
+              help="What the audit log keeps of other metadata keys' values: a keyed digest (still groupable) or "
+                   "nothing.")
 @click.option("--retain-text-days", type=click.FloatRange(min=0, min_open=True),
-              help="Erase prompt text and metadata from the audit log after this many days (decisions stay).")
+              help="Erase prompt text and metadata of decisions older than this many days from the audit log "
+                   "(at start, then every minute; decisions and outcomes stay).")
 @click.option("--max-body-bytes", default=4_000_000, show_default=True, type=click.IntRange(min=1024),
               help="Largest request body accepted (413 above), checked before parsing.")
 @click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a connection has to deliver a whole request.")
+              help="Seconds a connection has to deliver a whole request (from opening, or from the previous "
+                   "response); slower connections are closed and counted.")
 @click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(min=1),
               help="Seconds an idle keep-alive connection stays open.")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Concurrent connections and requests before new ones get 503 (per worker).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes serving one port, each with the router loaded; one audit log for all.")
+              help="Processes serving one port, each with the router loaded; one audit log for all, /metrics "
+                   "adds them up.")
 @click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
-              help="Concurrent requests are embedded together: the longest one waits for others (0: off).")
+              help="Concurrent requests are embedded together: the first waits at most this long for the others "
+                   "in flight (a lone request does not wait; 0: off).")
 def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
           reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
           allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
@@ -163,8 +185,8 @@ def _serve_workers(settings, sockets, address: str, workers: int, reload_interva
     from router_ml.serve.worker import SETTINGS_ENV, settings_to_env
 
     TokenStore.load(settings.tokens_file)  # a bad tokens file stops here, not in N workers
-    if settings.audit is not None and settings.prompt_storage == "hash" and settings.audit_key_file is not False:
-        load_key(settings.audit_key_file or f"{settings.audit}.key")  # one key, created before the workers race
+    if settings.audit is not None:  # one key (every storage mode digests), created before the workers race
+        load_key(settings.audit_key_file or f"{settings.audit}.key")
     metrics_dir = tempfile.mkdtemp(prefix="router-ml-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[SETTINGS_ENV] = settings_to_env(settings, reload_interval)

@@ -134,3 +134,17 @@ def test_serve_on_a_port_in_use_exits_2_before_creating_anything(trained_router_
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("router-ml serve: error:"), proc.stderr
     assert f"127.0.0.1:{port} is in use" in proc.stderr and "--port" in proc.stderr
     assert list(tmp_path.iterdir()) == []  # no audit.sqlite, no audit.sqlite.key
+
+
+def test_serve_help_says_what_the_audit_log_keeps(capsys, tmp_path):
+    """Found in review: --audit-key-file's help named AUDIT.key where the store creates
+    <database>.key, and --prompt-storage said sha256 where the log keeps an HMAC-SHA256 digest."""
+    from router_ml.serve.audit import AuditStore
+
+    code, out, _ = run(capsys, "serve", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    AuditStore(tmp_path / "audit.sqlite").close()  # --audit's default name
+    created = {p.name for p in tmp_path.iterdir()} - {"audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm"}
+    assert created == {"audit.sqlite.key"} and "(audit.sqlite.key)" in text, text
+    assert "HMAC-SHA256" in text and "sha256 + length" not in text
