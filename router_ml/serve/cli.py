@@ -92,10 +92,28 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
-    def stop_while_loading(signum, frame):
-        raise SystemExit(0)  # nothing is served or written yet: leave cleanly
+    # First thing: from here on SIGTERM (an orchestrator's stop) is a clean exit 0 at any moment;
+    # the "loading router" line tells that the service got this far.
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _exit_0_while_loading)
+    try:
+        _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model,
+               max_batch, reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path,
+               tokens_file, allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other,
+               retain_text_days, max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms)
+    finally:
+        for signum, handler in previous.items():  # for callers in the same process (tests)
+            signal.signal(signum, handler)
 
-    signal.signal(signal.SIGTERM, stop_while_loading)
+
+def _exit_0_while_loading(signum, frame):
+    raise SystemExit(0)  # nothing is served yet (build_service closes what it opened): leave cleanly
+
+
+def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
+           reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
+           allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
+           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
     from router_ml.serve.auth import TokenStore, is_loopback
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
@@ -104,6 +122,8 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     # The port first: a port in use is a named error before the audit log or the router is touched.
     sockets = bind_sockets(host, port, workers=workers)
     try:
+        if workers == 1:
+            echo_err(f"loading router {router_path} for {url(host, sockets)} ...")
         from router_ml.serve.assembly import ServiceSettings
         from router_ml.serve.limits import Limits
 
@@ -146,22 +166,27 @@ def _serve_one(settings, sockets, address: str, reload_interval: float, uvicorn_
     logging.getLogger("router_ml").setLevel(logging.INFO)
 
     built = build_service(settings)
-    for warning in settings.warnings:
-        echo_err(f"warning: {warning}")
-    service = built.service
-    if reload_interval > 0:
-        service.watch_registry(reload_interval)
-    access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
-              else "no tokens: open on loopback, admin endpoints off")
-    echo_err(f"serving {service.router.version} on {address} (docs at /docs; {access})")
-    protocol = guarded_protocol(settings.limits.request_timeout_s,
-                                lambda: service.metrics.limited.labels("slow_client").inc())
-    # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
-    # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: None)
     try:
-        uvicorn.Server(uvicorn.Config(built.app, http=protocol, **uvicorn_settings)).run(sockets=sockets)
+        service = built.service
+        protocol = guarded_protocol(settings.limits.request_timeout_s,
+                                    lambda: service.metrics.limited.labels("slow_client").inc())
+        server = uvicorn.Server(uvicorn.Config(built.app, http=protocol, **uvicorn_settings))
+
+        def stop(signum, frame) -> None:
+            server.should_exit = True  # uvicorn stops as soon as it has started (and drains nothing)
+
+        # A stop from here on goes through uvicorn: `stop` until it takes the signals over (it drains
+        # the requests in flight), then again when it hands them back and re-raises what it caught.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)
+        for warning in settings.warnings:
+            echo_err(f"warning: {warning}")
+        if reload_interval > 0:
+            service.watch_registry(reload_interval)
+        access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
+                  else "no tokens: open on loopback, admin endpoints off")
+        echo_err(f"serving {service.router.version} on {address} (docs at /docs; {access})")
+        server.run(sockets=sockets)
     finally:
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
     audit = service.audit

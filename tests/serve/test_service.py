@@ -10,6 +10,7 @@ from router_ml.errors import ConfigError
 from router_ml.serve.app import create_app
 from router_ml.serve.audit import AuditStore, read_joined
 from router_ml.serve.service import RoutingService
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture()
@@ -159,15 +160,12 @@ def test_readyz_waits_for_the_embedding_model(service, client, monkeypatch):
 
     release = threading.Event()
     original = service.router.route
-    monkeypatch.setattr(service.router, "route", lambda *a, **k: release.wait(10) and original(*a, **k))
+    monkeypatch.setattr(service.router, "route", lambda *a, **k: release.wait(120) and original(*a, **k))
     service.warm_up(background=True)
     warming = client.get("/readyz")
     assert warming.status_code == 503 and warming.json()["warm"] is False
     release.set()
-    for _ in range(100):
-        if client.get("/readyz").status_code == 200:
-            break
-        threading.Event().wait(0.02)
+    wait_until(lambda: client.get("/readyz").status_code == 200, "/readyz to say 200 once warm", timeout=60)
     assert client.get("/readyz").json()["warm"] is True
 
 
