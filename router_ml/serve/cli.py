@@ -85,10 +85,7 @@ from router_ml.serve.listen import bind_sockets, url
 @click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
               help="Concurrent requests are embedded together: the first waits at most this long for the others "
                    "in flight (a lone request does not wait; 0: off).")
-def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
-          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
-          allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-          max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
+def serve(**options):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
@@ -97,13 +94,11 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _exit_0_while_loading)
     try:
-        _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model,
-               max_batch, reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path,
-               tokens_file, allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other,
-               retain_text_days, max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms)
+        _serve(**options)
     finally:
         for signum, handler in previous.items():  # for callers in the same process (tests)
-            signal.signal(signum, handler)
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _exit_0_while_loading(signum, frame):
