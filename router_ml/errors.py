@@ -127,6 +127,21 @@ class RequestTooLargeError(InvalidRequestError):
         self.reason = reason
 
 
+class ReloadRefusedError(ConfigError):
+    """A freshly loaded router was refused (it lacks the fallback model, the policy's models or
+    the verifier the policy reads); the serving one keeps serving. The message names no file,
+    so the service may answer it."""
+
+
+class ListenError(RouterError):
+    """`router-ml serve` cannot listen on its --host and --port (not this machine's address, no
+    permission); checked before anything is created."""
+
+
+class PortInUseError(ListenError):
+    """Another process listens on the --host and --port `router-ml serve` was given."""
+
+
 class AuthError(RouterError):
     """A request lacks a valid token (`status` 401) or its token lacks the scope (403)."""
 
@@ -157,6 +172,11 @@ class AuditError(RouterError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class AuditStorageError(AuditError):
+    """The audit database cannot be opened or written: a fault of the server's storage, not of a
+    request (the service answers 503 and logs this message, which names the database)."""
 
 
 class UnknownRequestError(AuditError, LookupError):

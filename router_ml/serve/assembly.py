@@ -43,7 +43,7 @@ class ServiceSettings:
     policy: str | Path | None = None
     catalog: str | Path | None = None  # with endpoints: turns the gateway on
     tokens_file: str | Path | None = None  # bearer tokens (router_ml.serve.auth); else ROUTER_ML_TOKENS
-    audit_key_file: str | Path | None = None  # the audit log's digest secret (default: AUDIT.key)
+    audit_key_file: str | Path | None = None  # the audit log's digest secret (default: <audit>.key)
     audit_metadata_keys: tuple[str, ...] | None = None  # metadata stored as given (the rest hashed or dropped)
     audit_metadata_other: str = "hash"
     retain_text_days: float | None = None

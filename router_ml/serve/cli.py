@@ -12,78 +12,147 @@ from pathlib import Path
 import click
 
 from router_ml.core.cli import echo_err, fail
+from router_ml.serve.listen import bind_sockets, url
 
 
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; beyond loopback it needs tokens (--tokens-file) or --allow-unauthenticated.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on, bound before anything else starts (in use: exit 2); 0: any free port.")
 @click.option("--audit", "audit_path", default="audit.sqlite", show_default=True, type=click.Path(path_type=Path),
-              help="SQLite audit database (created if missing).")
-@click.option("--no-audit", is_flag=True, help="Serve without an audit trail (outcomes cannot be recorded).")
+              help="SQLite audit database of decisions and outcomes, created with its folder if missing.")
+@click.option("--no-audit", is_flag=True,
+              help="Serve without an audit trail (nothing is logged; POST /v1/outcomes answers 503).")
 @click.option("--prompt-storage", default="hash", show_default=True, type=click.Choice(["hash", "text"]),
-              help="Keep prompts in the audit log as sha256 + length, or as text (needed to retrain from the log).")
-@click.option("--exploration-rate", default=0.0, show_default=True, type=float,
-              help="Share of requests sent to a different model, so that retraining sees every model.")
-@click.option("--fallback-model", help="Model answered when the router itself fails (default: the dearest model).")
-@click.option("--max-batch", default=1000, show_default=True, type=int, help="Most prompts per request (413 above).")
+              help="What the audit log keeps of a prompt: hash, a keyed digest (HMAC-SHA256 under --audit-key-file) "
+                   "and the length; text, the text as well (needed to retrain from the log).")
+@click.option("--exploration-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of requests sent at random to another allowed model, marked as exploration with its "
+                   "propensity, so that retraining sees every model (not requests a rule forces, the novelty guard "
+                   "holds or a cascade plans).")
+@click.option("--fallback-model",
+              help="Model answered when the router itself fails (default: the router's dearest model).")
+@click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Most prompts in one POST /v1/route (413 above).")
 @click.option("--reload-interval", default=30.0, show_default=True, type=float,
               help="Seconds between registry checks for a new version under the alias (models:/ sources; 0 = off).")
-@click.option("--flush-interval", default=0.2, show_default=True, type=float, help="Audit writer's commit interval (s).")
+@click.option("--flush-interval", default=0.2, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between the audit writer's commits (sooner with 256 decisions queued): what a crash "
+                   "can lose at most.")
 @click.option("--decision-cache", default=1024, show_default=True, type=click.IntRange(min=0),
-              help="Decisions kept for repeated prompts (0 = off).")
+              help="Recent decisions kept by prompt and quality target: a repeated prompt routed alone skips the "
+                   "embedding (0 = off).")
 @click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
-              help="Prompt embeddings kept in memory (0 = off).")
+              help="Prompt embeddings kept in memory for repeated prompts (0 = off).")
 @click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Rules, cascade and fallbacks (YAML) applied to every request.")
+              help="Policy file (YAML): rules and cascade for every request; fallbacks for the gateway's model calls.")
 @click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions.")
+              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions, its "
+                   "aliases are listed in GET /v1/models.")
 @click.option("--tokens-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none.")
+              help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none "
+                   "(open on loopback, admin endpoints off).")
 @click.option("--allow-unauthenticated", is_flag=True,
-              help="Serve beyond loopback without tokens (anyone who reaches the port can route and report outcomes).")
+              help="Serve beyond loopback without tokens: anyone who reaches the port can route, call models "
+                   "through the gateway, report outcomes and read /metrics (admin stays off).")
 @click.option("--audit-key-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Secret for the audit log's keyed prompt digests (default: AUDIT.key, created 0600).")
-@click.option("--audit-metadata-keys", help="Comma-separated metadata keys kept as given in the audit log.")
+              help="Secret of the audit log's keyed digests of prompts and metadata (HMAC-SHA256). Default: the "
+                   "--audit path with .key appended (audit.sqlite.key), created with mode 0600 if missing; keep it "
+                   "with the database (retrain needs it).")
+@click.option("--audit-metadata-keys",
+              help="Comma-separated request metadata keys the audit log keeps as given; the others' values go by "
+                   "--audit-metadata-other. Default: every key with --prompt-storage text, none with hash.")
 @click.option("--audit-metadata-other", default="hash", show_default=True, type=click.Choice(["hash", "drop"]),
-              help="What the audit log keeps of other metadata keys' values.")
+              help="What the audit log keeps of other metadata keys' values: a keyed digest (still groupable) or "
+                   "nothing.")
 @click.option("--retain-text-days", type=click.FloatRange(min=0, min_open=True),
-              help="Erase prompt text and metadata from the audit log after this many days (decisions stay).")
+              help="Erase prompt text and metadata of decisions older than this many days from the audit log "
+                   "(at start, then every minute; decisions and outcomes stay).")
 @click.option("--max-body-bytes", default=4_000_000, show_default=True, type=click.IntRange(min=1024),
               help="Largest request body accepted (413 above), checked before parsing.")
 @click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a connection has to deliver a whole request.")
+              help="Seconds a connection has to deliver a whole request (from opening, or from the previous "
+                   "response); slower connections are closed and counted.")
 @click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(min=1),
               help="Seconds an idle keep-alive connection stays open.")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Concurrent connections and requests before new ones get 503 (per worker).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes serving one port, each with the router loaded; one audit log for all.")
+              help="Processes serving one port, each with the router loaded; one audit log for all, /metrics "
+                   "adds them up.")
 @click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
-              help="Concurrent requests are embedded together: the longest one waits for others (0: off).")
-def serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
-          reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
-          allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-          max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
+              help="Concurrent requests are embedded together: the first waits at most this long for the others "
+                   "in flight (a lone request does not wait; 0: off).")
+def serve(**options):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
 
-    def stop_while_loading(signum, frame):
-        raise SystemExit(0)  # nothing is served or written yet: leave cleanly
+    # First thing: from here on SIGTERM (an orchestrator's stop) is a clean exit 0 at any moment;
+    # the "loading router" line tells that the service got this far.
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _exit_0_while_loading)
+    try:
+        _serve(**options)
+    finally:
+        for signum, handler in previous.items():  # for callers in the same process (tests)
+            if handler is not None:
+                signal.signal(signum, handler)
 
-    signal.signal(signal.SIGTERM, stop_while_loading)
-    import logging
 
-    import uvicorn
+def _exit_0_while_loading(signum, frame):
+    raise SystemExit(0)  # nothing is served yet (build_service closes what it opened): leave cleanly
 
-    from router_ml.serve.assembly import ServiceSettings, build_service
+
+def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
+           reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
+           allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
+           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
     from router_ml.serve.auth import TokenStore, is_loopback
-    from router_ml.serve.limits import Limits
-    from router_ml.serve.protocol import guarded_protocol
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
         fail(f"--host {host} would open the service beyond this machine with no tokens: configure --tokens-file "
              "(or ROUTER_ML_TOKENS), or pass --allow-unauthenticated if a proxy in front authenticates")
+    # The port first: a port in use is a named error before the audit log or the router is touched.
+    sockets = bind_sockets(host, port, workers=workers)
+    try:
+        if workers == 1:
+            echo_err(f"loading router {router_path} for {url(host, sockets)} ...")
+        from router_ml.serve.assembly import ServiceSettings
+        from router_ml.serve.limits import Limits
+
+        settings = ServiceSettings(
+            router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
+            flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
+            max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
+            catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
+            audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
+            if audit_metadata_keys else None,
+            audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
+            limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
+            batch_wait_ms=batch_wait_ms,
+        )
+        uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
+                                limit_concurrency=max_connections, server_header=False)
+        if workers > 1:
+            _serve_workers(settings, sockets, url(host, sockets), workers, reload_interval, uvicorn_settings)
+        else:
+            _serve_one(settings, sockets, url(host, sockets), reload_interval, uvicorn_settings)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve_one(settings, sockets, address: str, reload_interval: float, uvicorn_settings: dict) -> None:
+    """`serve`: one process, the service built here, uvicorn serving `sockets`."""
+    import logging
+    import signal
+
+    import uvicorn
+
+    from router_ml.serve.assembly import build_service
+    from router_ml.serve.protocol import guarded_protocol
 
     # The service's own events (reloads, refused reloads, registry trouble) go to stderr.
     handler = logging.StreamHandler()
@@ -91,51 +160,44 @@ def serve(router_path, host, port, audit_path, no_audit, prompt_storage, explora
     logging.getLogger("router_ml").addHandler(handler)
     logging.getLogger("router_ml").setLevel(logging.INFO)
 
-    settings = ServiceSettings(
-        router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
-        flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
-        max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
-        catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
-        audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
-        if audit_metadata_keys else None,
-        audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
-        limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
-        batch_wait_ms=batch_wait_ms,
-    )
-    if workers > 1:
-        _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections)
-        return
     built = build_service(settings)
-    for warning in settings.warnings:
-        echo_err(f"warning: {warning}")
-    service = built.service
-    if reload_interval > 0:
-        service.watch_registry(reload_interval)
-    access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
-              else "no tokens: open on loopback, admin endpoints off")
-    echo_err(f"serving {service.router.version} on http://{host}:{port} (docs at /docs; {access})")
-    protocol = guarded_protocol(request_timeout, lambda: service.metrics.limited.labels("slow_client").inc())
-    # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, drain requests in flight) and
-    # re-raises the signal to the handler that was there before; this one lets us flush and exit 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda signum, frame: None)
     try:
-        uvicorn.run(built.app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=20,
-                    http=protocol, timeout_keep_alive=keep_alive, limit_concurrency=max_connections,
-                    server_header=False)
+        service = built.service
+        protocol = guarded_protocol(settings.limits.request_timeout_s,
+                                    lambda: service.metrics.limited.labels("slow_client").inc())
+        server = uvicorn.Server(uvicorn.Config(built.app, http=protocol, **uvicorn_settings))
+
+        def stop(signum, frame) -> None:
+            server.should_exit = True  # uvicorn stops as soon as it has started (and drains nothing)
+
+        # A stop from here on goes through uvicorn: `stop` until it takes the signals over (it drains
+        # the requests in flight), then again when it hands them back and re-raises what it caught.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)
+        for warning in settings.warnings:
+            echo_err(f"warning: {warning}")
+        if reload_interval > 0:
+            service.watch_registry(reload_interval)
+        access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
+                  else "no tokens: open on loopback, admin endpoints off")
+        echo_err(f"serving {service.router.version} on {address} (docs at /docs; {access})")
+        server.run(sockets=sockets)
     finally:
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
     audit = service.audit
     echo_err(f"stopped; audit log flushed ({audit.stats()['written']} decisions written)" if audit else "stopped")
 
 
-def _serve_workers(settings, host, port, workers, reload_interval, request_timeout, keep_alive, max_connections):
-    """`serve --workers N`: uvicorn's process manager runs N workers (router_ml.serve.worker)."""
+def _serve_workers(settings, sockets, address: str, workers: int, reload_interval: float,
+                   uvicorn_settings: dict) -> None:
+    """`serve --workers N`: uvicorn's process manager runs N workers (router_ml.serve.worker), each
+    building its own service, on the socket bound here."""
     import os
     import shutil
     import tempfile
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from router_ml.serve.audit import load_key
     from router_ml.serve.auth import TokenStore
@@ -143,17 +205,16 @@ def _serve_workers(settings, host, port, workers, reload_interval, request_timeo
     from router_ml.serve.worker import SETTINGS_ENV, settings_to_env
 
     TokenStore.load(settings.tokens_file)  # a bad tokens file stops here, not in N workers
-    if settings.audit is not None and settings.prompt_storage == "hash" and settings.audit_key_file is not False:
-        load_key(settings.audit_key_file or f"{settings.audit}.key")  # one key, created before the workers race
+    if settings.audit is not None:  # one key (every storage mode digests), created before the workers race
+        load_key(settings.audit_key_file or f"{settings.audit}.key")
     metrics_dir = tempfile.mkdtemp(prefix="router-ml-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[SETTINGS_ENV] = settings_to_env(settings, reload_interval)
-    echo_err(f"serving {settings.router} on http://{host}:{port} with {workers} workers (docs at /docs)")
+    echo_err(f"serving {settings.router} on {address} with {workers} workers (docs at /docs)")
+    config = uvicorn.Config("router_ml.serve.worker:create_app", factory=True, workers=workers,
+                            http="router_ml.serve.worker:WorkerProtocol", **uvicorn_settings)
     try:  # uvicorn's supervisor forwards SIGTERM/SIGINT to the workers and waits for them
-        uvicorn.run("router_ml.serve.worker:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
-                    limit_concurrency=max_connections, server_header=False,
-                    http="router_ml.serve.worker:WorkerProtocol")
+        Multiprocess(config, sockets=sockets).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     echo_err("stopped; every worker flushed its audit log")

@@ -37,6 +37,7 @@ from router_ml.errors import (
     InvalidRequestError,
     ModelNotAllowedError,
     PromptError,
+    ReloadRefusedError,
     RequestTooLargeError,
     RouterError,
 )
@@ -320,10 +321,13 @@ class RoutingService:
             run()
 
     def ready(self) -> tuple[bool, dict]:
+        """Whether the service can answer (warm, audit log writing) and what /readyz says about it:
+        open to anyone who reaches the port, so a registry source is named and a directory is not."""
         audit = self.audit.stats() if self.audit is not None else None
         warm = not self._warming or self._warm.is_set()
         ok = warm and (audit is None or audit["healthy"])
-        return ok, {"router_version": self._router.version, "source": self.source, "warm": warm, "audit": audit}
+        source = self.source if self.source.startswith(("models:/", "runs:/")) else "local directory"
+        return ok, {"router_version": self._router.version, "source": source, "warm": warm, "audit": audit}
 
     def reload(self, source: str | None = None) -> str:
         """Load `source` (default: the serving source again) and swap it in; the old one keeps
@@ -343,14 +347,15 @@ class RoutingService:
                 if self.policy is not None and self.policy.needs_verifier and verifier_of(fresh) is None:
                     problems.append("the policy reads the learned verifier, and it has none")
             except Exception as exc:  # noqa: BLE001 - an unreadable verifier is a reason to refuse, not to crash
-                problems.append(f"its verifier cannot be read: {exc}")
+                log.warning("the verifier of router %s cannot be read: %s: %s", fresh.version, type(exc).__name__, exc)
+                problems.append(f"its verifier cannot be read ({type(exc).__name__}; the log says why)")
             for check in self.reload_checks:
                 problems += check(fresh)
             if problems:
                 self.metrics.reloads.labels("failed").inc()
                 log.warning("reload refused, still serving %s: not serving %s: %s", self._router.version,
                             fresh.version, "; ".join(problems))
-                raise ConfigError(f"not serving {fresh.version}: " + "; ".join(problems))
+                raise ReloadRefusedError(f"not serving {fresh.version}: " + "; ".join(problems))
             _warm(fresh)
             previous = self._router.version
             self._router = fresh

@@ -115,3 +115,38 @@ def test_the_table_format_aligns_long_model_names():
     rows = text.splitlines()[1:]
     assert rows[0].index(" p=") == rows[1].index(" p=")  # the columns after the model line up
     assert rows[1].strip().startswith("nano")
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_exits_2_before_creating_anything(trained_router_dir, tmp_path, workers):
+    """Found in review: `serve` on a busy port printed "serving ... on http://...", created the audit
+    database and its key, then exited 3 with uvicorn's message."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "router_ml.cli", "serve", "--router", str(trained_router_dir),
+                               "--port", str(port), "--workers", workers], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("router-ml serve: error:"), proc.stderr
+    assert f"127.0.0.1:{port} is in use" in proc.stderr and "--port" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no audit.sqlite, no audit.sqlite.key
+
+
+def test_serve_help_says_what_the_audit_log_keeps(capsys, tmp_path):
+    """Found in review: --audit-key-file's help named AUDIT.key where the store creates
+    <database>.key, and --prompt-storage said sha256 where the log keeps an HMAC-SHA256 digest."""
+    from router_ml.serve.audit import AuditStore
+
+    code, out, _ = run(capsys, "serve", "--help")
+    assert code == 0
+    text = " ".join(out.split())
+    AuditStore(tmp_path / "audit.sqlite").close()  # --audit's default name
+    created = {p.name for p in tmp_path.iterdir()} - {"audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm"}
+    assert created == {"audit.sqlite.key"} and "(audit.sqlite.key)" in text, text
+    assert "HMAC-SHA256" in text and "sha256 + length" not in text

@@ -33,7 +33,7 @@ def test_concurrent_jobs_share_a_batch_and_each_gets_its_own_answer(thread_error
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=120)
     batcher.close()
     assert answers == {i: f"P{i}" for i in range(8)}
     assert batcher.jobs == 8 and batcher.batches < 8

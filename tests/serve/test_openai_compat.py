@@ -47,7 +47,7 @@ class Running:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        end = time.monotonic() + 20
+        end = time.monotonic() + 120
         while time.monotonic() < end:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
@@ -92,7 +92,7 @@ def gateway(trained_router_dir, tmp_path, fake):
         upstreams.close()
 
 
-def audit_rows(service, expected: int | None = None, wait_s: float = 5.0):
+def audit_rows(service, expected: int | None = None, wait_s: float = 60.0):
     """The audit rows; with `expected`, waits for that many (a stream's row is written when it closes)."""
     end = time.monotonic() + wait_s
     while True:

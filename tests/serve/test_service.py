@@ -10,6 +10,7 @@ from router_ml.errors import ConfigError
 from router_ml.serve.app import create_app
 from router_ml.serve.audit import AuditStore, read_joined
 from router_ml.serve.service import RoutingService
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture()
@@ -159,15 +160,12 @@ def test_readyz_waits_for_the_embedding_model(service, client, monkeypatch):
 
     release = threading.Event()
     original = service.router.route
-    monkeypatch.setattr(service.router, "route", lambda *a, **k: release.wait(10) and original(*a, **k))
+    monkeypatch.setattr(service.router, "route", lambda *a, **k: release.wait(120) and original(*a, **k))
     service.warm_up(background=True)
     warming = client.get("/readyz")
     assert warming.status_code == 503 and warming.json()["warm"] is False
     release.set()
-    for _ in range(100):
-        if client.get("/readyz").status_code == 200:
-            break
-        threading.Event().wait(0.02)
+    wait_until(lambda: client.get("/readyz").status_code == 200, "/readyz to say 200 once warm", timeout=60)
     assert client.get("/readyz").json()["warm"] is True
 
 
@@ -274,3 +272,42 @@ def test_concurrent_requests_are_batched_and_answered_as_alone(trained_router_di
     batched.close()
     assert {r["request_id"] for r in read_joined(tmp_path / "batched.sqlite")} == \
         {served.request_id for _, served in answers.values()}
+
+
+def test_no_http_body_names_a_server_path(service, trained_router_dir, tmp_path, caplog):
+    """Found in review: the 404 for an unknown request id named the audit database's path. A client
+    learns what was wrong with its request, never where the server keeps its files; a failure of
+    the server itself is logged with its detail and answered without it."""
+    import logging
+    import sqlite3
+
+    from router_ml.serve.auth import TokenStore
+
+    token = {"Authorization": "Bearer " + "k" * 20}
+    tokens = TokenStore.load(environ={"ROUTER_ML_TOKENS": "admin,route,outcomes,metrics:" + "k" * 20})
+    with TestClient(create_app(service, tokens=tokens)) as client, caplog.at_level(logging.WARNING, "router_ml"):
+        [d] = client.post("/v1/route", json={"prompt": "hello"}, headers=token).json()["decisions"]
+        unknown = client.post("/v1/outcomes", json={"request_id": "nope", "model": d["model"], "success": True},
+                              headers=token)
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_request_id"
+        assert "'nope'" in unknown.json()["error"]["message"]
+
+        service.audit.flush()
+        db = sqlite3.connect(service.audit.path)  # the database loses its outcomes table
+        db.execute("ALTER TABLE outcomes RENAME TO outcomes_elsewhere")
+        db.commit()
+        db.close()
+        broken = client.post("/v1/outcomes", json={"request_id": d["request_id"], "model": d["model"], "success": True},
+                             headers=token)
+        assert broken.status_code == 503 and broken.json()["error"]["code"] == "outcome_not_recorded"
+
+        service.source = str(tmp_path / "routers" / "moved-away")
+        reload = client.post("/admin/reload", headers=token)
+        assert reload.status_code == 503 and "still serving test-router-1" in reload.json()["error"]["message"]
+        ready = client.get("/readyz")
+        bodies = {"unknown request id": unknown.text, "broken database": broken.text, "reload": reload.text,
+                  "readyz": ready.text}
+    for what, body in bodies.items():
+        for path in (str(tmp_path), str(trained_router_dir)):
+            assert path not in body, f"{what}: {body}"
+    assert str(service.audit.path) in caplog.text and "moved-away" in caplog.text  # the detail, server-side

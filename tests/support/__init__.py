@@ -1,2 +1,2 @@
 """Helpers the tests share (not tests): the real data sets, a fake OpenAI-compatible upstream,
-a service started as a real process."""
+a service started as a real process, waiting on conditions rather than for fixed times."""

@@ -29,7 +29,7 @@ class Server:
             cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> Server:
+    def wait_ready(self, timeout: float = 180.0) -> Server:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -41,6 +41,17 @@ class Server:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout} s: {self.output()}")
+
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> Server:
+        """Wait until the server has printed `text` (e.g. "loading router": its signal handlers are in)."""
+        end = time.monotonic() + timeout
+        while text not in self.output():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode} before printing {text!r}: {self.output()}")
+            if time.monotonic() > end:
+                raise TimeoutError(f"server did not print {text!r} in {timeout} s: {self.output()}")
+            time.sleep(0.02)
+        return self
 
     def output(self) -> str:
         if not self.log.closed:
