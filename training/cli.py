@@ -264,7 +264,7 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--base-outcomes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The log the base was trained on, when the file its manifest names is gone or changed.")
 @click.option("--audit-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The audit log's digest secret, to recognise prompts logged as digests (default: AUDIT.key).")
+              help="The audit log's digest secret, to recognise prompts logged as digests (default: the audit database's path with .key appended, e.g. audit.sqlite.key).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for the challenger router.")
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
 @click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")

@@ -75,7 +75,7 @@ class RetrainConfig:
     out: str  # the challenger's artifact directory
     outcomes: list[str] = field(default_factory=list)  # offline logs in the outcomes contract
     base_outcomes: str | None = None  # the champion's training outcomes, when its manifest's file is gone
-    audit_key_file: str | None = None  # the audit log's digest secret (default: AUDIT.key, when present)
+    audit_key_file: str | None = None  # the audit log's digest secret (default: AUDIT + ".key", when present)
     catalog: str | None = None  # default: the champion's own prices
     register: str | None = None  # default: the champion's registered name
     alias: str = "champion"
