@@ -2,7 +2,8 @@
 
     manifest.json   format version, router version, embedder spec, models and prices,
                     strategy, quality schedule, data hash, metrics, library versions,
-                    and the sha256 of every other file
+                    the sha256 of every other file and its own digest (its content is
+                    built and validated by router_ml.core.manifest; packaging adds the rest)
     head.npz        the head's parameters as plain arrays: what a router serves with
                     (router_ml.core.head_arrays; loaded without pickle or scikit-learn)
     head.joblib     the fitted scikit-learn estimators, for inspection and refitting
@@ -23,40 +24,34 @@ existing directory is replaced only with `overwrite=True`, and then by a rename 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from router_ml.core.files import fsync_dir, ordinary_mode, sha256_file
+from router_ml.core.manifest import (  # noqa: F401  (the manifest's names, importable from here as before)
+    FORMAT_VERSION,
+    MANIFEST_DIGEST_KEY,
+    READABLE_VERSIONS,
+    REQUIRED_KEYS,
+    Manifest,
+    json_safe,
+    manifest_digest,
+    validate_manifest,
+)
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError
 
-FORMAT_VERSION = 3  # 3: the manifest carries its own digest; 2 (without one) is still read
-READABLE_VERSIONS = (2, 3)
-MANIFEST_DIGEST_KEY = "manifest_sha256"
 MANIFEST_FILE = "manifest.json"
 HEAD_FILE = "head.joblib"
 HEAD_ARRAYS_FILE = "head.npz"
 EMBEDDER_DIR = "embedder"
-REQUIRED_KEYS = (
-    "format_version",
-    "router_version",
-    "embedder",
-    "models",
-    "cost_model",
-    "strategy",
-    "policy",
-    "training_data",
-    "metrics",
-    "libraries",
-    "files",
-)
 _TRACKED_LIBRARIES = ("router-ml", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch", "transformers")
 
 
@@ -71,21 +66,24 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool = False,
+def write_artifact(out_dir: str | Path, manifest: Manifest | dict, head, *, overwrite: bool = False,
                    embedder_files: dict[str, Path] | None = None,
                    arrays: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
     """Write the head (arrays and estimators), embedder files, other array files (name -> arrays,
-    e.g. the training neighbours) and the manifest, atomically."""
+    e.g. the training neighbours) and the manifest, atomically.
+
+    `manifest` is a `Manifest` (router_ml.core.manifest); a dict is read as one
+    (`Manifest.from_dict`), its packaging keys replaced."""
     import joblib
 
     from router_ml.core.head_arrays import save_arrays
 
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        ordinary_mode(tmp, directory=True)  # mkdtemp makes it private; a router is an ordinary directory
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_dict(manifest, f"the manifest for {out_dir}")
+
+    def stage(tmp: Path) -> list[str]:
         joblib.dump(head, tmp / HEAD_FILE)
         save_arrays(tmp / HEAD_ARRAYS_FILE, head.to_arrays())
         names = [HEAD_FILE, HEAD_ARRAYS_FILE]
@@ -97,14 +95,30 @@ def write_artifact(out_dir: str | Path, manifest: dict, head, *, overwrite: bool
             for name, source in embedder_files.items():
                 shutil.copyfile(source, tmp / EMBEDDER_DIR / name)
                 names.append(f"{EMBEDDER_DIR}/{name}")
-        manifest = {**manifest, "format_version": FORMAT_VERSION, "libraries": library_versions()}
-        manifest["files"] = {name: sha256_file(tmp / name) for name in names}
-        missing = [k for k in REQUIRED_KEYS if k not in manifest]
-        if missing:
-            raise ArtifactFormatError(f"manifest is missing {missing}")
-        manifest[MANIFEST_DIGEST_KEY] = manifest_digest(manifest)
+        return names
+
+    return _write_router_dir(out_dir, manifest, stage, library_versions())
+
+
+def _write_router_dir(out_dir: Path, manifest: Manifest, stage: Callable[[Path], list[str]],
+                      libraries: dict, expected_files: dict[str, str] | None = None) -> Path:
+    """Stage a router's files in a hidden sibling (`stage` writes them and returns their
+    names), package and write its manifest, then rename it into place (a rename swap when
+    `out_dir` exists; check_output_dir has allowed that)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        ordinary_mode(tmp, directory=True)  # mkdtemp makes it private; a router is an ordinary directory
+        names = stage(tmp)
+        packaged = {**json_safe(manifest.to_dict()), "format_version": FORMAT_VERSION, "libraries": libraries,
+                    "files": {name: sha256_file(tmp / name) for name in names}}
+        for name, digest in (expected_files or {}).items():
+            if packaged["files"][name] != digest:
+                raise ArtifactIntegrityError(f"{name}: changed while it was copied to {out_dir}; nothing was written")
+        validate_manifest(packaged, str(out_dir / MANIFEST_FILE))
+        packaged[MANIFEST_DIGEST_KEY] = manifest_digest(packaged)
         with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, allow_nan=False)
+            json.dump(packaged, fh, indent=2, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
         for name in names:
@@ -145,9 +159,8 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
                                   "--overwrite replaces routers only, never other files")
 
 
-def read_manifest(path: str | Path) -> dict:
-    """The manifest of an artifact directory, with its format version and keys checked."""
-    path = Path(path)
+def _parse_manifest(path: Path) -> dict:
+    """The JSON object in a router directory's manifest, its version not yet checked."""
     manifest_path = path / MANIFEST_FILE
     if not path.is_dir():
         raise ArtifactFormatError(f"{path}: not a router directory (expected {MANIFEST_FILE} and {HEAD_FILE} inside)")
@@ -159,6 +172,14 @@ def read_manifest(path: str | Path) -> dict:
         raise ArtifactFormatError(f"{manifest_path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise ArtifactFormatError(f"{manifest_path}: expected a JSON object")
+    return manifest
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of an artifact directory, with its format version and keys checked."""
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
+    manifest = _parse_manifest(path)
     version = manifest.get("format_version")
     if version not in READABLE_VERSIONS:
         raise ArtifactFormatError(
@@ -175,64 +196,6 @@ def read_manifest(path: str | Path) -> dict:
                 "manifest was changed after packaging (a price, a target, a model) and will not be loaded")
     validate_manifest(manifest, str(manifest_path))
     return manifest
-
-
-def manifest_digest(manifest: dict) -> str:
-    """sha256 of the manifest's content (canonical JSON, its own digest left out)."""
-    content = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST_KEY}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def validate_manifest(manifest: dict, where: str) -> None:
-    """ArtifactFormatError naming the first missing or malformed field a router needs to load."""
-    def need(value, path: str, kind, what: str):
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            raise ArtifactFormatError(f"{where}: {path}: expected {what}, found {value!r}"[:400])
-        return value
-
-    def field(obj: dict, key: str, path: str):
-        if key not in obj:
-            raise ArtifactFormatError(f"{where}: {path}.{key} is missing" if path else f"{where}: {key} is missing")
-        return obj[key]
-
-    missing = [k for k in REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise ArtifactFormatError(f"{where}: missing keys {missing}")
-    need(manifest["router_version"], "router_version", str, "a version string")
-    models = need(manifest["models"], "models", list, "a list of model names")
-    if not models or not all(isinstance(m, str) and m for m in models) or len(set(models)) != len(models):
-        raise ArtifactFormatError(f"{where}: models: expected distinct model names, found {models!r}")
-    embedder = need(manifest["embedder"], "embedder", dict, "the embedder's settings")
-    for key, kind, what in (("kind", str, "a backend name"), ("id", str, "an embedder id"), ("dim", int, "a dimension")):
-        need(field(embedder, key, "embedder"), f"embedder.{key}", kind, what)
-    cost_model = need(manifest["cost_model"], "cost_model", dict, "the cost model")
-    entries = need(field(cost_model, "models", "cost_model"), "cost_model.models", list, "a list of priced models")
-    for i, entry in enumerate(entries):
-        path = f"cost_model.models[{i}]"
-        need(entry, path, dict, "a priced model")
-        for key in ("name", "input_price", "output_price", "output_tokens", "mean_call_cost"):
-            value = field(entry, key, path)
-            if key == "name":
-                need(value, f"{path}.name", str, "a model name")
-            elif value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
-                raise ArtifactFormatError(f"{where}: {path}.{key}: expected a number >= 0, found {value!r}")
-    policy = need(manifest["policy"], "policy", dict, "the decision policy")
-    schedule = need(field(policy, "schedule", "policy"), "policy.schedule", dict, "the quality schedule")
-    for key in ("targets", "lams"):
-        need(field(schedule, key, "policy.schedule"), f"policy.schedule.{key}", list, "a list of numbers")
-    scale = need(field(policy, "cost_scale", "policy"), "policy.cost_scale", (int, float), "a number > 0")
-    if not scale > 0:
-        raise ArtifactFormatError(f"{where}: policy.cost_scale: expected a number > 0, found {scale!r}")
-    target = need(field(policy, "default_quality_target", "policy"), "policy.default_quality_target", (int, float),
-                  "a number in [0, 1]")
-    if not 0 <= target <= 1:
-        raise ArtifactFormatError(f"{where}: policy.default_quality_target: expected a number in [0, 1], "
-                                  f"found {target!r}")
-    files = need(manifest["files"], "files", dict, "file names and their sha256")
-    for name, digest in files.items():
-        if not isinstance(name, str) or not isinstance(digest, str):
-            raise ArtifactFormatError(f"{where}: files: expected name: sha256 pairs, found {name!r}: {digest!r}")
 
 
 def verify_files(path: str | Path, manifest: dict) -> None:

@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -190,18 +191,18 @@ def test_failed_write_leaves_nothing_behind(trained_router_dir, tmp_path):
     head = read_estimator(trained_router_dir)
     out = tmp_path / "router"
     with pytest.raises(ArtifactFormatError, match="missing"):
-        write_artifact(out, {"router_version": "x"}, head)  # manifest lacks required keys
+        write_artifact(out, {"router_version": "x"}, head)  # a dict is read as a Manifest: it lacks required keys
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overwrite_replaces_atomically(trained_router_dir, tmp_path):
     from router_ml.core.artifact import read_estimator
+    from router_ml.core.manifest import Manifest
 
-    manifest, head = read_manifest(trained_router_dir), read_estimator(trained_router_dir)
+    manifest, head = Manifest.from_dict(read_manifest(trained_router_dir)), read_estimator(trained_router_dir)
     out = copy(trained_router_dir, tmp_path)
-    manifest = {k: v for k, v in manifest.items() if k not in ("files", "libraries", "format_version")}
-    write_artifact(out, {**manifest, "router_version": "v2"}, head, overwrite=True)
+    write_artifact(out, replace(manifest, router_version="v2"), head, overwrite=True)
     assert read_manifest(out)["router_version"] == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
 
