@@ -24,12 +24,14 @@ existing directory is replaced only with `overwrite=True`, and then by a rename 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -39,9 +41,11 @@ from router_ml.core.files import fsync_dir, ordinary_mode, sha256_file
 from router_ml.core.manifest import (  # noqa: F401  (the manifest's names, importable from here as before)
     FORMAT_VERSION,
     MANIFEST_DIGEST_KEY,
+    MIGRATABLE_VERSIONS,
     READABLE_VERSIONS,
     REQUIRED_KEYS,
     Manifest,
+    Migrated,
     json_safe,
     manifest_digest,
     validate_manifest,
@@ -98,6 +102,61 @@ def write_artifact(out_dir: str | Path, manifest: Manifest | dict, head, *, over
         return names
 
     return _write_router_dir(out_dir, manifest, stage, library_versions())
+
+
+def migrate_artifact(source: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Rewrite a router of an older format (MIGRATABLE_VERSIONS) in the current one: its files
+    copied unchanged (and checked against its manifest), its manifest given a digest and a
+    `migrated` note. Its `libraries` are kept: they say what wrote its head.
+
+    A format-2 manifest carries no digest, so nothing can tell whether its prices, targets
+    or models were edited after training: migrate only a router you trust, after reading
+    what it says (`describe_for_migration`). From then on the digest guards it.
+    """
+    source, out = Path(source), Path(out)
+    manifest = _migratable_manifest(source)
+    version = manifest["format_version"]
+    verify_files(source, manifest)
+    check_output_dir(out, overwrite)
+    migrated = replace(Manifest.from_dict(manifest, str(source / MANIFEST_FILE)), migrated=Migrated(
+        from_format_version=version, migrated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
+
+    def stage(tmp: Path) -> list[str]:
+        for name in manifest["files"]:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, tmp / name)
+        return list(manifest["files"])
+
+    return _write_router_dir(out, migrated, stage, manifest["libraries"], expected_files=manifest["files"])
+
+
+def describe_for_migration(path: str | Path) -> str:
+    """What a router's manifest says that decides its routes (models and prices, the default
+    target), for its owner to check before `migrate` vouches for it."""
+    manifest = _migratable_manifest(Path(path))
+    policy = manifest["policy"]
+    lines = [f"router {manifest['router_version']} (format {manifest.get('format_version')!r}), "
+             f"created {manifest.get('created_at', 'at an unknown time')}, embedder {manifest['embedder']['id']}",
+             f"default quality_target {policy['default_quality_target']}, cost_scale {policy['cost_scale']}",
+             "models (the order of the head's columns) and prices, USD per million tokens:"]
+    for entry in manifest["cost_model"]["models"]:
+        lines.append(f"  {entry['name']}: input {entry['input_price']}, output {entry['output_price']}, "
+                     f"{entry['output_tokens']} output tokens, mean logged call cost {entry['mean_call_cost']}")
+    return "\n".join(lines)
+
+
+def _migratable_manifest(source: Path) -> dict:
+    """The manifest of a router `migrate` can rewrite: a version in MIGRATABLE_VERSIONS, valid."""
+    manifest_path = source / MANIFEST_FILE
+    manifest = _parse_manifest(source)
+    version = manifest.get("format_version")
+    if not _is_version(version, MIGRATABLE_VERSIONS):
+        current = _is_version(version, READABLE_VERSIONS)
+        raise ArtifactFormatError(
+            f"{manifest_path}: format_version is {version!r}; migrate rewrites versions {list(MIGRATABLE_VERSIONS)}"
+            + ("; this router is current and loads as it is" if current else "; retrain the router"))
+    validate_manifest(manifest, str(manifest_path))
+    return manifest
 
 
 def _write_router_dir(out_dir: Path, manifest: Manifest, stage: Callable[[Path], list[str]],
@@ -159,6 +218,10 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
                                   "--overwrite replaces routers only, never other files")
 
 
+def _is_version(value, versions: tuple[int, ...]) -> bool:
+    return type(value) is int and value in versions
+
+
 def _parse_manifest(path: Path) -> dict:
     """The JSON object in a router directory's manifest, its version not yet checked."""
     manifest_path = path / MANIFEST_FILE
@@ -176,24 +239,33 @@ def _parse_manifest(path: Path) -> dict:
 
 
 def read_manifest(path: str | Path) -> dict:
-    """The manifest of an artifact directory, with its format version and keys checked."""
+    """The manifest of an artifact directory, with its format version, digest and keys checked.
+
+    Every readable version carries a digest of its manifest, checked here. A router of
+    format 2, which carried none, is refused with the way to vouch for it (`router-ml
+    migrate`): otherwise an edited manifest (a price set to 0) would load unnoticed by
+    claiming the old format."""
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     manifest = _parse_manifest(path)
     version = manifest.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if _is_version(version, MIGRATABLE_VERSIONS):
+        raise ArtifactFormatError(
+            f"{manifest_path}: format_version {version} carries no digest of its manifest, so an edit to its prices, "
+            "targets or models cannot be detected, and this router-ml does not load it; if you trust this router, "
+            f"check what it says and run `router-ml migrate {path} --out NEW_DIR` to add the digest, or retrain it")
+    if not _is_version(version, READABLE_VERSIONS):
         raise ArtifactFormatError(
             f"{manifest_path}: format_version is {version!r}, this router-ml reads versions {list(READABLE_VERSIONS)}; "
             "retrain the router or install the router-ml version that wrote it"
         )
-    if version >= 3:
-        recorded = manifest.get(MANIFEST_DIGEST_KEY)
-        if not isinstance(recorded, str):
-            raise ArtifactIntegrityError(f"{manifest_path}: no {MANIFEST_DIGEST_KEY}; the manifest cannot be checked")
-        if manifest_digest(manifest) != recorded:
-            raise ArtifactIntegrityError(
-                f"{manifest_path}: its content does not match its {MANIFEST_DIGEST_KEY} ({recorded[:16]}...): the "
-                "manifest was changed after packaging (a price, a target, a model) and will not be loaded")
+    recorded = manifest.get(MANIFEST_DIGEST_KEY)
+    if not isinstance(recorded, str):
+        raise ArtifactIntegrityError(f"{manifest_path}: no {MANIFEST_DIGEST_KEY}; the manifest cannot be checked")
+    if manifest_digest(manifest) != recorded:
+        raise ArtifactIntegrityError(
+            f"{manifest_path}: its content does not match its {MANIFEST_DIGEST_KEY} ({recorded[:16]}...): the "
+            "manifest was changed after packaging (a price, a target, a model) and will not be loaded")
     validate_manifest(manifest, str(manifest_path))
     return manifest
 

@@ -1,6 +1,6 @@
 """A router's manifest: built from typed sections in one place, checked by one validator.
 
-Every writer of a router (training, `convert`) builds a `Manifest` from its
+Every writer of a router (training, `convert`, `migrate`) builds a `Manifest` from its
 sections and hands it to `router_ml.core.artifact.write_artifact`, which adds what only
 packaging knows (format version, library versions, each file's sha256 and the manifest's
 own digest). A `Manifest` is checked by `validate_manifest` when it is created (and again,
@@ -18,7 +18,7 @@ packaged, before it is written), so a router that could not load is never writte
                                  were measured with when it is not this router's
     config                       the training settings (TrainConfig.to_dict())
     verifier                     the learned verifier and its cascade plans (router_ml.policy.verifier)
-    converted_from               provenance of a router rewritten by `convert`
+    converted_from, migrated     provenance of a router rewritten by `convert` or `migrate`
 
 `Manifest.to_dict()` is exactly the JSON content a router has always written, and
 `Manifest.from_dict` reads any valid manifest back, keeping keys this version has no field
@@ -37,8 +37,11 @@ from typing import ClassVar
 
 from router_ml.errors import ArtifactFormatError
 
-FORMAT_VERSION = 3  # 3: the manifest carries its own digest; 2 (without one) is still read
-READABLE_VERSIONS = (2, 3)
+FORMAT_VERSION = 3  # 3: the manifest carries its own digest
+READABLE_VERSIONS = (3,)
+# 2 carried no digest of the manifest, so an edit to a price or a target cannot be detected:
+# such a router loads only once its owner vouches for it (`router-ml migrate`).
+MIGRATABLE_VERSIONS = (2,)
 MANIFEST_DIGEST_KEY = "manifest_sha256"
 CONTENT_KEYS = ("router_version", "embedder", "models", "cost_model", "strategy", "policy", "training_data",
                 "metrics")
@@ -254,6 +257,15 @@ class ConvertedFrom(_Section):
 
 
 @dataclass(frozen=True)
+class Migrated(_Section):
+    """A router of an older format that its owner vouched for and `migrate` rewrote."""
+
+    from_format_version: int
+    migrated_at: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Manifest(_Section):
     """Everything a router's manifest says, validated on creation (`dataclasses.replace` makes
     a changed copy, validated again)."""
@@ -261,6 +273,7 @@ class Manifest(_Section):
     _sections: ClassVar[dict[str, type[_Section]]] = {
         "embedder": EmbedderSection, "strategy": StrategySection, "policy": PolicySection,
         "training_data": TrainingDataSection, "metrics": MetricsSection, "converted_from": ConvertedFrom,
+        "migrated": Migrated,
     }
 
     router_version: str
@@ -276,11 +289,12 @@ class Manifest(_Section):
     config: dict | None = None
     verifier: dict | None = None
     converted_from: ConvertedFrom | None = None
+    migrated: Migrated | None = None
     extra: dict = field(default_factory=dict)
 
     _ORDER: ClassVar[tuple[str, ...]] = (
         "router_version", "created_at", "embedder", "models", "cost_model", "success_threshold", "strategy", "policy",
-        "training_data", "metrics", "config", "verifier", "converted_from")
+        "training_data", "metrics", "config", "verifier", "converted_from", "migrated")
 
     def __post_init__(self) -> None:
         clash = sorted(set(self.extra) & {*PACKAGING_KEYS, MANIFEST_DIGEST_KEY})

@@ -141,18 +141,10 @@ def test_a_malformed_manifest_names_the_field(trained_router_dir, tmp_path, chan
         load_router(path)
 
 
-def test_a_router_of_the_previous_format_still_loads(trained_router_dir, tmp_path):
-    from router_ml.core.artifact import MANIFEST_DIGEST_KEY
-
-    path = copy(trained_router_dir, tmp_path)
-    edit_manifest(path, lambda m: (m.update(format_version=2), m.pop(MANIFEST_DIGEST_KEY)), redigest=False)
-    assert load_router(path).route("What is 2 + 2?").model == load_router(trained_router_dir).route("What is 2 + 2?").model
-
-
 def test_wrong_format_version_is_refused(trained_router_dir, tmp_path):
     path = copy(trained_router_dir, tmp_path)
     edit_manifest(path, lambda m: m.update(format_version=99))
-    with pytest.raises(ArtifactFormatError, match=r"format_version is 99, this router-ml reads versions \[2, 3\]"):
+    with pytest.raises(ArtifactFormatError, match=r"format_version is 99, this router-ml reads versions \[3\]"):
         load_router(path)
 
 
@@ -221,3 +213,83 @@ def test_artifact_directory_has_ordinary_permissions(trained_router_dir, tmp_pat
     plain = tmp_path / "plain"
     plain.mkdir()
     assert trained_router_dir.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def downgrade(path, change=lambda m: None):
+    """What a hostile edit does: claim format 2 (which carried no digest), drop the digest, change the content."""
+    from router_ml.core.artifact import MANIFEST_DIGEST_KEY
+
+    edit_manifest(path, lambda m: (m.update(format_version=2), m.pop(MANIFEST_DIGEST_KEY), change(m)), redigest=False)
+
+
+def test_a_downgraded_and_edited_manifest_is_refused(trained_router_dir, tmp_path):
+    """Format 2 carried no digest: claiming it must not let an edited price through."""
+    path = copy(trained_router_dir, tmp_path)
+    downgrade(path, lambda m: m["cost_model"]["models"][-1].update(input_price=0.0, output_price=0.0))
+    with pytest.raises(ArtifactFormatError, match=r"format_version 2 carries no digest of its manifest.*router-ml migrate"):
+        load_router(path)
+    with pytest.raises(ArtifactFormatError, match="format_version 2"):
+        read_manifest(path)
+
+
+def test_a_trusted_format_2_router_migrates_and_routes_the_same(trained_router_dir, tmp_path):
+    from router_ml.core.artifact import migrate_artifact
+    from router_ml.core.manifest import PACKAGING_KEYS
+
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    before = (old / MANIFEST_FILE).read_text()
+    out = migrate_artifact(old, tmp_path / "new")
+    assert (old / MANIFEST_FILE).read_text() == before  # the source is left as it was
+    migrated, original = read_manifest(out), read_manifest(trained_router_dir)
+    assert migrated["format_version"] == 3 and migrated["migrated"]["from_format_version"] == 2
+    assert migrated["files"] == original["files"] and migrated["libraries"] == original["libraries"]
+    assert {k: v for k, v in migrated.items() if k not in (*PACKAGING_KEYS, "manifest_sha256", "migrated")} == \
+        {k: v for k, v in original.items() if k not in (*PACKAGING_KEYS, "manifest_sha256")}
+    prompts = ["What is 2 + 2?", "Write a sorting function in Rust.", "Prove Fermat's little theorem."]
+    assert [d.model for d in load_router(out).route_batch(prompts)] == \
+        [d.model for d in load_router(trained_router_dir).route_batch(prompts)]
+    edit_manifest(out, lambda m: m["policy"].update(default_quality_target=0.0), redigest=False)
+    with pytest.raises(ArtifactIntegrityError, match="manifest was changed after packaging"):
+        load_router(out)
+
+
+def test_migrate_in_place_and_its_refusals(trained_router_dir, tmp_path):
+    from router_ml.core.artifact import migrate_artifact
+
+    with pytest.raises(ArtifactFormatError, match="this router is current and loads as it is"):
+        migrate_artifact(trained_router_dir, tmp_path / "x")
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    with pytest.raises(ArtifactExistsError, match="already exists"):
+        migrate_artifact(old, old)
+    with open(old / HEAD_ARRAYS_FILE, "ab") as fh:
+        fh.write(b"\x00")
+    with pytest.raises(ArtifactIntegrityError, match=f"{HEAD_ARRAYS_FILE}: sha256 is"):
+        migrate_artifact(old, tmp_path / "y")
+    assert not (tmp_path / "y").exists()
+    inplace = copy(trained_router_dir, tmp_path, "inplace")
+    downgrade(inplace)
+    migrate_artifact(inplace, inplace, overwrite=True)
+    assert read_manifest(inplace)["migrated"]["from_format_version"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inplace", "old"]
+
+
+def test_migrate_command_shows_the_prices_and_asks(trained_router_dir, tmp_path, monkeypatch, capsys):
+    import io
+
+    from router_ml.cli import main
+
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert main(["migrate", "--router", str(old), "--out", str(tmp_path / "new")]) == 130
+    assert not (tmp_path / "new").exists()
+    shown = capsys.readouterr().err
+    assert "models (the order of the head's columns) and prices" in shown and "format 2" in shown
+    assert main(["migrate", "--router", str(old), "--out", str(tmp_path / "new"), "--yes"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["format_version"] == 3 and result["from_format_version"] == 2
+    assert load_router(tmp_path / "new").version == result["router_version"]
+    assert main(["migrate", "--router", str(tmp_path / "new"), "--out", str(tmp_path / "again"), "--yes"]) == 2
+    assert "current" in capsys.readouterr().err
