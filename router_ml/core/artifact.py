@@ -201,7 +201,8 @@ def _write_router_dir(out_dir: Path, manifest: Manifest, stage: Callable[[Path],
 def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
     """Refuse, before any work, an output that cannot become a router or whose replacement would
     destroy something that is not a router: the working directory or one above it, a file, or
-    a non-empty directory without a manifest."""
+    a non-empty directory that is not exactly a router (a router-ml manifest and the files it
+    lists, nothing else)."""
     out_dir = Path(out_dir)
     resolved, here = out_dir.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
@@ -213,9 +214,39 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> None:
         raise ArtifactExistsError(f"{out_dir}: already exists; choose another --out or pass --overwrite")
     if not out_dir.is_dir():
         raise ArtifactExistsError(f"{out_dir}: is a file, not a router directory; --overwrite replaces routers only")
-    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).is_file():
-        raise ArtifactExistsError(f"{out_dir}: is a directory that holds no router ({MANIFEST_FILE} missing); "
-                                  "--overwrite replaces routers only, never other files")
+    if not any(out_dir.iterdir()):
+        return
+    problem = _not_a_router(out_dir)
+    if problem:
+        raise ArtifactExistsError(f"{out_dir}: {problem}; --overwrite replaces routers only, never other files")
+
+
+def _not_a_router(path: Path) -> str | None:
+    """Why the directory `path` is not a router that may be replaced, or None when it is one:
+    a manifest.json that parses as a router-ml manifest (a format version, every required key,
+    its files listed) and no file beside the ones it lists."""
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return f"is a directory that holds no router ({MANIFEST_FILE} missing)"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"holds a {MANIFEST_FILE} that is not a router's (not valid JSON: {exc})"
+    if not isinstance(manifest, dict):
+        return f"holds a {MANIFEST_FILE} that is not a router's (not a JSON object)"
+    version = manifest.get("format_version")
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if type(version) is not int or version < 1 or missing or not isinstance(manifest["files"], dict):
+        found = sorted(manifest)[:8]
+        return (f"holds a {MANIFEST_FILE} that is not a router-ml manifest (a router's has a format_version and "
+                f"the keys {list(REQUIRED_KEYS)}; this one has {found}{'...' if len(manifest) > 8 else ''})")
+    listed = {*manifest["files"], MANIFEST_FILE}
+    others = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                    if (p.is_symlink() or not p.is_dir()) and p.relative_to(path).as_posix() not in listed)
+    if others:
+        return (f"holds a router and files it does not list ({', '.join(others[:5])}"
+                f"{f' and {len(others) - 5} more' if len(others) > 5 else ''}); move them out first")
+    return None
 
 
 def _is_version(value, versions: tuple[int, ...]) -> bool:

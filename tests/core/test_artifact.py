@@ -293,3 +293,39 @@ def test_migrate_command_shows_the_prices_and_asks(trained_router_dir, tmp_path,
     assert load_router(tmp_path / "new").version == result["router_version"]
     assert main(["migrate", "--router", str(tmp_path / "new"), "--out", str(tmp_path / "again"), "--yes"]) == 2
     assert "current" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_a_router(trained_router_dir, tmp_path):
+    """--overwrite once deleted a web app's folder because it held a file called manifest.json."""
+    from router_ml.core.artifact import check_output_dir
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html>my app</html>")
+    (site / MANIFEST_FILE).write_text(json.dumps({"name": "my app", "start_url": "/", "icons": []}))
+    with pytest.raises(ArtifactExistsError, match=r"site: holds a manifest.json that is not a router-ml manifest"):
+        check_output_dir(site, overwrite=True)
+    head = read_estimator_of(trained_router_dir)
+    with pytest.raises(ArtifactExistsError, match="--overwrite replaces routers only"):
+        write_artifact(site, read_manifest(trained_router_dir), head, overwrite=True)
+    assert (site / "index.html").read_text() == "<html>my app</html>"
+    assert json.loads((site / MANIFEST_FILE).read_text())["name"] == "my app"
+
+    for text, fragment in (("[1, 2]", "not a JSON object"), ("{oops", "not valid JSON")):
+        (site / MANIFEST_FILE).write_text(text)
+        with pytest.raises(ArtifactExistsError, match=fragment):
+            check_output_dir(site, overwrite=True)
+
+    router = copy(trained_router_dir, tmp_path, "router")
+    (router / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactExistsError, match=r"holds a router and files it does not list \(notes.txt\)"):
+        check_output_dir(router, overwrite=True)
+    (router / "notes.txt").unlink()
+    write_artifact(router, {**read_manifest(trained_router_dir), "router_version": "replaced"}, head, overwrite=True)
+    assert read_manifest(router)["router_version"] == "replaced"
+
+
+def read_estimator_of(path):
+    from router_ml.core.artifact import read_estimator
+
+    return read_estimator(path)
