@@ -145,7 +145,7 @@ class _Section:
             if f.name == "extra" or value is None and f.default is None:
                 continue
             out[f.name] = value.to_dict() if isinstance(value, _Section) else value
-        return {**out, **self.extra}
+        return {**out, **_unset(self.extra, out)}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "manifest"):
@@ -163,6 +163,11 @@ class _Section:
         if missing:
             raise ArtifactFormatError(f"{where}: missing keys {missing}")
         return cls(**known, extra=extra)
+
+
+def _unset(extra: dict, known: dict) -> dict:
+    """`extra` without the keys a field now sets (a null read back, then given a value)."""
+    return {k: v for k, v in extra.items() if k not in known}
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ class EmbedderSection(_Section):
         out = {**self.settings, "id": self.id}
         if self.equivalent_to is not None:
             out["equivalent_to"] = self.equivalent_to
-        return {**out, **self.extra}
+        return {**out, **_unset(self.extra, out)}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "manifest.embedder") -> EmbedderSection:

@@ -43,6 +43,10 @@ def test_unknown_keys_and_nulls_survive_a_round_trip(trained_router_dir):
     manifest = Manifest.from_dict(written)
     assert manifest.to_dict() == written
     assert manifest.metrics.test is None and manifest.extra == {"future_section": {"a": [1, 2]}}
+    # a null read back, then set: the value wins
+    filled = replace(manifest, metrics=replace(manifest.metrics, test={"prompts": 3}))
+    assert filled.to_dict()["metrics"]["test"] == {"prompts": 3}
+    assert Manifest.from_dict(filled.to_dict()).metrics.test == {"prompts": 3}
 
 
 def test_a_manifest_is_validated_when_built(trained_router_dir):
