@@ -88,7 +88,7 @@ def import_cmd(format, src, out, prices, tasks, contaminated, call_cost, catalog
 @click.option("--register", metavar="NAME", help="Register the router in the MLflow model registry under NAME.")
 @click.option("--experiment", default="router-ml", show_default=True)
 @click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a router (its manifest and the files it lists, nothing else).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the evaluation report as JSON.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Also write the held-out report folder (summary, JSON, plots).")
 @click.option("--no-baselines", is_flag=True, help="Skip the learned baselines in the held-out report.")
@@ -241,7 +241,7 @@ def promote(name, version, alias, metric, outcomes, catalog, force):
 @click.option("--min-cosine", default=0.98, show_default=True, type=float, help="Required 1st-percentile cosine to torch's vectors.")
 @click.option("--min-agreement", default=0.97, show_default=True, type=float, help="Required share of identical routes at the default target.")
 @click.option("--force", is_flag=True, help="Write the router even if the proof fails (recorded in its manifest).")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a router (its manifest and the files it lists, nothing else).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the ONNX export is cached.")
 def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agreement, force, overwrite, cache_dir):
     """Convert a router to the ONNX backend after proving it routes the same."""
@@ -282,7 +282,7 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
 @click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a router (its manifest and the files it lists, nothing else).")
 @click.option("--spark-master", metavar="MASTER", help="Train the challenger on Spark (see train --spark-master).")
 def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin, holdout_size,
             min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite, spark_master):

@@ -1,4 +1,4 @@
-"""`router-ml route`, and the small helpers every layer's commands share.
+"""`router-ml route` and `router-ml migrate`, and the small helpers every layer's commands share.
 
 A command maps options to library calls and prints what they return; the work lives in
 the library, where a test and a Python user can call it.
@@ -138,3 +138,34 @@ def _write(lines: str, output_path: Path | None, count: int) -> None:
 
     atomic_write_text(output_path, lines)
     echo_err(f"wrote {count} decisions to {output_path}")
+
+
+@click.command()
+@click.option("--router", "router_path", required=True, type=click.Path(path_type=Path),
+              help="A router of an older format (2), whose manifest carries no digest.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Directory for the migrated router (the same as --router, with --overwrite, to migrate in place).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it is a router.")
+@click.option("--yes", is_flag=True, help="Vouch for the router without the question (after checking what it says).")
+def migrate(router_path, out, overwrite, yes):
+    """Rewrite a router of an older format in the current one, after you vouch for its manifest.
+
+    A format-2 manifest carries no digest, so an edit to its prices, targets or models after
+    training cannot be detected; this router-ml loads such a router only once migrated. The
+    router's files are checked against its manifest and copied unchanged; the manifest gains
+    a digest (and a `migrated` note), which guards it from then on. Check the models and
+    prices printed first: migrating vouches for them.
+    """
+    from router_ml.core.artifact import check_output_dir, describe_for_migration, migrate_artifact, read_manifest
+
+    echo_err(describe_for_migration(router_path))
+    check_output_dir(out, overwrite)  # refuse before asking
+    if not yes:
+        click.confirm("Is this the router you trained, with these models and prices? Migrating vouches for it",
+                      abort=True, err=True)
+    path = migrate_artifact(router_path, out, overwrite=overwrite)
+    manifest = read_manifest(path)
+    echo_err(f"wrote {path}")
+    click.echo(json.dumps({"path": str(path), "router_version": manifest["router_version"],
+                           "from_format_version": manifest["migrated"]["from_format_version"],
+                           "format_version": manifest["format_version"]}))

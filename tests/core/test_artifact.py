@@ -1,5 +1,6 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,18 +141,10 @@ def test_a_malformed_manifest_names_the_field(trained_router_dir, tmp_path, chan
         load_router(path)
 
 
-def test_a_router_of_the_previous_format_still_loads(trained_router_dir, tmp_path):
-    from router_ml.core.artifact import MANIFEST_DIGEST_KEY
-
-    path = copy(trained_router_dir, tmp_path)
-    edit_manifest(path, lambda m: (m.update(format_version=2), m.pop(MANIFEST_DIGEST_KEY)), redigest=False)
-    assert load_router(path).route("What is 2 + 2?").model == load_router(trained_router_dir).route("What is 2 + 2?").model
-
-
 def test_wrong_format_version_is_refused(trained_router_dir, tmp_path):
     path = copy(trained_router_dir, tmp_path)
     edit_manifest(path, lambda m: m.update(format_version=99))
-    with pytest.raises(ArtifactFormatError, match=r"format_version is 99, this router-ml reads versions \[2, 3\]"):
+    with pytest.raises(ArtifactFormatError, match=r"format_version is 99, this router-ml reads versions \[3\]"):
         load_router(path)
 
 
@@ -190,18 +183,18 @@ def test_failed_write_leaves_nothing_behind(trained_router_dir, tmp_path):
     head = read_estimator(trained_router_dir)
     out = tmp_path / "router"
     with pytest.raises(ArtifactFormatError, match="missing"):
-        write_artifact(out, {"router_version": "x"}, head)  # manifest lacks required keys
+        write_artifact(out, {"router_version": "x"}, head)  # a dict is read as a Manifest: it lacks required keys
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overwrite_replaces_atomically(trained_router_dir, tmp_path):
     from router_ml.core.artifact import read_estimator
+    from router_ml.core.manifest import Manifest
 
-    manifest, head = read_manifest(trained_router_dir), read_estimator(trained_router_dir)
+    manifest, head = Manifest.from_dict(read_manifest(trained_router_dir)), read_estimator(trained_router_dir)
     out = copy(trained_router_dir, tmp_path)
-    manifest = {k: v for k, v in manifest.items() if k not in ("files", "libraries", "format_version")}
-    write_artifact(out, {**manifest, "router_version": "v2"}, head, overwrite=True)
+    write_artifact(out, replace(manifest, router_version="v2"), head, overwrite=True)
     assert read_manifest(out)["router_version"] == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
 
@@ -220,3 +213,119 @@ def test_artifact_directory_has_ordinary_permissions(trained_router_dir, tmp_pat
     plain = tmp_path / "plain"
     plain.mkdir()
     assert trained_router_dir.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def downgrade(path, change=lambda m: None):
+    """What a hostile edit does: claim format 2 (which carried no digest), drop the digest, change the content."""
+    from router_ml.core.artifact import MANIFEST_DIGEST_KEY
+
+    edit_manifest(path, lambda m: (m.update(format_version=2), m.pop(MANIFEST_DIGEST_KEY), change(m)), redigest=False)
+
+
+def test_a_downgraded_and_edited_manifest_is_refused(trained_router_dir, tmp_path):
+    """Format 2 carried no digest: claiming it must not let an edited price through."""
+    path = copy(trained_router_dir, tmp_path)
+    downgrade(path, lambda m: m["cost_model"]["models"][-1].update(input_price=0.0, output_price=0.0))
+    with pytest.raises(ArtifactFormatError, match=r"format_version 2 carries no digest of its manifest.*router-ml migrate"):
+        load_router(path)
+    with pytest.raises(ArtifactFormatError, match="format_version 2"):
+        read_manifest(path)
+
+
+def test_a_trusted_format_2_router_migrates_and_routes_the_same(trained_router_dir, tmp_path):
+    from router_ml.core.artifact import migrate_artifact
+    from router_ml.core.manifest import PACKAGING_KEYS
+
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    before = (old / MANIFEST_FILE).read_text()
+    out = migrate_artifact(old, tmp_path / "new")
+    assert (old / MANIFEST_FILE).read_text() == before  # the source is left as it was
+    migrated, original = read_manifest(out), read_manifest(trained_router_dir)
+    assert migrated["format_version"] == 3 and migrated["migrated"]["from_format_version"] == 2
+    assert migrated["files"] == original["files"] and migrated["libraries"] == original["libraries"]
+    assert {k: v for k, v in migrated.items() if k not in (*PACKAGING_KEYS, "manifest_sha256", "migrated")} == \
+        {k: v for k, v in original.items() if k not in (*PACKAGING_KEYS, "manifest_sha256")}
+    prompts = ["What is 2 + 2?", "Write a sorting function in Rust.", "Prove Fermat's little theorem."]
+    assert [d.model for d in load_router(out).route_batch(prompts)] == \
+        [d.model for d in load_router(trained_router_dir).route_batch(prompts)]
+    edit_manifest(out, lambda m: m["policy"].update(default_quality_target=0.0), redigest=False)
+    with pytest.raises(ArtifactIntegrityError, match="manifest was changed after packaging"):
+        load_router(out)
+
+
+def test_migrate_in_place_and_its_refusals(trained_router_dir, tmp_path):
+    from router_ml.core.artifact import migrate_artifact
+
+    with pytest.raises(ArtifactFormatError, match="this router is current and loads as it is"):
+        migrate_artifact(trained_router_dir, tmp_path / "x")
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    with pytest.raises(ArtifactExistsError, match="already exists"):
+        migrate_artifact(old, old)
+    with open(old / HEAD_ARRAYS_FILE, "ab") as fh:
+        fh.write(b"\x00")
+    with pytest.raises(ArtifactIntegrityError, match=f"{HEAD_ARRAYS_FILE}: sha256 is"):
+        migrate_artifact(old, tmp_path / "y")
+    assert not (tmp_path / "y").exists()
+    inplace = copy(trained_router_dir, tmp_path, "inplace")
+    downgrade(inplace)
+    migrate_artifact(inplace, inplace, overwrite=True)
+    assert read_manifest(inplace)["migrated"]["from_format_version"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inplace", "old"]
+
+
+def test_migrate_command_shows_the_prices_and_asks(trained_router_dir, tmp_path, monkeypatch, capsys):
+    import io
+
+    from router_ml.cli import main
+
+    old = copy(trained_router_dir, tmp_path, "old")
+    downgrade(old)
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert main(["migrate", "--router", str(old), "--out", str(tmp_path / "new")]) == 130
+    assert not (tmp_path / "new").exists()
+    shown = capsys.readouterr().err
+    assert "models (the order of the head's columns) and prices" in shown and "format 2" in shown
+    assert main(["migrate", "--router", str(old), "--out", str(tmp_path / "new"), "--yes"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["format_version"] == 3 and result["from_format_version"] == 2
+    assert load_router(tmp_path / "new").version == result["router_version"]
+    assert main(["migrate", "--router", str(tmp_path / "new"), "--out", str(tmp_path / "again"), "--yes"]) == 2
+    assert "current" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_a_router(trained_router_dir, tmp_path):
+    """--overwrite once deleted a web app's folder because it held a file called manifest.json."""
+    from router_ml.core.artifact import check_output_dir
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html>my app</html>")
+    (site / MANIFEST_FILE).write_text(json.dumps({"name": "my app", "start_url": "/", "icons": []}))
+    with pytest.raises(ArtifactExistsError, match=r"site: holds a manifest.json that is not a router-ml manifest"):
+        check_output_dir(site, overwrite=True)
+    head = read_estimator_of(trained_router_dir)
+    with pytest.raises(ArtifactExistsError, match="--overwrite replaces routers only"):
+        write_artifact(site, read_manifest(trained_router_dir), head, overwrite=True)
+    assert (site / "index.html").read_text() == "<html>my app</html>"
+    assert json.loads((site / MANIFEST_FILE).read_text())["name"] == "my app"
+
+    for text, fragment in (("[1, 2]", "not a JSON object"), ("{oops", "not valid JSON")):
+        (site / MANIFEST_FILE).write_text(text)
+        with pytest.raises(ArtifactExistsError, match=fragment):
+            check_output_dir(site, overwrite=True)
+
+    router = copy(trained_router_dir, tmp_path, "router")
+    (router / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactExistsError, match=r"holds a router and files it does not list \(notes.txt\)"):
+        check_output_dir(router, overwrite=True)
+    (router / "notes.txt").unlink()
+    write_artifact(router, {**read_manifest(trained_router_dir), "router_version": "replaced"}, head, overwrite=True)
+    assert read_manifest(router)["router_version"] == "replaced"
+
+
+def read_estimator_of(path):
+    from router_ml.core.artifact import read_estimator
+
+    return read_estimator(path)

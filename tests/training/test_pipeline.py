@@ -40,6 +40,31 @@ def test_existing_output_is_refused_before_any_work(demo_files, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_overwrite_replaces_a_router_and_nothing_else(demo_files, trained_router_dir, tmp_path):
+    """`train --overwrite` once replaced a web app's folder because it held a manifest.json."""
+    import shutil
+    import time
+
+    from router_ml.core.artifact import read_manifest
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html>my app</html>")
+    (site / "manifest.json").write_text(json.dumps({"name": "my app", "display": "standalone"}))
+    started = time.perf_counter()
+    with pytest.raises(ArtifactExistsError, match=r"site: holds a manifest.json that is not a router-ml manifest"):
+        train(config_for(demo_files, site, tmp_path / "cache", overwrite=True), log=lambda _: None, progress=False)
+    assert time.perf_counter() - started < 2  # refused before reading or embedding anything
+    assert (site / "index.html").read_text() == "<html>my app</html>"
+    assert json.loads((site / "manifest.json").read_text())["name"] == "my app"
+
+    router = shutil.copytree(trained_router_dir, tmp_path / "router")
+    train(config_for(demo_files, router, tmp_path / "cache", overwrite=True, router_version="replaced", test_size=0.0,
+                     neighbours=False, verifier=False, strategy="per_model"), log=lambda _: None, progress=False)
+    assert read_manifest(router)["router_version"] == "replaced"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "router", "site"]
+
+
 def test_failure_while_writing_leaves_no_artifact(demo_files, tmp_path, monkeypatch):
     import joblib
 

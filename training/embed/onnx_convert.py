@@ -18,12 +18,14 @@ so there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from router_ml.core.artifact import read_estimator, write_artifact
 from router_ml.core.decision import choose
+from router_ml.core.manifest import ConvertedFrom, EmbedderSection, Manifest
 from router_ml.core.router import load_router
 from router_ml.errors import ConfigError, EmbedderMismatchError
 
@@ -100,16 +102,19 @@ def convert_router(
     if not passed and not force:
         raise ConfigError(f"not converted: {'; '.join(_describe(a) for a in attempts)} (needs cosine >= {min_cosine} "
                           f"and agreement >= {min_agreement}); pass --force to write it anyway")
-    manifest = {k: v for k, v in router.manifest.items() if k not in ("files", "libraries", "format_version")}
-    manifest["embedder"] = {**onnx.spec(), "id": onnx.id, "equivalent_to": {
-        "id": spec["id"], **proof, "thresholds": {"p1_cosine": min_cosine, "route_agreement": min_agreement},
-        "passed": passed, "forced": not passed, "attempts": attempts}}
-    manifest["converted_from"] = {"source": str(source), "router_version": router.version}
-    manifest["router_version"] = f"{router.version}+onnx-{attempts[-1]['precision']}"
-    manifest.setdefault("metrics", {})["measured_with_embedder"] = spec["id"]
+    original = Manifest.from_dict(router.manifest, f"{source}/manifest.json")
+    manifest = replace(
+        original,
+        router_version=f"{router.version}+onnx-{attempts[-1]['precision']}",
+        embedder=EmbedderSection.of(onnx, equivalent_to={
+            "id": spec["id"], **proof, "thresholds": {"p1_cosine": min_cosine, "route_agreement": min_agreement},
+            "passed": passed, "forced": not passed, "attempts": attempts}),
+        converted_from=ConvertedFrom(source=str(source), router_version=router.version),
+        metrics=replace(original.metrics, measured_with_embedder=spec["id"]),
+    )
     path = write_artifact(out, manifest, read_estimator(router.path), overwrite=overwrite, embedder_files=onnx.files())
     log(f"wrote {path}: {summary}")
-    return {"path": str(path), "router_version": manifest["router_version"], "precision": attempts[-1]["precision"],
+    return {"path": str(path), "router_version": manifest.router_version, "precision": attempts[-1]["precision"],
             **proof, "passed": passed, "attempts": attempts}
 
 

@@ -1,12 +1,16 @@
 """The training pipeline, one way from an outcomes log to a packaged, evaluated router.
 
-    1. read and validate the outcomes (router_ml.training.data.outcomes)
-    2. label each prompt with its cheapest successful model (router_ml.core.labeling)
-    3. embed the prompts, through the disk cache (router_ml.training.embed.cache)
-    4. choose and fit the head by the routing metric (router_ml.training.fit.selection)
-    5. evaluate on held-out prompts (router_ml.training.evaluate.evaluation)
-    6. write the artifact atomically (router_ml.core.artifact)
-    7. log the run to MLflow, optionally registering a version (router_ml.training.registry.tracking)
+`train` runs these stages, one function each:
+
+    1. read_inputs        read and validate the outcomes, split the prompts (training.data.outcomes)
+    2. report_labels      each prompt's cheapest successful model, counted (router_ml.core.labeling)
+    3. embed_prompts      embed the training prompts through a cache (training.embed.cache)
+    4. choose_head        choose and fit the head by the routing metric (training.fit.selection)
+    5. fit_cascades       the learned verifier and its cascades, when the log has answers (training.fit.verifier)
+    6. describe_router    the manifest (router_ml.core.manifest) and the arrays beside the head
+    7. evaluate_held_out  the router as it will be loaded, on held-out prompts (training.evaluate.evaluation)
+    8. write_router       the artifact, atomically (router_ml.core.artifact), and the report
+    9. log_run            the run in MLflow, optionally a registered version (training.registry.tracking)
 
 `TrainConfig` holds every setting; its `to_dict()` is what MLflow logs as parameters.
 """
@@ -14,19 +18,28 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from router_ml.core.artifact import check_output_dir, write_artifact
-from router_ml.core.catalog import load_catalog
+from router_ml.core.catalog import Catalog, load_catalog
 from router_ml.core.embedders import DEFAULT_MODEL, DEFAULT_TRUNCATION, TRUNCATIONS, embedder_class
 from router_ml.core.heads import HEADS, RoutingHead
 from router_ml.core.labeling import CENSORED, cheapest_successful_labels
+from router_ml.core.manifest import (
+    EmbedderSection,
+    Manifest,
+    MetricsSection,
+    PolicySection,
+    StrategySection,
+    TrainingDataSection,
+    json_safe,
+)
 from router_ml.core.neighbours import NEIGHBOURS_FILE, TrainingNeighbours
 from router_ml.core.router import Router
 from router_ml.core.validation import check_share
@@ -41,7 +54,7 @@ from router_ml.training.data.outcomes import (
 )
 from router_ml.training.embed.cache import DiskCachedEmbedder
 from router_ml.training.evaluate.evaluation import BASELINES, evaluate_router
-from router_ml.training.fit.selection import DEFAULT_CANDIDATES, Candidate, fold_ids, select_head
+from router_ml.training.fit.selection import DEFAULT_CANDIDATES, Candidate, Selection, fold_ids, select_head
 
 STRATEGIES = ("auto", *HEADS)
 # What a router trains with: "onnx" is a backend of the first, "static" is distilled from it.
@@ -157,19 +170,16 @@ def _candidates(strategy: str) -> list[Candidate]:
     return grid or [Candidate(strategy, {})]
 
 
-def _finite(value):
-    """JSON-safe number: NaN and infinities become None."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+@dataclass
+class TrainingInputs:
+    """What the first stage read: the outcomes kept, every prompt's routing data, its split."""
 
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    return _finite(obj)
+    outcomes: pd.DataFrame  # the rows kept (after --models)
+    data: RoutingData  # every prompt of the training log
+    train: RoutingData
+    test: RoutingData | None  # None: no held-out side (test_size 0)
+    sha256: str  # data_hash(outcomes)
+    sampled: list[str]  # with Spark: each file fitted on a sample, and how
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
@@ -182,17 +192,40 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     """
     out = Path(config.out)
     check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
-
-    # 1. Outcomes, prices and the split.
     catalog = load_catalog(config.catalog) if config.catalog else None
-    spark, sampled = None, []
-    if config.spark_master:
-        if embedder is not None:
-            raise ConfigError("spark_master: the workers rebuild the embedder from the config; pass none")
-        from router_ml.core.spark import describe, spark_session
+    spark = start_spark(config, embedder, log)
+    inputs = read_inputs(config, catalog, spark, log)
+    labels = report_labels(inputs.train, log)
+    embedder, X = embed_prompts(config, inputs.train, spark, embedder, log, progress)
+    selection, head = choose_head(config, X, inputs.train, log)
+    verifier = fit_cascades(config, inputs.train, selection, embedder, log)
+    manifest = describe_router(config, out, inputs, labels, embedder, selection, verifier)
+    arrays = router_arrays(config, X, inputs.train, verifier)
+    manifest, report = evaluate_held_out(config, manifest, head, embedder, inputs, X, arrays, verifier, log)
+    result = write_router(config, out, manifest, head, embedder, arrays, report, log)
+    log_run(config, result, log)
+    return result
 
-        spark = spark_session(config.spark_master)
-        log(describe(spark))
+
+def start_spark(config: TrainConfig, embedder, log: Callable[[str], None]):
+    """The Spark session `config.spark_master` names (its description logged), or None."""
+    if not config.spark_master:
+        return None
+    if embedder is not None:
+        raise ConfigError("spark_master: the workers rebuild the embedder from the config; pass none")
+    from router_ml.core.spark import describe, spark_session
+
+    spark = spark_session(config.spark_master)
+    log(describe(spark))
+    return spark
+
+
+def read_inputs(config: TrainConfig, catalog: Catalog | None, spark, log: Callable[[str], None]) -> TrainingInputs:
+    """Stage 1: read and validate the outcomes (on Spark when given a session), keep
+    `config.models` (and their prices in `catalog`), and split the prompts: by
+    `config.test_outcomes` when given (its prompts that are also in the training log
+    dropped), else a seeded `test_size` split."""
+    sampled = []
 
     def read(path: str):
         if spark is None:
@@ -215,8 +248,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
             raise ConfigError(f"--models {unknown}: not in {config.outcomes} (found {sorted(set(outcomes['model']))})")
         outcomes = outcomes[outcomes["model"].isin(config.models)]
         if catalog is not None:
-            from router_ml.core.catalog import Catalog
-
             catalog = Catalog({m: p for m, p in catalog.models.items() if m in config.models},
                               catalog.default_output_tokens, catalog.chars_per_token, catalog.source)
     data_sha = data_hash(outcomes)
@@ -239,12 +270,22 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     else:
         train_data, test_data = split_prompts(data, config.test_size, config.seed)
     log(f"outcomes: {len(outcomes)} rows, {len(data)} prompts, models (cheapest first): {', '.join(data.models)}")
+    return TrainingInputs(outcomes, data, train_data, test_data, data_sha, sampled)
 
-    # 2. Labels (reported; the label head recomputes them from the same function).
+
+def report_labels(train_data: RoutingData, log: Callable[[str], None]) -> dict[str, int]:
+    """Stage 2: count the cheapest-successful labels of the training prompts, for the log and
+    the manifest (the label head recomputes them from the same function)."""
     labels = label_summary(train_data)
     log("cheapest-successful labels on the training prompts: " + ", ".join(f"{k} {v}" for k, v in labels.items()))
+    return labels
 
-    # 3. Embeddings.
+
+def embed_prompts(config: TrainConfig, train_data: RoutingData, spark, embedder, log: Callable[[str], None],
+                  progress: bool) -> tuple[object, np.ndarray]:
+    """Stage 3: the training embedder behind its cache (the Parquet cache on Spark, else the
+    disk cache around `embedder` or the one `config` describes) and the training prompts'
+    vectors, (n, dim)."""
     if spark is not None:
         import functools
 
@@ -255,9 +296,13 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     else:
         embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
     log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
-    X = embedder.encode(train_data.prompts, progress=progress)
+    return embedder, embedder.encode(train_data.prompts, progress=progress)
 
-    # 4. Head, chosen by the routing metric, and the quality knob.
+
+def choose_head(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
+                log: Callable[[str], None]) -> tuple[Selection, RoutingHead]:
+    """Stage 4: choose the head and the quality knob by cross-validated AIQ (every candidate
+    logged), and fit the winner on every training prompt."""
     def report_candidate(row):
         log(f"  {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  ({row['seconds']} s)")
 
@@ -268,96 +313,131 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
                                             sample_weight=train_data.weights)
     head = RoutingHead(fitted, selection.calibration, route_on_calibrated=True)
     log(f"chose {selection.candidate.name}; {selection.default.note}")
+    return selection, head
 
-    # 4b. The learned verifier and its cascades, when the log has the answers.
-    verifier = None
-    if train_data.responses is not None and config.verifier:
-        from router_ml.policy.verifier import VERIFIER_FILE
-        from router_ml.training.fit.selection import policy_costs
-        from router_ml.training.fit.verifier import fit_verifier
 
-        log("learning a verifier from the logged answers (P(success | prompt, answer, model)):")
-        verifier = fit_verifier(train_data, selection.out_of_fold, selection.fold_of, selection.schedule,
-                                selection.cost_scale, policy_costs(train_data), selection.default_quality_target,
-                                embed=embedder.encode, log=log)
+def fit_cascades(config: TrainConfig, train_data: RoutingData, selection: Selection, embedder,
+                 log: Callable[[str], None]) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """Stage 5: the learned verifier and its cascade plans (manifest section, arrays), when the
+    log has the answers and `config.verifier` asks for it; else None."""
+    if train_data.responses is None or not config.verifier:
+        return None
+    from router_ml.training.fit.selection import policy_costs
+    from router_ml.training.fit.verifier import fit_verifier
 
+    log("learning a verifier from the logged answers (P(success | prompt, answer, model)):")
+    return fit_verifier(train_data, selection.out_of_fold, selection.fold_of, selection.schedule,
+                        selection.cost_scale, policy_costs(train_data), selection.default_quality_target,
+                        embed=embedder.encode, log=log)
+
+
+def describe_router(config: TrainConfig, out: Path, inputs: TrainingInputs, labels: dict[str, int], embedder,
+                    selection: Selection, verifier: tuple[dict, dict] | None) -> Manifest:
+    """Stage 6: the manifest of the new router (validated as it is built); its version is
+    `config.router_version` or `<out name>-<UTC time>-<data hash>`."""
     created = dt.datetime.now(dt.UTC)
-    version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{data_sha[:8]}"
-    manifest = {
-        "router_version": version,
-        "created_at": created.isoformat(timespec="seconds"),
-        "embedder": {**embedder.spec(), "id": embedder.id},
-        "models": data.models,
-        "cost_model": train_data.cost_model.to_dict(),
-        "success_threshold": config.success_threshold,
-        "strategy": {
-            "name": selection.candidate.strategy,
-            "params": selection.candidate.params,
-            "route_on_calibrated": True,
-            "selected_by": f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
-            "candidates": selection.table,
-        },
-        "policy": {
-            "schedule": selection.schedule.to_dict(),
-            "cost_scale": selection.cost_scale,
-            "default_quality_target": selection.default_quality_target,
-            "default_rule": selection.default.to_dict(),
-        },
-        "training_data": {
-            "source": str(config.outcomes),
-            "sha256": data_sha,
-            "rows": int(len(outcomes)),
-            "prompts": len(data),
-            "train_prompts": len(train_data),
-            "test_prompts": len(test_data) if test_data is not None else 0,
-            "labels": labels,
-            **({"spark": {"master": config.spark_master, "sampled": sampled or None}} if spark is not None else {}),
-        },
-        "metrics": {"validation": selection.validation},
-        "config": config.to_dict(),
-    }
+    version = config.router_version or f"{out.name}-{created:%Y%m%d%H%M%S}-{inputs.sha256[:8]}"
+    spark = {"master": config.spark_master, "sampled": inputs.sampled or None} if config.spark_master else None
+    return Manifest(
+        router_version=version,
+        created_at=created.isoformat(timespec="seconds"),
+        embedder=EmbedderSection.of(embedder),
+        models=inputs.data.models,
+        cost_model=inputs.train.cost_model.to_dict(),
+        success_threshold=config.success_threshold,
+        strategy=StrategySection(
+            name=selection.candidate.strategy,
+            params=selection.candidate.params,
+            route_on_calibrated=True,
+            selected_by=f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
+            candidates=selection.table,
+        ),
+        policy=PolicySection(
+            schedule=selection.schedule.to_dict(),
+            cost_scale=selection.cost_scale,
+            default_quality_target=selection.default_quality_target,
+            default_rule=selection.default.to_dict(),
+        ),
+        training_data=TrainingDataSection(
+            source=str(config.outcomes),
+            sha256=inputs.sha256,
+            rows=int(len(inputs.outcomes)),
+            prompts=len(inputs.data),
+            train_prompts=len(inputs.train),
+            test_prompts=len(inputs.test) if inputs.test is not None else 0,
+            labels=labels,
+            spark=spark,
+        ),
+        metrics=MetricsSection(validation=selection.validation),
+        config=config.to_dict(),
+        verifier=verifier[0] if verifier is not None else None,
+    )
+
+
+def router_arrays(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
+                  verifier: tuple[dict, dict] | None) -> dict[str, dict[str, np.ndarray]]:
+    """The array files a router carries beside its head: the verifier's, and the training
+    prompts (explanations and novelty) unless `config.neighbours` is off."""
     arrays = {}
     if verifier is not None:
-        manifest["verifier"], arrays[VERIFIER_FILE] = verifier
+        from router_ml.policy.verifier import VERIFIER_FILE
 
-    # The training prompts, for explanations and novelty, unless asked not to keep them.
+        arrays[VERIFIER_FILE] = verifier[1]
     if config.neighbours:
         arrays[NEIGHBOURS_FILE] = TrainingNeighbours.arrays(X, train_data.scores, train_data.prompts,
                                                             fold_ids(len(train_data), config.folds, config.seed),
                                                             seed=config.seed)
+    return arrays
 
-    # 5. Held-out evaluation, with the router exactly as it will be loaded.
-    report = None
-    if test_data is not None and len(test_data):
-        neighbours = TrainingNeighbours(arrays[NEIGHBOURS_FILE], data.models) if NEIGHBOURS_FILE in arrays else None
-        router = Router(_clean(manifest), head, embedder, embedding_cache_size=0,  # the disk cache serves
-                        neighbours=neighbours)
-        report = evaluate_router(router, test_data, training=train_data, train_embeddings=X, embedder=embedder,
-                                 baselines=config.baselines, source=str(config.test_outcomes or config.outcomes),
-                                 log=log)
-        manifest["metrics"]["test"] = held_out_summary(report)
-        if verifier is not None and test_data.responses is not None:
-            report["cascades"] = held_out_cascades(router, test_data, verifier, embedder, train_data, log)
-            manifest["metrics"]["test"]["cascades"] = report["cascades"]["summary"]
 
-    # 6. The artifact (and the report beside it, when asked).
-    path = write_artifact(out, _clean(manifest), head, overwrite=config.overwrite, embedder_files=embedder.files(),
+def evaluate_held_out(config: TrainConfig, manifest: Manifest, head: RoutingHead, embedder, inputs: TrainingInputs,
+                      X: np.ndarray, arrays: dict, verifier: tuple[dict, dict] | None,
+                      log: Callable[[str], None]) -> tuple[Manifest, dict | None]:
+    """Stage 7: evaluate on the held-out prompts with the router exactly as it will be loaded
+    (and its learned cascade on their logged answers); the manifest with the held-out figures
+    and the report, or the manifest unchanged and None without a held-out side."""
+    test_data = inputs.test
+    if test_data is None or not len(test_data):
+        return manifest, None
+    neighbours = (TrainingNeighbours(arrays[NEIGHBOURS_FILE], inputs.data.models) if NEIGHBOURS_FILE in arrays
+                  else None)
+    router = Router(json_safe(manifest.to_dict()), head, embedder, embedding_cache_size=0,  # the disk cache serves
+                    neighbours=neighbours)
+    report = evaluate_router(router, test_data, training=inputs.train, train_embeddings=X, embedder=embedder,
+                             baselines=config.baselines, source=str(config.test_outcomes or config.outcomes), log=log)
+    test = held_out_summary(report)
+    if verifier is not None and test_data.responses is not None:
+        report["cascades"] = held_out_cascades(router, test_data, verifier, embedder, inputs.train, log)
+        test["cascades"] = report["cascades"]["summary"]
+    return replace(manifest, metrics=replace(manifest.metrics, test=test)), report
+
+
+def write_router(config: TrainConfig, out: Path, manifest: Manifest, head: RoutingHead, embedder,
+                 arrays: dict, report: dict | None, log: Callable[[str], None]) -> TrainResult:
+    """Stage 8: write the artifact atomically, and the held-out report when `config.report_dir`
+    asks for it."""
+    path = write_artifact(out, manifest, head, overwrite=config.overwrite, embedder_files=embedder.files(),
                           arrays=arrays)
     log(f"wrote {path}")
-    result = TrainResult(path, manifest, report, selection.table, head=head)
+    result = TrainResult(path, manifest.to_dict(), report, manifest.strategy.candidates, head=head)
     if report is not None and config.report_dir:
         from router_ml.training.evaluate.report import write_report
 
         write_report(report, config.report_dir)
         log(f"wrote the held-out report to {config.report_dir}")
-
-    # 7. MLflow.
-    if config.mlflow:
-        from router_ml.training.registry.tracking import log_training_run
-
-        result.run_id, result.model_version = log_training_run(config, manifest, path, report)
-        log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}" if result.model_version else ""))
     return result
+
+
+def log_run(config: TrainConfig, result: TrainResult, log: Callable[[str], None]) -> None:
+    """Stage 9: log the run to MLflow (registering a version when `config.register` names a
+    model) unless `config.mlflow` is off; sets the result's run id and version."""
+    if not config.mlflow:
+        return
+    from router_ml.training.registry.tracking import log_training_run
+
+    result.run_id, result.model_version = log_training_run(config, result.manifest, result.path, result.report)
+    log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}"
+                                                if result.model_version else ""))
 
 
 def held_out_cascades(router, test_data, verifier, embedder, train_data, log) -> dict:
@@ -367,7 +447,7 @@ def held_out_cascades(router, test_data, verifier, embedder, train_data, log) ->
     from router_ml.training.evaluate.replay import replay
 
     spec, arrays = verifier
-    learned = Verifier(_clean(spec), arrays, router.models, embedder=embedder)
+    learned = Verifier(json_safe(spec), arrays, router.models, embedder=embedder)
     policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
     report = replay(router, test_data, policies, embedder=embedder, training=train_data, verifier=learned,
                     source="held-out answers", log=log)
