@@ -383,12 +383,14 @@ def promotion_records(curves: dict[str, Curves], truths: dict[str, dict]) -> lis
     """Retraining's decision for each challenger: the one-sided lower bound of (challenger -
     champion) from the paired bootstrap (the same draws for both), promoted when >= 0."""
     out = []
-    champion = {metric: curves["champion"].figure(metric)[1] for metric in ("aiq", "quality")}
+    champion = {metric: curves["champion"].figure(metric) for metric in ("aiq", "quality")}
     for name in CHALLENGERS:
         for metric in ("aiq", "quality"):
-            difference = curves[name].figure(metric)[1] - champion[metric]
+            value, draws = curves[name].figure(metric)
+            difference = draws - champion[metric][1]
             lower = float(np.nanquantile(difference, 1.0 - PROMOTION_CONFIDENCE))
-            out.append({"challenger": name, "metric": metric, "lower": lower, "promoted": lower >= 0.0,
+            out.append({"challenger": name, "metric": metric, "difference": value - champion[metric][0],
+                        "se": float(np.nanstd(difference)), "lower": lower, "promoted": lower >= 0.0,
                         "true_difference": truths[name][metric] - truths["champion"][metric]})
     return out
 
@@ -517,6 +519,26 @@ def onboarding_table(runs: list[dict]) -> pd.DataFrame:
         within_001=("gap", lambda g: float(np.mean(g <= 0.01)))).reset_index()
 
 
+def promotion_sizes(promotions: pd.DataFrame) -> pd.DataFrame:
+    """Logged requests until a truly better challenger is promoted with probability 50 % and 80 %.
+
+    The paired difference's standard error shrinks as 1/sqrt(n): se(n) = s / sqrt(n), s taken
+    from the largest log. The one-sided test promotes when estimate >= z95 se(n); with a true
+    difference D > 0 that happens with probability Phi(D / se(n) - z95), so
+    n(p) = (s (z95 + z_p) / D)^2.
+    """
+    z95, z80 = 1.6449, 0.8416
+    rows = []
+    for (design, challenger, metric), group in promotions.groupby(["design", "challenger", "metric"], sort=False):
+        last = group.sort_values("n").iloc[-1]
+        s, true = last["se"] * np.sqrt(last["n"]), last["true_difference"]
+        rows.append({"design": design, "challenger": challenger, "metric": metric, "true_difference": true,
+                     "se at 1000": s / np.sqrt(1000),
+                     "n for 50 %": (s * z95 / true) ** 2 if true > 0 else float("nan"),
+                     "n for 80 %": (s * (z95 + z80) / true) ** 2 if true > 0 else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def summarise(results: dict, designs: tuple[ExplorationDesign, ...]) -> dict:
     """The tables of the report, as records."""
     est = pd.DataFrame(results["estimates"])
@@ -564,7 +586,12 @@ def summarise(results: dict, designs: tuple[ExplorationDesign, ...]) -> dict:
             ess_share=("ess", lambda s: float(np.mean(s / q.loc[s.index, "n"])))).reset_index()
     out["promotions"] = promo.groupby(["design", "challenger", "metric", "n"], sort=False).agg(
         logs=("promoted", "size"), promoted=("promoted", "mean"), true_difference=("true_difference", "mean"),
-        truly_better=("true_difference", lambda s: float(np.mean(s > 0))), lower=("lower", "mean")).reset_index()
+        truly_better=("true_difference", lambda s: float(np.mean(s > 0))), estimate=("difference", "mean"),
+        se=("se", "mean"), lower=("lower", "mean")).reset_index()
+    out["promotion_size"] = promotion_sizes(out["promotions"])
+    expl_cols = [c for c in expl.columns if c.startswith("reward model mse")]
+    out["reward_models"] = expl.groupby(["design", "n"], sort=False)[expl_cols].mean().reset_index().rename(
+        columns={c: c.removeprefix("reward model mse: ") for c in expl_cols})
     if results.get("onboarding"):
         out["onboarding"] = onboarding_table(results["onboarding"])
     return out
@@ -617,7 +644,14 @@ def render(tables: dict, designs: tuple[ExplorationDesign, ...], settings: dict)
     lines += ["", f"## Retraining's decision ({DECISION_ESTIMATOR}, paired bootstrap, one-sided "
               f"{PROMOTION_CONFIDENCE:.0%} lower bound >= 0)", "",
               md_table(tables["promotions"], {"promoted": ".0%", "true_difference": "+.4f", "truly_better": ".0%",
-                                              "lower": "+.4f"})]
+                                              "estimate": "+.4f", "se": ".4f", "lower": "+.4f"})]
+    lines += ["", "Logged requests until a truly better challenger is promoted (extrapolated from the largest log, "
+              "see promotion_sizes):", "",
+              md_table(tables["promotion_size"], {"true_difference": "+.4f", "se at 1000": ".4f", "n for 50 %": ".0f",
+                                                  "n for 80 %": ".0f"})]
+    lines += ["", "## Reward models: mean squared error on the served outcomes (cross-fitted)", "",
+              md_table(tables["reward_models"], {c: ".4f" for c in tables["reward_models"].columns
+                                                 if c not in ("design", "n")})]
     if "onboarding" in tables:
         lines += ["", "## Onboarding a new model (benchmarks/ope/onboarding.py)", "",
                   "AIQ over a sweep of trade-off rates on 2,989 held-out prompts (half the traffic and the "
@@ -634,26 +668,34 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--quick", action="store_true", help="one split, two log seeds, two designs (a smoke run)")
     parser.add_argument("--skip-onboarding", action="store_true", help="leave out part 5 (onboarding a new model)")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from the last run's records")
     args = parser.parse_args(argv)
     splits, log_seeds, designs = (1, 2, DESIGNS[:2]) if args.quick else (SPLITS, LOGS_PER_SPLIT, DESIGNS)
-    started = time.perf_counter()
-    pool = load_pool(args.workdir)
-    with threadpool_limits(1):  # small products: one BLAS thread is ~10x faster on shared cores than several
-        results = run(pool, args.workdir, splits, log_seeds, SIZES, designs)
-        if not args.skip_onboarding:
-            results["onboarding"] = run_onboarding(pool, splits, 1 if args.quick else ONBOARDING_DRAWS)
-    tables = summarise(results, designs)
-    settings = {"splits": splits, "log seeds per split": log_seeds, "sizes": list(SIZES), "exploration rate": RATE,
-                "bootstrap resamples": RESAMPLES, "reward-model folds": FOLDS, "interval level": LEVEL,
-                "minutes": round((time.perf_counter() - started) / 60, 1)}
     name = "ope_study_quick" if args.quick else "ope_study"
+    raw = args.workdir / "ope" / f"{name}_records.json"  # every record, to rebuild the report (--report-only)
+    if args.report_only:
+        saved = json.loads(raw.read_text())
+        results, settings = saved["results"], saved["settings"]
+    else:
+        started = time.perf_counter()
+        pool = load_pool(args.workdir)
+        with threadpool_limits(1):  # small products: one BLAS thread is ~10x faster on shared cores than several
+            results = run(pool, args.workdir, splits, log_seeds, SIZES, designs)
+            if not args.skip_onboarding:
+                results["onboarding"] = run_onboarding(pool, splits, 1 if args.quick else ONBOARDING_DRAWS)
+        settings = {"splits": splits, "log seeds per split": log_seeds, "sizes": list(SIZES), "exploration rate": RATE,
+                    "bootstrap resamples": RESAMPLES, "reward-model folds": FOLDS, "interval level": LEVEL,
+                    "AIQ sweep step": SWEEP_STEP, "minutes": round((time.perf_counter() - started) / 60, 1)}
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(raw, json.dumps({"settings": settings, "results": results}, default=float))
+    tables = summarise(results, designs)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / f"{name}.md", render(tables, designs, settings))
     payload = {"settings": settings, "designs": [asdict(d) for d in designs], "suite": SUITE,
                "tables": {k: v.to_dict(orient="records") for k, v in tables.items()},
                "promotions": results["promotions"], "exploration": results["exploration"]}
     atomic_write_text(args.out / f"{name}.json", json.dumps(payload, indent=1, default=float))
-    print(f"wrote {args.out / name}.md and .json in {settings['minutes']} min")
+    print(f"wrote {args.out / name}.md and .json ({settings['minutes']} min of simulation)")
 
 
 if __name__ == "__main__":
