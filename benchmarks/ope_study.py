@@ -1,6 +1,7 @@
 """Judging routers from a live log: which off-policy estimator, which exploration design (issue #21).
 
-    .venv/bin/python -m benchmarks.ope_study [--workdir build/benchmarks] [--out benchmarks/results] [--quick]
+    .venv/bin/python -m benchmarks.ope_study [--workdir build/benchmarks] [--out benchmarks/results]
+                                             [--quick] [--skip-onboarding] [--report-only]
 
 In production each routed request shows only the outcome of the model it went to. This
 study simulates that loop offline on LLMRouter's nine models (5,989 prompts with every
@@ -10,8 +11,9 @@ is known:
 1. For each of SPLITS seeded splits of the prompts: TRAFFIC_PROMPTS are the live
    traffic; CHAMPION_PROMPTS train the champion (per-model heads); the rest ("elsewhere")
    train a router of another kind (cheapest-successful head), a deliberately worse one
-   (kNN on WORSE_PROMPTS of them) and a better one (automatic head choice on the
-   champion's and the elsewhere prompts together). No router trains on the traffic.
+   (kNN on WORSE_PROMPTS of them) and a better one (the pipeline's automatic head choice
+   on the champion's and the elsewhere prompts together). No router trains on the
+   traffic. Training is the project's own pipeline (training/fit/pipeline.py).
 2. For each of LOGS_PER_SPLIT log seeds and each size n in SIZES, the champion serves n
    traffic prompts at its default target; with probability RATE a request is explored
    by an exploration design (benchmarks/ope/exploration.py). Only the served model's
@@ -21,17 +23,22 @@ is known:
 3. From the log alone, each estimator (benchmarks/ope/estimators.py, reward models
    cross-fitted over FOLDS folds of the log: benchmarks/ope/reward_models.py) estimates,
    for a target router, its mean score and mean cost at its default target and its AIQ
-   over its target sweep, with a 90 % percentile bootstrap interval over requests
-   (RESAMPLES draws, the same draws for every policy of a log). The truth is the same
-   figure on the same n prompts from their complete outcomes.
+   over its target sweep (steps of SWEEP_STEP), with 90 % bootstrap intervals over
+   requests (RESAMPLES draws, the same draws for every policy of a log; percentile and
+   basic intervals both scored). The truth is the same figure on the same n prompts from
+   their complete outcomes.
 4. Retraining's decision, judged on the log: the paired bootstrap of the difference of
    DR terms (challenger minus champion, the same draws) gives a one-sided 95 % lower
    bound; the challenger is promoted when it is >= 0 (margin 0).
+5. Onboarding a held-back model (benchmarks/ope/onboarding.py): AIQ against a router
+   that had it from the start, by the number of its logged outcomes.
 
-Writes results/ope_study.md (tables and the recommendation's numbers) and
-results/ope_study.json (every record). Routers are trained once per split and kept in
-the work directory; embeddings come from the shared cache (training/embed/cache.py).
-`--quick` runs one split, two log seeds and two designs (a smoke run, minutes).
+Writes results/ope_study.md (the tables) and results/ope_study.json (the same tables);
+every record of the run goes to WORKDIR/ope/ope_study_records.json, from which
+`--report-only` rebuilds both. Routers are trained once per split and kept in
+WORKDIR/ope; embeddings come from the shared cache (training/embed/cache.py). The
+whole run takes about 20 minutes on two shared cores. `--quick` runs one split, two log
+seeds and two designs (a smoke run).
 """
 
 from __future__ import annotations
@@ -53,10 +60,13 @@ from benchmarks.datasets import REPO, prepare  # noqa: E402
 from benchmarks.ope.estimators import (  # noqa: E402
     LoggedTraffic,
     aiq_batch,
+    basic_interval,
+    bias_corrected,
     effective_sample_size,
     estimator_terms,
     importance_weights,
     percentile_interval,
+    predicted_width,
     ratio,
     resample_counts,
 )
@@ -117,9 +127,14 @@ DESIGNS = (
     ExplorationDesign("utility T=0.05 floor 0.3, cost cap 0.1", RATE, "utility", 0.05, 0.3, max_extra_cost=0.1),
     ExplorationDesign("shadow: elsewhere, floor 0.3", RATE, "shadow", 0.05, 0.3),
     ExplorationDesign("shadow: all challengers, floor 0.3", RATE, "shadow", 0.05, 0.3),
+    ExplorationDesign("shadow focused: elsewhere, floor 0.3, base 0.02", RATE, "shadow", 0.05, 0.3, focus=0.02),
+    ExplorationDesign("shadow focused: all challengers, floor 0.3, base 0.02", RATE, "shadow", 0.05, 0.3,
+                      focus=0.02),
 )
 SHADOWS = {"shadow: elsewhere, floor 0.3": ("elsewhere",),
-           "shadow: all challengers, floor 0.3": ("elsewhere", "worse", "better")}
+           "shadow: all challengers, floor 0.3": ("elsewhere", "worse", "better"),
+           "shadow focused: elsewhere, floor 0.3, base 0.02": ("elsewhere",),
+           "shadow focused: all challengers, floor 0.3, base 0.02": ("elsewhere", "worse", "better")}
 # every estimator on these designs; SHORT_SUITE on the others
 FULL_SUITE_DESIGNS = ("uniform (today)", "utility T=0.05 floor 0.3", "shadow: elsewhere, floor 0.3")
 
@@ -356,6 +371,8 @@ def simulate_log(pool: Pool, traffic_rows: np.ndarray, views: dict[str, RouterVi
             "disagreement": float(disagree.mean()),
             "matched_disagreements": int((disagree & (traffic.served == view.default)).sum()),
             "expected_matched_disagreements": float(policy[rows, view.default][disagree].sum()),
+            "predicted_width": predicted_width(predicted["logged"][rows, view.default], policy[rows, view.default],
+                                               LEVEL) if "logged" in predicted else float("nan"),
         }
         cost_curves = {}  # the cost's reward model is the router's price estimate whatever the score's
         for label in suite if name in TARGETS else (DECISION_ESTIMATOR,):
@@ -371,11 +388,15 @@ def simulate_log(pool: Pool, traffic_rows: np.ndarray, views: dict[str, RouterVi
                 decision[name] = curves
             for metric in METRICS:
                 value, metric_draws = curves.figure(metric)
-                lo, hi = percentile_interval(metric_draws, LEVEL)
                 true = truths[name][metric]
+                lo, hi = percentile_interval(metric_draws, LEVEL)
+                b_lo, b_hi = basic_interval(value, metric_draws, LEVEL)
+                corrected = bias_corrected(value, metric_draws)
                 records.append({"router": name, "estimator": label, "metric": metric, "value": value, "lower": lo,
                                 "upper": hi, "truth": true, "covers": bool(lo <= true <= hi), "width": hi - lo,
-                                "abs_error": abs(value - true), **diagnostics})
+                                "abs_error": abs(value - true), "error": value - true,
+                                "basic_covers": bool(b_lo <= true <= b_hi), "corrected_error": corrected - true,
+                                **diagnostics})
     return records, exploration, promotion_records(decision, truths)
 
 
@@ -387,10 +408,12 @@ def promotion_records(curves: dict[str, Curves], truths: dict[str, dict]) -> lis
     for name in CHALLENGERS:
         for metric in ("aiq", "quality"):
             value, draws = curves[name].figure(metric)
-            difference = draws - champion[metric][1]
+            difference, estimate = draws - champion[metric][1], value - champion[metric][0]
             lower = float(np.nanquantile(difference, 1.0 - PROMOTION_CONFIDENCE))
-            out.append({"challenger": name, "metric": metric, "difference": value - champion[metric][0],
+            basic_lower = 2.0 * estimate - float(np.nanquantile(difference, PROMOTION_CONFIDENCE))
+            out.append({"challenger": name, "metric": metric, "difference": estimate,
                         "se": float(np.nanstd(difference)), "lower": lower, "promoted": lower >= 0.0,
+                        "basic_lower": basic_lower, "promoted_basic": basic_lower >= 0.0,
                         "true_difference": truths[name][metric] - truths["champion"][metric]})
     return out
 
@@ -485,18 +508,13 @@ def md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def scorecard(estimates: pd.DataFrame, by: list[str], routers: tuple[str, ...]) -> pd.DataFrame:
-    """Coverage, mean absolute error and interval width (mean and 90th percentile) per group and router."""
-    rows = []
-    for key, group in estimates.groupby(by, sort=False):
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-        for router in routers:
-            g = group[group["router"] == router]
-            row |= {f"{router} coverage": g["covers"].mean(), f"{router} MAE": g["abs_error"].mean(),
-                    f"{router} width": g["width"].mean(), f"{router} width p90": g["width"].quantile(0.9)}
-        row["logs"] = len(group) // len(routers)
-        rows.append(row)
-    return pd.DataFrame(rows)
+def scorecard(estimates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group: coverage of the percentile and of the basic interval, bias and mean absolute
+    error of the estimate and of the bias-corrected one, interval width (mean and p90)."""
+    return estimates.groupby(by, sort=False).agg(
+        logs=("covers", "size"), coverage=("covers", "mean"), coverage_basic=("basic_covers", "mean"),
+        bias=("error", "mean"), bias_corrected=("corrected_error", "mean"), mae=("abs_error", "mean"),
+        width=("width", "mean"), width_p90=("width", lambda w: w.quantile(0.9))).reset_index()
 
 
 def size_for_width(widths: pd.Series, goal: float = WIDTH_GOAL) -> float:
@@ -539,34 +557,33 @@ def promotion_sizes(promotions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise(results: dict, designs: tuple[ExplorationDesign, ...]) -> dict:
-    """The tables of the report, as records."""
+def summarise(results: dict) -> dict[str, pd.DataFrame]:
+    """The report's tables."""
     est = pd.DataFrame(results["estimates"])
     expl = pd.DataFrame(results["exploration"])
     promo = pd.DataFrame(results["promotions"])
-    design_names = [d.name for d in designs]
     out: dict[str, pd.DataFrame] = {}
     out["routers"] = pd.DataFrame(results["routers"]).groupby(["router", "strategy"], sort=False).agg(
         train_prompts=("train_prompts", "mean"), default_target=("default_target", "mean"),
         quality=("quality", "mean"), cost=("cost", "mean"), aiq=("aiq", "mean"),
-        disagreement=("disagreement_with_champion", "mean"), sweep_points=("sweep_points", "mean")).reset_index()
-    for design in design_names:
-        d = est[(est["design"] == design) & est["router"].isin(TARGETS)]
-        for metric in ("quality", "cost", "aiq"):
-            out[f"estimators|{design}|{metric}"] = scorecard(d[d["metric"] == metric], ["estimator", "n"], TARGETS)
+        disagreement=("disagreement_with_champion", "mean")).reset_index()
+    targets = est[est["router"].isin(TARGETS)]
+    for design in FULL_SUITE_DESIGNS:
+        d = targets[targets["design"] == design]
+        for metric in METRICS:
+            out[f"estimators|{design}|{metric}"] = scorecard(d[d["metric"] == metric], ["estimator", "n", "router"])
     decision = est[est["estimator"] == DECISION_ESTIMATOR]
-    rows = []
-    for (design, n), group in decision.groupby(["design", "n"], sort=False):
-        e = expl[(expl["design"] == design) & (expl["n"] == n)]
-        row = {"design": design, "n": n, "extra cost": e["extra_cost"].mean(), "quality loss": e["quality_loss"].mean(),
-               "min propensity": e["min_propensity"].min()}
-        for router in ("champion", "elsewhere", "better"):
-            for metric in ("quality", "aiq"):
-                g = group[(group["router"] == router) & (group["metric"] == metric)]
-                row |= {f"{router} {metric} coverage": g["covers"].mean(), f"{router} {metric} width": g["width"].mean(),
-                        f"{router} {metric} width p90": g["width"].quantile(0.9)}
-        rows.append(row)
-    out["designs"] = pd.DataFrame(rows)
+    out["design_cost"] = expl.groupby(["design", "n"], sort=False).agg(
+        extra_cost=("extra_cost", "mean"), quality_loss=("quality_loss", "mean"),
+        min_propensity=("min_propensity", "min")).reset_index()
+    quality = scorecard(decision[decision["metric"] == "quality"], ["design", "n", "router"])
+    predicted = decision[decision["metric"] == "quality"].groupby(["design", "n", "router"], sort=False)[
+        "predicted_width"].mean().reset_index(drop=True)
+    aiq_card = scorecard(decision[decision["metric"] == "aiq"], ["design", "n", "router"])
+    out["design_quality"] = quality.assign(predicted_width=predicted)[
+        ["design", "n", "router", "logs", "coverage", "width", "width_p90", "predicted_width"]]
+    out["design_aiq"] = aiq_card[["design", "n", "router", "logs", "coverage", "coverage_basic", "bias",
+                                  "bias_corrected", "width"]]
     rows = []
     for (design, router), group in decision[decision["metric"] == "quality"].groupby(["design", "router"], sort=False):
         by_n = group.groupby("n")["width"]
@@ -574,31 +591,40 @@ def summarise(results: dict, designs: tuple[ExplorationDesign, ...]) -> dict:
                      "n for p90 width 0.08": size_for_width(by_n.quantile(0.9)),
                      **{f"width p90 at {n}": w for n, w in by_n.quantile(0.9).items()}})
     out["width_goal"] = pd.DataFrame(rows)
-    q = decision[decision["metric"] == "quality"].copy()
-    q = q[q["disagreement"] > 0]
+    q = decision[(decision["metric"] == "quality") & (decision["disagreement"] > 0)].copy()
     bins = [-1, 4, 9, 19, 39, 79, 10**9]
     labels = ["0-4", "5-9", "10-19", "20-39", "40-79", ">=80"]
-    q["matched"] = pd.cut(q["matched_disagreements"], bins, labels=labels)
-    q["expected"] = pd.cut(q["expected_matched_disagreements"], bins, labels=labels)
-    for key in ("matched", "expected"):
+    for key, column in (("matched", "matched_disagreements"), ("expected", "expected_matched_disagreements")):
+        q[key] = pd.cut(q[column], bins, labels=labels)
         out[f"overlap|{key}"] = q.groupby(key, observed=True).agg(
             logs=("covers", "size"), coverage=("covers", "mean"), width=("width", "mean"),
-            ess_share=("ess", lambda s: float(np.mean(s / q.loc[s.index, "n"])))).reset_index()
+            predicted_width=("predicted_width", "mean"), disagreement=("disagreement", "mean"),
+            ess_share=("ess", lambda e: float(np.mean(e / q.loc[e.index, "n"])))).reset_index()
+    q["width_ratio"] = q["width"] / q["predicted_width"]
+    out["overlap|predicted"] = q.groupby(["router", "n"], sort=False).agg(
+        logs=("width_ratio", "size"), width=("width", "mean"), predicted_width=("predicted_width", "mean"),
+        ratio_median=("width_ratio", "median"), ratio_p10=("width_ratio", lambda r: r.quantile(0.1)),
+        ratio_p90=("width_ratio", lambda r: r.quantile(0.9))).reset_index()
     out["promotions"] = promo.groupby(["design", "challenger", "metric", "n"], sort=False).agg(
-        logs=("promoted", "size"), promoted=("promoted", "mean"), true_difference=("true_difference", "mean"),
-        truly_better=("true_difference", lambda s: float(np.mean(s > 0))), estimate=("difference", "mean"),
-        se=("se", "mean"), lower=("lower", "mean")).reset_index()
+        logs=("promoted", "size"), true_difference=("true_difference", "mean"),
+        truly_better=("true_difference", lambda t: float(np.mean(t > 0))), estimate=("difference", "mean"),
+        se=("se", "mean"), promoted=("promoted", "mean"), promoted_basic=("promoted_basic", "mean")).reset_index()
     out["promotion_size"] = promotion_sizes(out["promotions"])
-    expl_cols = [c for c in expl.columns if c.startswith("reward model mse")]
-    out["reward_models"] = expl.groupby(["design", "n"], sort=False)[expl_cols].mean().reset_index().rename(
-        columns={c: c.removeprefix("reward model mse: ") for c in expl_cols})
+    mse = [c for c in expl.columns if c.startswith("reward model mse")]
+    out["reward_models"] = expl.groupby(["design", "n"], sort=False)[mse].mean().reset_index().rename(
+        columns={c: c.removeprefix("reward model mse: ") for c in mse})
     if results.get("onboarding"):
         out["onboarding"] = onboarding_table(results["onboarding"])
     return out
 
 
-def render(tables: dict, designs: tuple[ExplorationDesign, ...], settings: dict) -> str:
-    pct = {c: ".1%" for c in ("extra cost",)}
+PCT, F4 = ".0%", ".4f"
+CARD = {"coverage": PCT, "coverage_basic": PCT, "bias": "+.4f", "bias_corrected": "+.4f", "mae": F4, "width": F4,
+        "width_p90": F4, "predicted_width": F4}
+
+
+def render(tables: dict, settings: dict) -> str:
+    """The Markdown report."""
     lines = [
         "# Off-policy evaluation from a live log: estimators and exploration designs (issue #21)",
         "",
@@ -606,59 +632,66 @@ def render(tables: dict, designs: tuple[ExplorationDesign, ...], settings: dict)
         "designs in benchmarks/ope/). LLMRouter, nine models, every model's outcome known; the estimators see "
         "only the served model's. Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
         "",
-        "Coverage: share of logs whose 90 % interval holds the truth (the figure on the same logged prompts from "
-        "their complete outcomes). MAE: mean absolute error of the point estimate. Width: mean width of the 90 % "
-        "interval (p90: its 90th percentile over logs).",
+        "coverage: share of logs whose 90 % percentile bootstrap interval holds the truth (the figure on the same "
+        "logged prompts from their complete outcomes); coverage_basic: the same for the basic (reverse percentile) "
+        "interval; bias: mean of estimate - truth; bias_corrected: the same for 2 estimate - mean of the resamples; "
+        "mae: mean absolute error; width: mean interval width (p90: its 90th percentile over logs).",
         "",
         "## The routers (truth on the 4,000 traffic prompts, mean over splits)",
         "",
-        md_table(tables["routers"], {"train_prompts": ".0f", "default_target": ".2f", "quality": ".4f",
-                                     "cost": ".3g", "aiq": ".4f", "disagreement": ".1%", "sweep_points": ".0f"}),
+        md_table(tables["routers"], {"train_prompts": ".0f", "default_target": ".2f", "quality": F4, "cost": ".3g",
+                                     "aiq": F4, "disagreement": ".1%"}),
         "",
         "disagreement: share of traffic prompts where the router's default choice differs from the champion's.",
     ]
-    for design in designs:
-        for metric in ("quality", "aiq", "cost"):
-            frame = tables[f"estimators|{design.name}|{metric}"]
-            if frame.empty:
-                continue
-            fmt = {c: (".0%" if "coverage" in c else ".4f" if metric != "cost" else ".3g") for c in frame.columns
-                   if c not in ("estimator", "n", "logs")}
-            lines += ["", f"## Estimators, {metric}, design: {design.name}", "", md_table(frame, fmt)]
-    fmt = {c: (".0%" if "coverage" in c else ".4f") for c in tables["designs"].columns if c not in ("design", "n")}
-    fmt |= pct | {"quality loss": ".4f", "min propensity": ".4f"}
-    lines += ["", f"## Exploration designs at rate {RATE:g} ({DECISION_ESTIMATOR})", "",
-              "extra cost: the exploration's expected cost over the champion's own choices, relative to their cost; "
-              "quality loss: the champion's mean score minus the logging policy's expected mean score.", "",
-              md_table(tables["designs"], fmt)]
+    for design in FULL_SUITE_DESIGNS:
+        for metric in METRICS:
+            frame = tables[f"estimators|{design}|{metric}"]
+            fmt = CARD | ({"bias": "+.3g", "bias_corrected": "+.3g", "mae": ".3g", "width": ".3g", "width_p90": ".3g"}
+                          if metric == "cost" else {})
+            where = "over the target sweep" if metric == "aiq" else "at the default target"
+            lines += ["", f"## Estimators: {metric} {where}, design: {design}", "", md_table(frame, fmt)]
+    lines += ["", f"## Exploration designs at rate {RATE:g}: what they cost", "",
+              "extra_cost: the exploration's expected cost over the champion's own choices, relative to their cost; "
+              "quality_loss: the champion's mean score minus the logging policy's expected mean score.", "",
+              md_table(tables["design_cost"], {"extra_cost": "+.1%", "quality_loss": F4, "min_propensity": F4}),
+              "", f"## Exploration designs: quality at the default target ({DECISION_ESTIMATOR})", "",
+              "predicted_width: predicted_width() from the logged distribution and the reward model alone.", "",
+              md_table(tables["design_quality"], CARD),
+              "", f"## Exploration designs: AIQ ({DECISION_ESTIMATOR})", "", md_table(tables["design_aiq"], CARD)]
     lines += ["", f"## Log size for a {WIDTH_GOAL:g}-wide quality interval ({DECISION_ESTIMATOR})", "",
               "Fitted as width = a / sqrt(n) on the runs' widths (mean, and 90th percentile over logs).", "",
-              md_table(tables["width_goal"], {c: ".0f" if c.startswith("n for") else ".4f"
+              md_table(tables["width_goal"], {c: ".0f" if c.startswith("n for") else F4
                                               for c in tables["width_goal"].columns if c not in ("design", "router")})]
     for key, what in (("matched", "logged requests where the served model is the target's choice and the champion "
                        "chose otherwise"), ("expected", "the same expected from the logged distribution alone "
                                                   "(sum of the target's propensity over disagreeing requests)")):
-        lines += ["", f"## Overlap diagnostic: coverage by {key} disagreements ({DECISION_ESTIMATOR}, quality, "
-                  "every design, size and non-champion router)", "", f"{key}: {what}.", "",
-                  md_table(tables[f"overlap|{key}"], {"coverage": ".0%", "width": ".4f", "ess_share": ".3f"})]
+        lines += ["", f"## Overlap: coverage by {key} disagreements ({DECISION_ESTIMATOR}, quality, every design "
+                  "and size, routers other than the champion)", "", f"{key}: {what}.", "",
+                  md_table(tables[f"overlap|{key}"], CARD | {"disagreement": ".1%", "ess_share": ".3f"})]
+    lines += ["", "## Overlap: bootstrap width over predicted width (quality, every design)", "",
+              md_table(tables["overlap|predicted"], CARD | {"ratio_median": ".2f", "ratio_p10": ".2f",
+                                                            "ratio_p90": ".2f"})]
     lines += ["", f"## Retraining's decision ({DECISION_ESTIMATOR}, paired bootstrap, one-sided "
               f"{PROMOTION_CONFIDENCE:.0%} lower bound >= 0)", "",
-              md_table(tables["promotions"], {"promoted": ".0%", "true_difference": "+.4f", "truly_better": ".0%",
-                                              "estimate": "+.4f", "se": ".4f", "lower": "+.4f"})]
-    lines += ["", "Logged requests until a truly better challenger is promoted (extrapolated from the largest log, "
+              "promoted: on the percentile bound; promoted_basic: on the basic bound 2 estimate - q95 (the bias-"
+              "corrected rule AIQ needs).", "",
+              md_table(tables["promotions"], {"promoted": PCT, "promoted_basic": PCT, "true_difference": "+.4f",
+                                              "truly_better": PCT, "estimate": "+.4f", "se": F4}),
+              "", "Logged requests until a truly better challenger is promoted (extrapolated from the largest log, "
               "see promotion_sizes):", "",
-              md_table(tables["promotion_size"], {"true_difference": "+.4f", "se at 1000": ".4f", "n for 50 %": ".0f",
+              md_table(tables["promotion_size"], {"true_difference": "+.4f", "se at 1000": F4, "n for 50 %": ".0f",
                                                   "n for 80 %": ".0f"})]
     lines += ["", "## Reward models: mean squared error on the served outcomes (cross-fitted)", "",
-              md_table(tables["reward_models"], {c: ".4f" for c in tables["reward_models"].columns
+              md_table(tables["reward_models"], {c: F4 for c in tables["reward_models"].columns
                                                  if c not in ("design", "n")})]
     if "onboarding" in tables:
         lines += ["", "## Onboarding a new model (benchmarks/ope/onboarding.py)", "",
                   "AIQ over a sweep of trade-off rates on 2,989 held-out prompts (half the traffic and the "
-                  "elsewhere prompts); reference: the same per-model router trained with the model from the start; gap = reference - AIQ; within_001: share of runs within "
-                  "0.01. logged: the new model's outcomes from traffic, besides its offline evaluations.", "",
-                  md_table(tables["onboarding"], {"aiq": ".4f", "reference": ".4f", "gap": "+.4f",
-                                                  "within_001": ".0%"})]
+                  "elsewhere prompts); reference: the same per-model router trained with the model from the start; "
+                  "gap = reference - AIQ; within_001: share of runs within 0.01. logged: the new model's outcomes "
+                  "from traffic, besides its offline evaluations.", "",
+                  md_table(tables["onboarding"], {"aiq": F4, "reference": F4, "gap": "+.4f", "within_001": PCT})]
     return "\n".join(lines) + "\n"
 
 
@@ -688,12 +721,11 @@ def main(argv=None) -> None:
                     "AIQ sweep step": SWEEP_STEP, "minutes": round((time.perf_counter() - started) / 60, 1)}
         raw.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(raw, json.dumps({"settings": settings, "results": results}, default=float))
-    tables = summarise(results, designs)
+    tables = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / f"{name}.md", render(tables, designs, settings))
+    atomic_write_text(args.out / f"{name}.md", render(tables, settings))
     payload = {"settings": settings, "designs": [asdict(d) for d in designs], "suite": SUITE,
-               "tables": {k: v.to_dict(orient="records") for k, v in tables.items()},
-               "promotions": results["promotions"], "exploration": results["exploration"]}
+               "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
     atomic_write_text(args.out / f"{name}.json", json.dumps(payload, indent=1, default=float))
     print(f"wrote {args.out / name}.md and .json ({settings['minutes']} min of simulation)")
 

@@ -8,8 +8,11 @@ import pytest
 from benchmarks.ope.estimators import (
     LoggedTraffic,
     aiq_batch,
+    basic_interval,
+    bias_corrected,
     estimator_terms,
     importance_weights,
+    predicted_width,
     ratio,
     resample_counts,
 )
@@ -112,6 +115,15 @@ def test_logging_designs_keep_their_promises():
     shadow = (choice + 1) % 4
     policy = logging_policy(ExplorationDesign("sh", 0.1, "shadow", 0.05, 0.3), choice, p, costs, lams, 1.0, shadow)
     assert policy[rows, shadow] == pytest.approx(np.full(400, 0.1 * (0.7 + 0.3 / 3)))
+    focused = ExplorationDesign("shf", 0.1, "shadow", 0.05, 0.3, focus=0.02)
+    agree = rows % 4 == 0  # a quarter of the requests: the shadow router agrees with the choice
+    shadow_some = np.where(agree, choice, shadow)
+    policy = logging_policy(focused, choice, p, costs, lams, 1.0, shadow_some)
+    explored = 1.0 - policy[rows, choice]
+    assert explored[agree] == pytest.approx(np.full(agree.sum(), 0.02))
+    assert explored.mean() == pytest.approx(0.1)  # the budget moved, not grown
+    assert policy[~agree][np.arange((~agree).sum()), shadow[~agree]] == pytest.approx(
+        np.full((~agree).sum(), (0.1 - 0.02 * 0.25) / 0.75 * (0.7 + 0.3 / 3)))
     with pytest.raises(ValueError, match="shadow routers"):
         logging_policy(ExplorationDesign("sh", 0.1, "shadow"), choice, p, costs, lams, 1.0)
 
@@ -143,3 +155,24 @@ def test_cross_fitting_never_uses_a_request_own_outcome():
         after = cross_fit(make(changed), n, 5, np.random.default_rng(0))
         assert after[7] == pytest.approx(before[7])
         assert not np.allclose(after, before)  # the other folds' models saw the change
+
+
+def test_basic_interval_reflects_the_percentile_interval_around_the_estimate():
+    draws = np.linspace(0.50, 0.60, 1001)  # resamples sit above the estimate: the estimate is biased up
+    lo, hi = basic_interval(0.52, draws, 0.9)
+    assert (lo, hi) == pytest.approx((2 * 0.52 - 0.595, 2 * 0.52 - 0.505))
+    assert bias_corrected(0.52, draws) == pytest.approx(0.49)
+
+
+def test_predicted_width_matches_the_spread_of_dr_estimates():
+    rng = np.random.default_rng(6)
+    X, p, costs, choice = _world(rng, n=3000)
+    policy = logging_policy(ExplorationDesign("uniform", 0.1), choice, p, costs, np.array([0.3]), 1.0)
+    target = np.argmax(p - 0.05 * costs, axis=1)
+    rows = np.arange(len(p))
+    values = []
+    for _ in range(200):
+        log, _ = _log(rng, p, policy, costs)
+        values.append(ratio(*estimator_terms("dr", log, log.score, target, p)))
+    spread = 2 * 1.6449 * np.std(values)
+    assert predicted_width(p[rows, target], policy[rows, target]) == pytest.approx(spread, rel=0.15)

@@ -15,7 +15,11 @@ which one is drawn from an exploration distribution q over the other models:
   are known, the service can compute their choices too; the non-floor part goes to the
   choices of those that disagree with the router (equal shares), and, where they all
   agree with it, to the utility softmax. This spends the budget exactly where their
-  estimates need it.
+  estimates need it. With `focus` (a base rate), the budget moves too: requests where
+  every shadow router agrees are explored at the base rate only, the rest of the
+  budget goes to the requests where one disagrees (at most MAX_FOCUSED_RATE each), so
+  the mean rate stays `rate`. The disagreement share it divides by is the batch's (a
+  service would use the share over recent traffic); it depends on decisions only.
 - a cost cap (either design): the exploration's expected extra cost on a request,
   rate * sum_j q_j (c_j - c_a), is held to at most `max_extra_cost` times the chosen
   model's cost c_a by tilting the non-floor part toward cheaper models,
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SCORES = ("uniform", "utility", "closeness", "shadow")
+MAX_FOCUSED_RATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ExplorationDesign:
     floor: float = 1.0  # share of the exploration spread uniformly over the others, never tilted by the cap
     sweep: bool = False  # utility at several trade-off rates (the caller's `lams`), not just the default
     max_extra_cost: float | None = None  # cap, as a fraction of the chosen model's cost (None: no cap)
+    focus: float | None = None  # shadow designs: the base rate where no shadow router disagrees (None: `rate` everywhere)
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
@@ -62,6 +68,8 @@ class ExplorationDesign:
             raise ValueError(f"temperature: expected > 0, found {self.temperature!r}")
         if self.score == "shadow" and self.max_extra_cost is not None:
             raise ValueError("a shadow design follows the shadow routers' choices: it takes no cost cap")
+        if self.focus is not None and (self.score != "shadow" or not 0.0 < self.focus <= self.rate):
+            raise ValueError(f"focus: a shadow design's base rate in (0, rate], found {self.focus!r}")
 
 
 def _softmax_others(logits: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -121,8 +129,16 @@ def logging_policy(design: ExplorationDesign, choice: np.ndarray, proba: np.ndar
     if design.score == "shadow":
         if shadow is None:
             raise ValueError(f"design {design.name!r}: a shadow design needs the shadow routers' choices")
-        policy = design.rate * _shadow_exploration(design, logits, others, np.asarray(shadow).reshape(n, -1))
-        policy[rows, choice] += 1.0 - design.rate
+        shadow = np.asarray(shadow).reshape(n, -1)
+        rate = np.full(n, design.rate)
+        if design.focus is not None:
+            disagree = (shadow != choice[:, None]).any(axis=1)
+            if disagree.any():
+                share = disagree.mean()
+                focused = min(MAX_FOCUSED_RATE, (design.rate - design.focus * (1.0 - share)) / share)
+                rate = np.where(disagree, focused, design.focus)
+        policy = rate[:, None] * _shadow_exploration(design, logits, others, shadow)
+        policy[rows, choice] += 1.0 - rate
         return policy
     scaled_costs = costs / cost_scale
     beta = np.zeros(n)
