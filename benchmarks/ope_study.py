@@ -57,7 +57,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.datasets import REPO, prepare  # noqa: E402
-from benchmarks.ope.estimators import (  # noqa: E402
+from router_ml.core.files import atomic_write_text  # noqa: E402
+from router_ml.core.off_policy.estimators import (  # noqa: E402
     LoggedTraffic,
     aiq_batch,
     basic_interval,
@@ -70,9 +71,8 @@ from benchmarks.ope.estimators import (  # noqa: E402
     ratio,
     resample_counts,
 )
-from benchmarks.ope.exploration import ExplorationDesign, logging_policy  # noqa: E402
-from benchmarks.ope.reward_models import cross_fit, embedding_rewards, logged_score_rewards  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
+from router_ml.core.off_policy.reward_models import cross_fit, embedding_rewards, logged_score_rewards  # noqa: E402
+from router_ml.policy.exploration import ExplorationDesign, logging_policy  # noqa: E402
 
 CHAMPION_PROMPTS = 1000
 TRAFFIC_PROMPTS = 4000

@@ -132,8 +132,22 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
 
 
 @click.command()
-@click.option("--router", "router_path", required=True, help="Router directory or MLflow models:/ URI.")
-@click.option("--outcomes", required=True, type=click.Path(path_type=Path), help="Held-out outcomes to evaluate on.")
+@click.option("--router", "router_paths", required=True, multiple=True,
+              help="Router directory or MLflow models:/ URI (repeat with --audit to judge several).")
+@click.option("--outcomes", type=click.Path(path_type=Path),
+              help="Held-out outcomes to evaluate on (every model's outcome on each prompt).")
+@click.option("--audit", "audit_path", type=click.Path(path_type=Path),
+              help="Judge the routers from a live audit log alone (a database or an audit export folder): "
+                   "doubly robust estimates from the served models' outcomes and the logged serving distributions.")
+@click.option("--policy", "policies", multiple=True,
+              help="With --audit: a policy file for the --router at the same position (rules, novelty guard), or "
+                   "'none'; give one per --router or none at all.")
+@click.option("--quality-target", type=click.FloatRange(0, 1),
+              help="With --audit: judge every router at this target (default: each router's own default).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="With --audit: only decisions logged from this day or time on (UTC).")
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=100),
+              help="With --audit: bootstrap resamples of the logged requests for the intervals.")
 @click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged (default: the router's prices).")
 @click.option("--train-outcomes", type=click.Path(path_type=Path), help="The router's training outcomes, for the learned baselines (default: the file named in its manifest, if unchanged).")
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
@@ -144,9 +158,23 @@ def train(outcomes, out, catalog, test_outcomes, embedder, embedder_kind, static
 @click.option("--experiment", default="router-ml", show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Embedding cache directory.")
 @click.option("--spark-master", metavar="MASTER", help="Read and embed on Spark (see train --spark-master).")
-def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, report_dir, json_out, no_baselines,
-             no_mlflow, experiment, cache_dir, spark_master):
-    """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines."""
+def evaluate(router_paths, outcomes, audit_path, policies, quality_target, since, resamples, catalog, train_outcomes,
+             success_threshold, report_dir, json_out, no_baselines, no_mlflow, experiment, cache_dir, spark_master):
+    """Evaluate a router on held-out outcomes beside single models, oracle, random mixing and learned baselines;
+    or, with --audit, judge one or more routers from a live audit log."""
+    if (outcomes is None) == (audit_path is None):
+        fail("give --outcomes (a log with every model's outcome) or --audit (a live audit log), not both")
+    if audit_path is not None:
+        for option, value in (("--report", report_dir), ("--train-outcomes", train_outcomes),
+                              ("--spark-master", spark_master)):
+            if value:
+                fail(f"{option} goes with --outcomes, not --audit")
+        _evaluate_audit(router_paths, audit_path, policies, quality_target, since, resamples, json_out)
+        return
+    if len(router_paths) > 1 or policies or quality_target is not None or since is not None:
+        fail("several --router, --policy, --quality-target and --since go with --audit; to compare routers on "
+             "--outcomes use router-ml compare")
+    router_path = router_paths[0]
     from router_ml.core.catalog import load_catalog
     from router_ml.core.router import load_router
     from router_ml.training.data.outcomes import data_hash, read_outcomes, to_routing_data
@@ -178,6 +206,31 @@ def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, 
 
         run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
         echo_err(f"logged MLflow evaluation run {run_id}")
+
+
+def _evaluate_audit(router_paths, audit_path, policies, quality_target, since, resamples, json_out) -> None:
+    """evaluate --audit: every --router (with its --policy) judged from the audit log alone."""
+    from router_ml.core.router import load_router
+    from router_ml.policy.file import load_policy
+    from router_ml.training.evaluate.off_policy import Judged, evaluate_audit, format_estimates, read_traffic
+
+    if policies and len(policies) != len(router_paths):
+        fail(f"give one --policy per --router (or 'none'), found {len(policies)} for {len(router_paths)} routers")
+    judged = []
+    for i, path in enumerate(router_paths):
+        router = load_router(path)
+        spec = policies[i] if policies else "none"
+        policy = None if spec == "none" else load_policy(spec, router.models, router.cost_model.chars_per_token)
+        label = path if policy is None else f"{path} + {spec}"
+        judged.append(Judged(label, router, policy, quality_target))
+    import datetime as dt
+
+    start = since.replace(tzinfo=dt.UTC).timestamp() if since else None
+    traffic = read_traffic(audit_path, start, log=echo_err)
+    report = evaluate_audit(traffic, judged, resamples=resamples, log=echo_err)
+    click.echo(format_estimates(report))
+    if json_out:
+        write_json(json_out, report)
 
 
 @click.command()

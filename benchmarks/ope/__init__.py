@@ -1,2 +1,3 @@
-"""Off-policy evaluation from a routing log: estimators, reward models, exploration designs and
-onboarding, as studied by benchmarks/ope_study.py (issue #21). Pure functions on arrays."""
+"""Research code of benchmarks/ope_study.py (issue #21): onboarding a held-back model. The
+estimators, reward models and exploration designs it studied now live in the product
+(router_ml.core.off_policy, router_ml.policy.exploration)."""

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.ope.reward_models import fractional_logistic, smoothed_mean
 from router_ml.core.decision import choose, lam_grid
 from router_ml.core.heads import PerModelSuccessHead
+from router_ml.core.off_policy.reward_models import fractional_logistic, smoothed_mean
 from router_ml.training.evaluate.metrics import aiq
 
 OFFLINE_EVALS = 20

@@ -44,7 +44,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     metadata TEXT,
     steps TEXT,
     cost REAL,
-    novelty REAL
+    novelty REAL,
+    propensities TEXT,
+    planned_model TEXT,
+    shadow TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     request_id TEXT NOT NULL,
@@ -60,9 +63,13 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
-            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost", "novelty")
+            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata",
+            "steps", "cost", "novelty", "propensities", "planned_model", "shadow")
 # Columns added after the first release, and their types: added in place to older databases.
-ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL"}
+# propensities: the serving policy's distribution over the models (JSON {model: p});
+# planned_model: its choice before exploration; shadow: a shadow router's choice (JSON {version, model}).
+ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL", "propensities": "TEXT", "planned_model": "TEXT",
+                 "shadow": "TEXT"}
 
 
 def create_schema(db: sqlite3.Connection) -> None:
@@ -171,6 +178,9 @@ def read_joined(path: str | Path, since: float | None = None) -> list[dict]:
         d["scores"] = json.loads(d["scores"]) if d["scores"] else {}
         d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else {}
         d["steps"] = json.loads(d["steps"]) if d.get("steps") else []
+        d["propensities"] = json.loads(d["propensities"]) if d.get("propensities") else None
+        d["shadow"] = json.loads(d["shadow"]) if d.get("shadow") else None
+        d.setdefault("planned_model", None)
         d["exploration"] = bool(d["exploration"])
         d["outcomes"] = outcomes.get(d["request_id"], [])
     return decisions

@@ -25,7 +25,9 @@ from router_ml.errors import CatalogError
 
 DEFAULT_OUTPUT_TOKENS = 256
 DEFAULT_CHARS_PER_TOKEN = 4.0
-_MODEL_KEYS = {"input_price", "output_price", "output_tokens", "description", "base_url", "api_key_env", "upstream_model"}
+_MODEL_KEYS = {"input_price", "output_price", "output_tokens", "description", "base_url", "api_key_env", "upstream_model",
+               "prior"}
+PRIOR_KINDS = ("success", "like", "evaluations")
 _TOP_KEYS = {"models", "default_output_tokens", "chars_per_token", "aliases"}
 _ALIAS_KEYS = {"model", "quality_target", "up_to", "description"}
 ROUTING_NAMES = ("auto", "router")  # built-in: the router decides
@@ -73,6 +75,12 @@ class ModelPrice:
     base_url: str | None = None
     api_key_env: str | None = None
     upstream_model: str | None = None
+    # For a model the router was not trained on (onboarding, router_ml.policy.onboarding): what to
+    # believe about its P(success) until its own outcomes are in. One of {"success": 0.7}, {"like":
+    # "another-model"} or {"evaluations": "path/to/evals.csv"} (a few offline evaluations, columns
+    # prompt and score; the path relative to the catalog file). None: like the router's model
+    # nearest in price.
+    prior: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,13 @@ def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
             description=str(entry.get("description", "")),
             **{key: _text(entry[key], f"{where}.{key}") for key in ("base_url", "api_key_env", "upstream_model")
                if entry.get(key) is not None},
+            prior=_prior(entry.get("prior"), f"{where}.prior", source),
         )
+    for name, price in models.items():
+        like = (price.prior or {}).get("like")
+        if like is not None and like not in models:
+            raise CatalogError(f"{source}: models.{name}.prior.like: {like!r} is not a model of the catalog "
+                               f"({list(models)})")
     return Catalog(
         models=models,
         aliases=_aliases(data.get("aliases"), models, source),
@@ -166,6 +180,30 @@ def catalog_from_dict(data: dict, source: str = "<memory>") -> Catalog:
         ),
         source=source,
     )
+
+
+def _prior(raw, where: str, source: str) -> dict | None:
+    """A new model's prior (see ModelPrice.prior), checked; an evaluations path made absolute."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in PRIOR_KINDS:
+        raise CatalogError(f"{where}: expected one of {{success: 0.7}}, {{like: MODEL}} or {{evaluations: FILE}}, "
+                           f"found {raw!r}")
+    kind, value = next(iter(raw.items()))
+    if kind == "success":
+        value = check_number(value, where + ".success", error=CatalogError)
+        if not 0.0 <= value <= 1.0:
+            raise CatalogError(f"{where}.success: expected a probability in [0, 1], found {value!r}")
+        return {"success": float(value)}
+    value = _text(value, f"{where}.{kind}")
+    if kind == "evaluations":
+        path = Path(value)
+        if not path.is_absolute() and source not in ("<memory>", ""):
+            path = Path(source).parent / path
+        if not path.is_file():
+            raise CatalogError(f"{where}.evaluations: {path}: file not found (a CSV or JSONL of prompt and score)")
+        value = str(path)
+    return {kind: value}
 
 
 def _aliases(raw, models: dict[str, ModelPrice], source: str) -> dict[str, Alias]:

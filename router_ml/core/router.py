@@ -161,6 +161,11 @@ class Router:
                 self._lams.clear()
         return lam
 
+    def trade_off(self, quality_target: float | None = None) -> float:
+        """The rate lam the decision rule trades P(success) against cost at this target (see
+        router_ml.core.decision): utility = p - lam * cost / cost_scale."""
+        return self._lam(self._quality_target(quality_target))
+
     def __repr__(self) -> str:
         return f"Router(version={self.version!r}, models={self.models}, embedder={self.embedder.id!r})"
 

@@ -91,6 +91,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     fallback: str | None = None  # "router_error" when the router failed and the fallback model was planned
     thresholds: tuple[float, ...] = ()  # a learned cascade: the verifier margin each checked step must reach
+    shadow: dict | None = None  # a shadow router's choice for this request, {"version", "model"} (router_ml.serve)
 
     @property
     def model(self) -> str:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from router_ml.core.router import DEFAULT_DECISION_CACHE, DEFAULT_EMBEDDING_CACHE, load_router
 from router_ml.errors import PolicyError
+from router_ml.policy.exploration import Exploration
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.file import Policy, load_policy
+from router_ml.policy.onboarding import Onboarding
 from router_ml.policy.verifier import verifier_of
 from router_ml.serve.audit import AuditStore
 from router_ml.serve.auth import TokenStore
@@ -36,6 +38,11 @@ class ServiceSettings:
     prompt_storage: str = "hash"
     flush_interval: float = 0.2
     exploration_rate: float = 0.0
+    exploration_design: str = "utility"  # router_ml.policy.exploration
+    exploration_max_extra_cost: float | None = None  # a fraction of the chosen model's estimated cost
+    shadow: str | None = None  # a router to judge in shadow: its choices logged, exploration aimed at them
+    shadow_focus: float | None = None  # with a shadow: the exploration base rate where it agrees
+    onboarding_rate: float = 0.05  # share of traffic for the catalog's models the router does not know
     fallback_model: str | None = None
     max_batch: int = 1000
     decision_cache: int = DEFAULT_DECISION_CACHE
@@ -86,17 +93,26 @@ def build_service(settings: ServiceSettings) -> BuiltService:
             if policy.needs_verifier and verifier_of(router) is None:
                 raise PolicyError(f"{settings.policy}: the policy reads the learned verifier, and router {router.version} "
                                   "has none (train it on outcomes with a response column)")
-        service = RoutingService(settings.router, audit=audit, exploration_rate=settings.exploration_rate,
-                                 fallback_model=settings.fallback_model, max_batch=settings.max_batch, loader=loader,
-                                 router=router, policy=policy, limits=settings.limits,
-                                 batch_wait_ms=settings.batch_wait_ms)
-        gateway = None
+        catalog = None
         if settings.catalog:
             from router_ml.core.catalog import load_catalog
 
+            catalog = load_catalog(settings.catalog)
+        onboarding = None if catalog is None else Onboarding.from_catalog(catalog, router.models,
+                                                                          settings.onboarding_rate)
+        exploration = Exploration(rate=settings.exploration_rate, design=settings.exploration_design,
+                                  max_extra_cost=settings.exploration_max_extra_cost, focus=settings.shadow_focus)
+        shadow = loader(settings.shadow) if settings.shadow else None
+        service = RoutingService(settings.router, audit=audit, exploration=exploration, onboarding=onboarding,
+                                 shadow=shadow, fallback_model=settings.fallback_model, max_batch=settings.max_batch,
+                                 loader=loader, router=router, policy=policy, limits=settings.limits,
+                                 batch_wait_ms=settings.batch_wait_ms)
+        gateway = None
+        if catalog is not None and any(price.base_url for price in catalog.models.values()):
+            # A catalog with endpoints turns the gateway on; one with prices only serves onboarding.
             fallbacks = policy.fallbacks if policy is not None else Fallbacks()
-            gateway = Gateway(service, Upstreams(load_catalog(settings.catalog), fallbacks, router.models),
-                              limits=settings.limits)
+            models = [*router.models, *(onboarding.names if onboarding is not None else ())]
+            gateway = Gateway(service, Upstreams(catalog, fallbacks, models), limits=settings.limits)
     except BaseException:
         if audit is not None:
             audit.close()

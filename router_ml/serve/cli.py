@@ -29,9 +29,25 @@ from router_ml.serve.listen import bind_sockets, url
               help="What the audit log keeps of a prompt: hash, a keyed digest (HMAC-SHA256 under --audit-key-file) "
                    "and the length; text, the text as well (needed to retrain from the log).")
 @click.option("--exploration-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Share of requests sent at random to another allowed model, marked as exploration with its "
-                   "propensity, so that retraining sees every model (not requests a rule forces, the novelty guard "
-                   "holds or a cascade plans).")
+              help="Share of the router's own decisions sent to another allowed model, so that retraining and "
+                   "evaluate --audit see every model; every decision logs the distribution it was drawn from "
+                   "(requests a rule forces, the novelty guard holds or a cascade plans are not explored).")
+@click.option("--exploration", "exploration_design", default="utility", show_default=True,
+              type=click.Choice(["utility", "uniform"]),
+              help="Where explored requests go: utility, mostly to models whose utility is close to the best "
+                   "(softmax at temperature 0.05, 30 % spread evenly); uniform, evenly over the others.")
+@click.option("--exploration-max-extra-cost", type=click.FloatRange(min=0),
+              help="Cap on exploration's expected extra cost per request, as a fraction of the chosen model's "
+                   "estimated cost (e.g. 0.1); cheaper models are favoured to hold it.")
+@click.option("--shadow", "shadow_router", metavar="ROUTER",
+              help="A router to judge in shadow (directory or models:/ URI): its choice is logged with every "
+                   "decision and exploration is aimed at it where it disagrees, so evaluate --audit can judge it.")
+@click.option("--shadow-focus", type=click.FloatRange(min=0, min_open=True),
+              help="With --shadow: the exploration rate where the shadow agrees; the rest of the budget goes to "
+                   "requests where it disagrees (the mean stays --exploration-rate).")
+@click.option("--onboarding-rate", default=0.05, show_default=True, type=click.FloatRange(0, 0.25, min_open=True),
+              help="Share of traffic for the --catalog's models the router was not trained on, aimed where their "
+                   "prior says they pay (their catalog entry's prior); retrain with the catalog folds them in.")
 @click.option("--fallback-model",
               help="Model answered when the router itself fails (default: the router's dearest model).")
 @click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(min=1),
@@ -49,8 +65,9 @@ from router_ml.serve.listen import bind_sockets, url
 @click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Policy file (YAML): rules and cascade for every request; fallbacks for the gateway's model calls.")
 @click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Catalog with each model's base_url (and api_key_env): turns on POST /v1/chat/completions, its "
-                   "aliases are listed in GET /v1/models.")
+              help="The serving catalog: with each model's base_url (and api_key_env) it turns on POST "
+                   "/v1/chat/completions and lists its aliases in GET /v1/models; models in it the router was not "
+                   "trained on are onboarded (--onboarding-rate).")
 @click.option("--tokens-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Bearer tokens and their scopes (YAML; README, Security). Default: ROUTER_ML_TOKENS, else none "
                    "(open on loopback, admin endpoints off).")
@@ -105,7 +122,8 @@ def _exit_0_while_loading(signum, frame):
     raise SystemExit(0)  # nothing is served yet (build_service closes what it opened): leave cleanly
 
 
-def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, fallback_model, max_batch,
+def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, exploration_rate, exploration_design,
+           exploration_max_extra_cost, shadow_router, shadow_focus, onboarding_rate, fallback_model, max_batch,
            reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
            allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
            max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
@@ -124,7 +142,9 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
 
         settings = ServiceSettings(
             router=router_path, audit=None if no_audit else audit_path, prompt_storage=prompt_storage,
-            flush_interval=flush_interval, exploration_rate=exploration_rate, fallback_model=fallback_model,
+            flush_interval=flush_interval, exploration_rate=exploration_rate, exploration_design=exploration_design,
+            exploration_max_extra_cost=exploration_max_extra_cost, shadow=shadow_router, shadow_focus=shadow_focus,
+            onboarding_rate=onboarding_rate, fallback_model=fallback_model,
             max_batch=max_batch, decision_cache=decision_cache, embedding_cache=embedding_cache, policy=policy_path,
             catalog=catalog_path, tokens_file=tokens_file, audit_key_file=audit_key_file,
             audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())

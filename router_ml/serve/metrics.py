@@ -29,7 +29,13 @@ class Metrics:
                                  registry=r)
         self.routes = Counter("router_routes", "Routed prompts per chosen model", ["model"], registry=r)
         self.fallbacks = Counter("router_fallbacks", "Prompts sent to the fallback model", ["reason"], registry=r)
-        self.explorations = Counter("router_explorations", "Prompts routed by exploration", registry=r)
+        self.explorations = Counter("router_explorations", "Prompts sent elsewhere than the policy's choice, by kind "
+                                    "(exploration, onboarding) and the model they went to", ["kind", "model"],
+                                    registry=r)
+        self.exploration_extra_cost = Counter("router_exploration_extra_cost_usd", "Estimated USD that explored "
+                                              "prompts cost above the policy's choice", registry=r)
+        self.exploration_saved_cost = Counter("router_exploration_saved_cost_usd", "Estimated USD that explored "
+                                              "prompts cost below the policy's choice", registry=r)
         self.novelty_guarded = Counter("router_novelty_guarded", "Prompts the novelty guard sent to its safe model",
                                        registry=r)
         self.escalations = Counter("router_escalations", "Cascade steps whose answer failed a check and were "

@@ -35,13 +35,16 @@ class Served:
     quality_target: float | None
     rule: str | None = None  # the rules that fired, comma-separated
     fallback: str | None = None  # why the answer did not come from the planned model, if it did not
-    exploration: bool = False
+    exploration: bool = False  # sent elsewhere than the policy's choice, to learn (or to onboard a new model)
     propensity: float | None = None  # P(this request went to `model` under the serving policy)
+    propensities: dict[str, float] | None = None  # the serving policy's whole distribution over the models
+    planned_model: str | None = None  # the policy's choice before exploration
     cascade: list[str] = field(default_factory=list)  # the models a gateway would try, in order
     latency_ms: float | None = None
     steps: list[dict] | None = None  # gateway: each cascade step and its attempts
     cost: float | None = None  # gateway: USD spent on the calls
     novelty: float | None = None  # how unusual the prompt is next to the router's training prompts (0..1)
+    shadow: dict | None = None  # a shadow router's choice for this request: {"version", "model"}
     ts: float = field(default_factory=time.time)
 
     @classmethod

@@ -5,16 +5,19 @@ trail, metrics, and hot reload of a new champion without dropping requests.
 users share:
 
     service = RoutingService("models:/my-router@champion", audit=AuditStore("audit.sqlite"),
-                             exploration_rate=0.02)
+                             exploration=Exploration(rate=0.05))
     [served] = service.route(["Summarise ..."], metadata={"tier": "free"})   # -> list[Served]
     service.record_outcome(served.request_id, served.model, success=True, cost=0.002)
 
-Exploration: with probability `exploration_rate` a request goes to a model other than
-the router's choice, uniformly among the others, marked `exploration` in the response
-and the audit log with its propensity (the probability that the policy sent this
-request to the model it went to). Logged traffic otherwise only shows outcomes for the
-models the router already prefers, so retraining would never learn that a cheaper
-model became good enough; exploration is how every model keeps getting observed.
+Where each planned request really goes is the serving policy's (router_ml.serve.exploring):
+exploration sends a share of requests to other models, aimed at those close to the best
+(router_ml.policy.exploration), models of the serving catalog the router was not trained on
+get a small share (onboarding, router_ml.policy.onboarding), and a shadow router's choices
+are recorded beside each decision. Every served decision carries the distribution it was
+drawn from (`propensities`), so that any router can be judged from the log
+(`router-ml evaluate --audit`) and retraining can weight what it learns. Logged traffic
+otherwise only shows outcomes for the models the router already prefers, so retraining
+would never learn that a cheaper model became good enough.
 
 Hot reload swaps the router reference only after the new router is fully loaded;
 requests in flight finish on the router they started with. If the registry is
@@ -24,7 +27,6 @@ unreachable the current router keeps serving and the failure is counted.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -42,12 +44,15 @@ from router_ml.errors import (
     RouterError,
 )
 from router_ml.policy.cascade import Plan
+from router_ml.policy.exploration import Exploration
 from router_ml.policy.file import Policy
+from router_ml.policy.onboarding import Onboarding
 from router_ml.policy.plans import make_plans
 from router_ml.policy.rules import RuleResult
 from router_ml.policy.verifier import verifier_of
 from router_ml.serve.audit import AuditStore, Outcome
 from router_ml.serve.batcher import Batcher, Job
+from router_ml.serve.exploring import ServingPolicy
 from router_ml.serve.limits import Limits, check_metadata
 from router_ml.serve.metrics import Metrics
 from router_ml.serve.record import Served
@@ -75,15 +80,20 @@ class RoutingService:
         policy: Policy | None = None,
         limits: Limits | None = None,
         batch_wait_ms: float = 0.0,
+        exploration: Exploration | None = None,
+        onboarding: Onboarding | None = None,
+        shadow: Router | None = None,
     ) -> None:
         if not 0.0 <= exploration_rate < 1.0:
             raise ConfigError(f"exploration_rate: expected a share in [0, 1), found {exploration_rate!r}")
+        if exploration is not None and exploration_rate and exploration.rate != exploration_rate:
+            raise ConfigError("give the exploration rate once: exploration_rate or exploration.rate")
         if max_batch < 1:
             raise ConfigError(f"max_batch: expected >= 1, found {max_batch}")
         self.source = source
         self.loader = loader
         self.audit = audit
-        self.exploration_rate = exploration_rate
+        self.serving = ServingPolicy(exploration or Exploration(rate=exploration_rate), onboarding, shadow, seed)
         self.max_batch = max_batch
         self.policy = policy
         self.limits = limits or Limits()
@@ -96,7 +106,6 @@ class RoutingService:
         self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
         self.extra_models: set[str] = set()  # models the service calls besides the router's (gateway fallbacks)
         self.metrics = Metrics()
-        self._random = random.Random(seed)
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -108,6 +117,11 @@ class RoutingService:
         if self.fallback_model not in self._router.models:
             raise ConfigError(f"fallback_model {self.fallback_model!r} is not one of the router's models "
                               f"{self._router.models}")
+        problems = self.serving.check(self._router)
+        if problems:
+            raise ConfigError(f"cannot serve {self._router.version}: " + "; ".join(problems))
+        self.extra_models |= self.serving.models
+        self.reload_checks.append(self.serving.check)
         self.metrics.serving(self._router.version, source)
 
     @property
@@ -157,8 +171,8 @@ class RoutingService:
 
     def _served(self, router: Router, prompts: list[str], plans: list[Plan], metadata: dict | None,
                 started: float) -> list[Served]:
-        """The records of planned prompts (exploration applied), counted and queued for the audit log."""
-        served = [self._explore(Served.from_plan(plan, router.version), plan) for plan in plans]
+        """The records of planned prompts (the serving policy applied), counted and queued for the audit log."""
+        served = self.assign(router, prompts, plans)
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels("ok").inc()
         self.metrics.latency.observe(elapsed)
@@ -226,6 +240,7 @@ class RoutingService:
                     f"{self.fallback_model}")
             plans = [Plan([self.fallback_model], RuleResult(), None, target, notes=[note], fallback="router_error")
                      for target in targets]
+        self.serving.shadow_plans(prompts, plans, targets)  # on the planner's thread: it embeds
         out, start = [], 0
         for job in jobs:
             out.append((router, plans[start:start + len(job.prompts)]))
@@ -255,23 +270,23 @@ class RoutingService:
         if self.audit is not None:
             self.audit.record(prompt, served, metadata or {})
 
-    def _explore(self, served: Served, plan: Plan) -> Served:
-        """With probability `exploration_rate`, send the request to another allowed model."""
-        d = plan.decision
-        if d is None or plan.rules.force or plan.guarded or len(plan.steps) > 1:
-            return served  # forced, guarded, fallen back or cascading: no exploration
-        candidates = plan.rules.allowed or list(d.scores)
-        others = [m for m in candidates if m != d.model]
-        served.propensity = 1.0 - self.exploration_rate if others else 1.0
-        if self.exploration_rate and others and self._random.random() < self.exploration_rate:
-            chosen = self._random.choice(others)
-            served.model, served.confidence, served.estimated_cost = chosen, d.scores[chosen], d.costs[chosen]
-            served.cascade, served.exploration = [chosen], True
-            served.propensity = self.exploration_rate / len(others)
-            served.reason = (f"exploration: sent to {chosen} instead of {d.model} (rate {self.exploration_rate:g}); "
-                             f"{served.reason}")
-            self.metrics.explorations.inc()
+    def assign(self, router: Router, prompts: list[str], plans: list[Plan]) -> list[Served]:
+        """Where each plan really goes, with the distribution it was drawn from (router_ml.serve.exploring);
+        explorations, onboardings and their expected extra cost counted."""
+        served = self.serving.assign(router, prompts, plans)
+        self.serving.observe(served)
+        for item in served:
+            if item.exploration:
+                kind = "exploration" if item.model in router.models else "onboarding"
+                self.metrics.explorations.labels(kind, item.model).inc()
+                extra = (item.costs.get(item.model) or 0.0) - (item.costs.get(item.planned_model) or 0.0)
+                self.metrics.exploration_extra_cost.inc(max(extra, 0.0))
+                self.metrics.exploration_saved_cost.inc(max(-extra, 0.0))
         return served
+
+    @property
+    def exploration_rate(self) -> float:
+        return self.serving.exploration.rate
 
     def update_audit_gauges(self) -> None:
         """Refresh the audit gauges (on each /metrics scrape, not per request)."""

@@ -2,11 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from router_ml import load_router
 from router_ml.errors import ConfigError
+from router_ml.policy.exploration import Exploration
 from router_ml.serve.app import create_app
 from router_ml.serve.audit import AuditStore, read_joined
 from router_ml.serve.service import RoutingService
@@ -191,9 +193,10 @@ def test_readyz_reports_a_failing_audit_store(client, service, monkeypatch):
     assert r.status_code == 503 and r.json()["audit"]["last_error"] == "disk full"
 
 
-def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path):
+def test_uniform_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path):
     audit = AuditStore(tmp_path / "audit.sqlite")
-    svc = RoutingService(str(trained_router_dir), audit=audit, exploration_rate=0.5, seed=1)
+    svc = RoutingService(str(trained_router_dir), audit=audit, exploration=Exploration(rate=0.5, design="uniform"),
+                         seed=1)
     router = load_router(trained_router_dir)
     prompts = [f"question number {i}" for i in range(60)]
     served = svc.route(prompts)
@@ -202,6 +205,8 @@ def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path)
     assert 10 < len(explored) < 50
     n_other = len(router.models) - 1
     for s, d in zip(served, plain):
+        assert s.planned_model == d.model and s.propensities[s.model] == s.propensity
+        assert sum(s.propensities.values()) == pytest.approx(1.0)
         if s.exploration:
             assert s.model != d.model and s.propensity == pytest.approx(0.5 / n_other)
             assert s.reason.startswith("exploration")
@@ -210,8 +215,49 @@ def test_exploration_marks_requests_and_propensity(trained_router_dir, tmp_path)
     svc.close()
     rows = read_joined(tmp_path / "audit.sqlite")
     assert sum(r["exploration"] for r in rows) == len(explored)
+    logged = {r["request_id"]: r for r in rows}
+    for s in served:  # the whole distribution reaches the log
+        row = logged[s.request_id]
+        assert row["propensities"] == pytest.approx(s.propensities) and row["planned_model"] == s.planned_model
     with pytest.raises(ConfigError, match="exploration_rate"):
         RoutingService(str(trained_router_dir), exploration_rate=1.0)
+
+
+def test_utility_exploration_logs_the_distribution_it_draws_from(trained_router_dir, tmp_path):
+    """The default design: the logged distribution is the one `distribution` gives for the decision, the
+    choice keeps 1 - rate, every other model keeps at least rate * floor / (others), and the draws follow it."""
+    from router_ml.policy.exploration import distribution
+
+    settings = Exploration(rate=0.3)
+    svc = RoutingService(str(trained_router_dir), exploration=settings, seed=7)
+    router = load_router(trained_router_dir)
+    prompts = [f"how do I sort a list of {i} numbers in Python?" for i in range(400)]
+    served = svc.route(prompts)
+    decisions = router.route_batch(prompts)
+    models = router.models
+    for s, d in zip(served, decisions):
+        expected = distribution(settings, np.array([[d.scores[m] for m in models]]),
+                                np.array([[d.costs[m] for m in models]]), np.array([models.index(d.model)]),
+                                router.trade_off(d.quality_target), router.cost_scale)[0]
+        assert [s.propensities.get(m, 0.0) for m in models] == pytest.approx(expected, abs=1e-8)
+        assert s.propensities[d.model] == pytest.approx(0.7)
+        assert min(s.propensities.values()) >= 0.3 * settings.floor / (len(models) - 1) - 1e-9
+    share = np.mean([s.exploration for s in served])
+    assert 0.22 < share < 0.38  # 0.3 expected; 400 draws
+    svc.close()
+
+
+def test_forced_guarded_and_fallback_decisions_have_propensity_one(trained_router_dir):
+    from router_ml.policy.file import policy_from_dict
+
+    router = load_router(trained_router_dir)
+    policy = policy_from_dict({"rules": [{"name": "code", "when": {"regex": "(?i)python"}, "force": router.models[0]}]},
+                              router.models)
+    svc = RoutingService(str(trained_router_dir), exploration=Exploration(rate=0.9), policy=policy, seed=3)
+    forced = svc.route(["write python code"] * 20)
+    assert all(s.propensities == {router.models[0]: 1.0} and s.propensity == 1.0 and not s.exploration
+               for s in forced)
+    svc.close()
 
 
 def test_reload_keeps_serving_when_the_source_is_unreachable(service, trained_router_dir):

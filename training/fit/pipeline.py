@@ -41,6 +41,7 @@ from router_ml.core.manifest import (
     json_safe,
 )
 from router_ml.core.neighbours import NEIGHBOURS_FILE, TrainingNeighbours
+from router_ml.core.provenance import TRAINED_ON_FILE, trained_on_arrays
 from router_ml.core.router import Router
 from router_ml.core.validation import check_share
 from router_ml.errors import ConfigError
@@ -376,9 +377,10 @@ def describe_router(config: TrainConfig, out: Path, inputs: TrainingInputs, labe
 
 def router_arrays(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
                   verifier: tuple[dict, dict] | None) -> dict[str, dict[str, np.ndarray]]:
-    """The array files a router carries beside its head: the verifier's, and the training
-    prompts (explanations and novelty) unless `config.neighbours` is off."""
-    arrays = {}
+    """The array files a router carries beside its head: the fingerprints of its training prompts
+    (router_ml.core.provenance: so that it is never judged on them), the verifier's, and the
+    training prompts (explanations and novelty) unless `config.neighbours` is off."""
+    arrays = {TRAINED_ON_FILE: trained_on_arrays(train_data.prompts)}
     if verifier is not None:
         from router_ml.policy.verifier import VERIFIER_FILE
 

@@ -51,7 +51,8 @@ class StoragePolicy:
                 r.reason, r.rule, r.fallback, int(r.exploration), r.propensity, r.latency_ms,
                 keyed_digest(prompt, self.key), len(prompt), prompt if self.prompt_storage == "text" else None,
                 json.dumps(metadata) if metadata else None, json.dumps(r.steps) if r.steps is not None else None,
-                r.cost, r.novelty)
+                r.cost, r.novelty, json.dumps(r.propensities) if r.propensities is not None else None,
+                r.planned_model, json.dumps(r.shadow) if r.shadow is not None else None)
 
     def stored_metadata(self, metadata: dict) -> dict:
         """Request metadata as kept: the kept keys as given; the others' values as keyed digests

@@ -78,10 +78,11 @@ class Gateway:
             plan.steps = [plan.decision.model]
             plan.thresholds = ()
             plan.notes.append("streamed: the router's choice, single-shot (a learned cascade reads the whole answer)")
+        reason = plan.reason()
+        [served] = self.service.assign(router, [prompt], [plan])  # exploration may send it elsewhere
+        served.reason = served.reason if served.exploration else reason
         check = None if stream else make_judge(plan, cascade, prompt, self.service.verifier(router),
                                                request=request_context(body))
-        served = Served.from_plan(plan, router.version)
-        served.reason = plan.reason()
         if plan.guarded:
             self.service.metrics.novelty_guarded.inc()
         allowed = plan.rules.allowed

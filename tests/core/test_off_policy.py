@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.ope.estimators import (
+from router_ml.core.off_policy.estimators import (
     LoggedTraffic,
     aiq_batch,
     basic_interval,
@@ -16,8 +16,13 @@ from benchmarks.ope.estimators import (
     ratio,
     resample_counts,
 )
-from benchmarks.ope.exploration import ExplorationDesign, logging_policy
-from benchmarks.ope.reward_models import cross_fit, embedding_rewards, fractional_logistic, logged_score_rewards
+from router_ml.core.off_policy.reward_models import (
+    cross_fit,
+    embedding_rewards,
+    fractional_logistic,
+    logged_score_rewards,
+)
+from router_ml.policy.exploration import ExplorationDesign, logging_policy
 from router_ml.training.evaluate.metrics import aiq
 
 
