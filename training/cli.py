@@ -326,9 +326,14 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
               type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]),
               help="Metric the challenger must be at least as good on.")
 @click.option("--margin", default=0.0, show_default=True, type=float,
-              help="Promote when the 95% lower bound of the improvement is >= -margin.")
-@click.option("--holdout-size", default=0.25, show_default=True, type=float, help="Share of eligible complete prompts held out.")
-@click.option("--min-holdout", default=200, show_default=True, type=int, help="Fewest held-out prompts to decide on.")
+              help="Promote when the 95% lower bounds of the improvements (live: quality and AIQ; complete prompts: "
+                   "--metric) are >= -margin.")
+@click.option("--live-holdout", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of the logged requests (with outcomes) held out from the challenger to judge both on.")
+@click.option("--holdout-size", default=0.25, show_default=True, type=float,
+              help="Share of eligible complete prompts (every model's outcome, not trained on) held out too.")
+@click.option("--min-holdout", default=200, show_default=True, type=int,
+              help="Complete prompts held out at least, where there are that many.")
 @click.option("--resamples", default=1000, show_default=True, type=int, help="Paired bootstrap resamples.")
 @click.option("--max-weight", default=5.0, show_default=True, type=float, help="Cap on inverse-propensity weights.")
 @click.option("--since", type=float, help="Only decisions logged at or after this unix time.")
@@ -337,11 +342,14 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--no-promote", is_flag=True, help="Register the challenger but leave the alias alone.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is a router (its manifest and the files it lists, nothing else).")
 @click.option("--spark-master", metavar="MASTER", help="Train the challenger on Spark (see train --spark-master).")
-def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin, holdout_size,
-            min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite, spark_master):
+def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin,
+            live_holdout, holdout_size, min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite,
+            spark_master):
     """Train a challenger on everything the base learned plus the logs; promote it only if it is at least as good.
 
-    Exits 1 when the challenger is not promoted (or the held-out evidence is too thin to decide).
+    Judged on a held-out part of the live traffic (doubly robust estimates from the served outcomes)
+    and, where prompts with every model's outcome exist, on those too. Exits 1 when the challenger is
+    not promoted (or the evidence cannot tell).
     """
     from router_ml.training.loop.retrain import RetrainConfig
     from router_ml.training.loop.retrain import retrain as run_retrain
@@ -350,7 +358,8 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
                            base_outcomes=str(base_outcomes) if base_outcomes else None,
                            audit_key_file=str(audit_key_file) if audit_key_file else None,
                            catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
-                           margin=margin, holdout_size=holdout_size, min_holdout=min_holdout, resamples=resamples,
+                           margin=margin, live_holdout=live_holdout, holdout_size=holdout_size,
+                           min_holdout=min_holdout, resamples=resamples,
                            max_weight=max_weight, since=since, seed=seed,
                            cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite,
                            spark_master=spark_master)
@@ -443,3 +452,34 @@ def demo_data(out, prompts, seed):
 
     paths = write_demo(out, n_prompts=prompts, seed=seed)
     click.echo(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+@click.command()
+@click.option("--audit", "audit_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The service's audit database; read, never changed.")
+@click.option("--router", "router_path", help="The router served (directory or models:/ URI): prices the exploration.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only decisions logged from this day or time on (UTC).")
+@click.option("--bucket", default="auto", show_default=True, type=click.Choice(["auto", "hour", "day"]),
+              help="Period of each row and plotted point (auto: hours for under three days of log, else days).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the novelty share and each model's calibration drift over time as a PNG.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the report as JSON.")
+def monitor(audit_path, router_path, since, bucket, png, json_out):
+    """Drift and exploration over time from the audit log: novel traffic, each model's calibration drift
+    (observed against predicted success), what exploration cost, and what crosses the alert thresholds."""
+    import datetime as dt
+
+    from router_ml.training.loop.monitor import format_monitor
+    from router_ml.training.loop.monitor import monitor as run_monitor
+
+    router = None
+    if router_path:
+        from router_ml.core.router import load_router
+
+        router = load_router(router_path)
+    start = since.replace(tzinfo=dt.UTC).timestamp() if since else None
+    report = run_monitor(audit_path, router, since=start, bucket=bucket, png=png, log=echo_err)
+    click.echo(format_monitor(report))
+    if json_out:
+        write_json(json_out, report)

@@ -51,6 +51,18 @@ class Metrics:
                                    **gauge)
         self.audit_written = Gauge("router_audit_written", "Decisions written to the audit store", registry=r,
                                    **gauge)
+        # Drift (router_ml.core.drift), refreshed from the audit database on scrape; every worker
+        # computes the same figures from the one database, so the most recent one is kept.
+        latest = {"multiprocess_mode": "livemostrecent"}
+        self.calibration_drift = Gauge("router_calibration_drift", "Observed minus predicted success over the "
+                                       "latest outcomes of requests each model served", ["model"], registry=r, **latest)
+        self.calibration_outcomes = Gauge("router_calibration_outcomes", "Outcomes behind router_calibration_drift, "
+                                          "per model", ["model"], registry=r, **latest)
+        self.novelty_high_share = Gauge("router_novelty_high_share", "Share of the latest requests whose novelty is "
+                                        "above 0.99 (about 0.01 while traffic looks like the training data)",
+                                        registry=r, **latest)
+        self.novelty_requests = Gauge("router_novelty_requests", "Requests behind router_novelty_high_share",
+                                      registry=r, **latest)
         self._info = Gauge("router_info", "The router being served (value 1)", ["router_version", "source"],
                            registry=r, multiprocess_mode="liveall")
         self._info_labels: tuple | None = None

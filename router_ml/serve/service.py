@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from router_ml.core.drift import drift_from_database
 from router_ml.core.router import Router, load_router
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import (
@@ -58,6 +59,7 @@ from router_ml.serve.metrics import Metrics
 from router_ml.serve.record import Served
 
 log = logging.getLogger("router_ml.serve")
+DRIFT_REFRESH_S = 10.0
 
 
 
@@ -106,6 +108,7 @@ class RoutingService:
         self.reload_checks: list[Callable[[Router], list[str]]] = []  # more conditions a new router must meet
         self.extra_models: set[str] = set()  # models the service calls besides the router's (gateway fallbacks)
         self.metrics = Metrics()
+        self._drift_at = -DRIFT_REFRESH_S
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -289,12 +292,28 @@ class RoutingService:
         return self.serving.exploration.rate
 
     def update_audit_gauges(self) -> None:
-        """Refresh the audit gauges (on each /metrics scrape, not per request)."""
-        if self.audit is not None:
-            stats = self.audit.stats()
-            self.metrics.audit_queue.set(stats["queued"])
-            self.metrics.audit_dropped.set(stats["dropped"])
-            self.metrics.audit_written.set(stats["written"])
+        """Refresh the audit and drift gauges (on each /metrics scrape, not per request; drift at most
+        every DRIFT_REFRESH_S seconds: two bounded queries of the audit database)."""
+        if self.audit is None:
+            return
+        stats = self.audit.stats()
+        self.metrics.audit_queue.set(stats["queued"])
+        self.metrics.audit_dropped.set(stats["dropped"])
+        self.metrics.audit_written.set(stats["written"])
+        now = time.monotonic()
+        if now - self._drift_at < DRIFT_REFRESH_S:
+            return
+        self._drift_at = now
+        try:
+            drift = drift_from_database(self.audit.path)
+        except Exception as exc:  # noqa: BLE001 - a busy or broken database only delays the gauges
+            log.warning("drift gauges not refreshed: %s", exc)
+            return
+        for item in drift.calibration:
+            self.metrics.calibration_drift.labels(item.model).set(item.drift)
+            self.metrics.calibration_outcomes.labels(item.model).set(item.outcomes)
+        self.metrics.novelty_high_share.set(drift.novelty_high_share)
+        self.metrics.novelty_requests.set(drift.novelty_requests)
 
     @property
     def known_models(self) -> set[str]:

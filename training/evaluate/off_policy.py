@@ -255,32 +255,57 @@ def _router_columns(router_models: list[str], traffic: Traffic, label: str) -> n
     return np.array([traffic.models.index(m) for m in router_models])
 
 
+@dataclass
+class Curves:
+    """One router's DR figures on some traffic rows: the default target's and the sweep's points and
+    each single model's, as point estimates (P,) and bootstrap draws (B, P)."""
+
+    quality: np.ndarray
+    cost: np.ndarray
+    quality_draws: np.ndarray
+    cost_draws: np.ndarray
+    targets: int  # columns 0..targets-1: the default target, then the sweep; the rest: single models
+    choice: np.ndarray  # (n,) the default target's choice, index into traffic.models (-1: never logged)
+    weight: np.ndarray  # (n,) its importance weights
+    propensity: np.ndarray  # (n,) the serving policy's probability of it
+
+    def aiq(self) -> tuple[float, np.ndarray]:
+        """(AIQ's point estimate, its bootstrap draws) over the sweep and the single models."""
+        columns = _aiq_columns(self.cost, self.targets)
+        point = float(aiq_batch(self.cost[None, columns], self.quality[None, columns])[0])
+        return point, aiq_batch(self.cost_draws[:, columns], self.quality_draws[:, columns])
+
+
+def curves(judged: Judged, sub: Traffic, predicted: np.ndarray, counts: np.ndarray) -> Curves:
+    """A router's DR figures on the traffic `sub` (predicted: (n, m) its reward predictions; counts:
+    (B, n) the bootstrap resamples of its rows)."""
+    router = judged.router
+    default = router.default_quality_target if judged.quality_target is None else judged.quality_target
+    targets = [default, *SWEEP]
+    local, models = _choices(judged, sub.prompts, sub.metadata, targets)
+    columns = _router_columns(models, sub, judged.label)
+    choice = np.where(local >= 0, columns[np.clip(local, 0, None)], -1)
+    singles = np.repeat(columns[:, None], len(sub), axis=1)
+    est = np.full((len(sub), len(sub.models)), np.nan)
+    est[:, columns] = router.cost_model.estimate(np.array([len(p) for p in sub.prompts]))
+    quality, cost, weight, propensity = _terms(sub, predicted, est, np.vstack([choice, singles]))
+    ones = np.ones_like(quality)
+    return Curves(quality.mean(axis=0), cost.mean(axis=0), ratio(quality, ones, counts), ratio(cost, ones, counts),
+                  len(targets), choice[0], weight[0], propensity[0])
+
+
 def judge_router(judged: Judged, traffic: Traffic, counts: np.ndarray, predicted: np.ndarray,
                  log: Callable[[str], None] = print) -> dict:
     """One router's estimates on the traffic rows it was not trained on (module docstring, 4-5).
     `counts` (B, len(traffic)): the bootstrap resamples shared by every router."""
-    router = judged.router
-    unseen = ~trained_mask(router, traffic.prompts, log=log)
+    unseen = ~trained_mask(judged.router, traffic.prompts, log=log)
     rows = np.flatnonzero(unseen)
     if len(rows) < 2:
         raise ConfigError(f"{judged.label}: it was trained on {int((~unseen).sum())} of the {len(traffic)} usable "
                           "logged requests, leaving too few to judge it on")
     sub = traffic.subset(rows)
-    default = router.default_quality_target if judged.quality_target is None else judged.quality_target
-    targets = [default, *SWEEP]
-    local, models = _choices(judged, sub.prompts, sub.metadata, targets)
-    columns = _router_columns(models, traffic, judged.label)
-    choice = np.where(local >= 0, columns[np.clip(local, 0, None)], -1)
-    singles = np.repeat(columns[:, None], len(sub), axis=1)
-    est = np.full((len(sub), len(traffic.models)), np.nan)
-    est[:, columns] = router.cost_model.estimate(np.array([len(p) for p in sub.prompts]))
-    quality, cost, weight, propensity = _terms(sub, predicted[rows], est, np.vstack([choice, singles]))
-    draws_q, draws_c = ratio(quality, np.ones_like(quality), counts[:, rows]), ratio(cost, np.ones_like(cost),
-                                                                                     counts[:, rows])
-    point_q, point_c = quality.mean(axis=0), cost.mean(axis=0)
-    k = len(targets)
-    return _report(judged, router, default, sub, choice[0], weight[0], propensity[0], predicted[rows], point_q,
-                   point_c, draws_q, draws_c, k, len(traffic) - len(rows))
+    figures = curves(judged, sub, predicted[rows], counts[:, rows])
+    return _report(judged, sub, figures, predicted[rows], len(traffic) - len(rows))
 
 
 def _aiq_columns(point_c: np.ndarray, k: int) -> np.ndarray:
@@ -295,20 +320,20 @@ def _interval(point: float, draws: np.ndarray) -> dict:
     return {"estimate": float(point), "low": float(low), "high": float(high)}
 
 
-def _report(judged, router, target, sub: Traffic, choice, weight, propensity, predicted, point_q, point_c, draws_q,
-            draws_c, k, left_out) -> dict:
-    columns = _aiq_columns(point_c, k)
-    aiq_point = float(aiq_batch(point_c[None, columns], point_q[None, columns])[0])
-    aiq_draws = aiq_batch(draws_c[:, columns], draws_q[:, columns])
-    quality, cost = _interval(point_q[0], draws_q[:, 0]), _interval(point_c[0], draws_c[:, 0])
+def _report(judged: Judged, sub: Traffic, figures: Curves, predicted: np.ndarray, left_out: int) -> dict:
+    router = judged.router
+    aiq_point, aiq_draws = figures.aiq()
+    quality = _interval(figures.quality[0], figures.quality_draws[:, 0])
+    cost = _interval(figures.cost[0], figures.cost_draws[:, 0])
     aiq = {**_interval(aiq_point, aiq_draws), "bias_corrected": bias_corrected(aiq_point, aiq_draws)}
+    target = router.default_quality_target if judged.quality_target is None else judged.quality_target
     return {"router": judged.label, "version": router.version, "quality_target": float(target),
             "policy": None if judged.policy is None else judged.policy.source,
             "requests": len(sub), "trained_on_left_out": int(left_out),
             "quality": quality, "cost": cost, "aiq": aiq,
-            "effective_sample_size": effective_sample_size(weight),
-            "disagreement": float(np.mean(choice != sub.served)),
-            "overlap": _overlap(sub, choice, propensity, predicted, quality)}
+            "effective_sample_size": effective_sample_size(figures.weight),
+            "disagreement": float(np.mean(figures.choice != sub.served)),
+            "overlap": _overlap(sub, figures.choice, figures.propensity, predicted, quality)}
 
 
 def _overlap(sub: Traffic, choice, propensity, predicted, quality) -> dict:
@@ -379,3 +404,74 @@ def format_estimates(report: dict) -> str:
         if notes:
             lines.append(f"{r['router']}: " + "; ".join(notes))
     return "\n".join(lines)
+
+
+@dataclass
+class LiveComparison:
+    """A challenger against a champion on the same logged requests, paired (retraining's judgement)."""
+
+    requests: int
+    quality: dict  # {"challenger", "champion", "difference": {estimate, low, high}}
+    aiq: dict
+    margin: float
+    overlap: dict  # the challenger's (see _overlap)
+    level: float = LEVEL
+
+    @property
+    def confidence(self) -> float:
+        """The one-sided confidence of the lower bounds (a two-sided 90 % interval's low end: 95 %)."""
+        return 1.0 - (1.0 - self.level) / 2.0
+
+    def passed(self) -> bool:
+        """No worse with confidence on both quality and AIQ, and an estimate that can be relied on."""
+        return (not self.overlap["thin"] and self.quality["difference"]["low"] >= -self.margin
+                and self.aiq["difference"]["low"] >= -self.margin)
+
+    def why_not(self) -> str | None:
+        if self.overlap["thin"]:
+            return "the live log cannot judge it: " + "; ".join(self.overlap["why"])
+        failed = [name for name, figure in (("quality", self.quality), ("AIQ", self.aiq))
+                  if figure["difference"]["low"] < -self.margin]
+        if failed:
+            return (f"on live traffic its {' and '.join(failed)} may be worse than the champion's: the "
+                    f"{self.confidence:.0%} lower bound of the difference is below -{self.margin:g}")
+        return None
+
+    def describe(self) -> str:
+        q, a = self.quality["difference"], self.aiq["difference"]
+        return (f"on {self.requests} held-out logged requests (doubly robust, paired): quality "
+                f"{self.quality['challenger']:.4f} vs {self.quality['champion']:.4f}, difference {q['estimate']:+.4f} "
+                f"[{q['low']:+.4f}, {q['high']:+.4f}]; AIQ {self.aiq['challenger']:.4f} vs {self.aiq['champion']:.4f}, "
+                f"difference {a['estimate']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] ({self.level:.0%} intervals)")
+
+    def to_dict(self) -> dict:
+        return {"estimator": ESTIMATOR, "requests": self.requests, "quality": self.quality, "aiq": self.aiq,
+                "margin": self.margin, "overlap": self.overlap, "confidence": self.confidence,
+                "passed": self.passed(), "why_not": self.why_not()}
+
+
+def compare_on_traffic(traffic: Traffic, challenger: Judged, champion: Judged, *, margin: float = 0.0,
+                       resamples: int = RESAMPLES, seed: int = 0, log: Callable[[str], None] = print
+                       ) -> LiveComparison:
+    """Both routers on the logged requests neither was trained on, paired: the same reward model and
+    the same bootstrap resamples, so the difference's interval is tight where they agree."""
+    seen = trained_mask(challenger.router, traffic.prompts, log=log) | trained_mask(champion.router, traffic.prompts,
+                                                                                      log=log)
+    rows = np.flatnonzero(~seen)
+    if len(rows) < 20:
+        raise ConfigError(f"only {len(rows)} held-out logged requests neither router was trained on: too few to "
+                          "judge the challenger on live traffic")
+    sub = traffic.subset(rows)
+    predicted = reward_predictions(sub, seed=seed)
+    counts = resample_counts(len(sub), resamples, np.random.default_rng(seed + 1))
+    new, old = curves(challenger, sub, predicted, counts), curves(champion, sub, predicted, counts)
+
+    def paired(new_point, new_draws, old_point, old_draws) -> dict:
+        return {"challenger": float(new_point), "champion": float(old_point),
+                "difference": _interval(new_point - old_point, new_draws - old_draws)}
+
+    new_aiq, old_aiq = new.aiq(), old.aiq()
+    quality = paired(new.quality[0], new.quality_draws[:, 0], old.quality[0], old.quality_draws[:, 0])
+    aiq = paired(new_aiq[0], new_aiq[1], old_aiq[0], old_aiq[1])
+    overlap = _overlap(sub, new.choice, new.propensity, predicted, _interval(new.quality[0], new.quality_draws[:, 0]))
+    return LiveComparison(len(sub), quality, aiq, margin, overlap)

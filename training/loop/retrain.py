@@ -1,48 +1,53 @@
-"""Retraining from logged outcomes, safe by construction: it cannot make the champion worse.
+"""Retraining from the audit log, judged on live traffic: it cannot make the champion worse.
 
-    router-ml retrain --audit audit.sqlite --outcomes offline-eval.csv --base models:/my-router@champion \
-    (--audit also takes a folder written by `router-ml audit export`)
-        --out models/challenger
+    router-ml retrain --audit audit.sqlite --base models:/my-router@champion --out models/challenger
+    (--audit also takes a folder written by `router-ml audit export`; --outcomes adds offline logs)
 
 1. **What the champion learned from.** Its training outcomes, found from its manifest
    (the file it names, accepted only if its content hash still matches) or given with
    `--base-outcomes`; when neither works, `MissingTrainingDataError` says so and nothing
    is trained. The prompts the champion held out when it was trained (its own test side)
    have never been seen by it.
-2. **What is new.** Every decision in the audit log with a reported outcome becomes a
-   row of the outcomes contract; prompts logged as hashes are recovered from the offline
-   logs where they appear there. Rows that cannot be used (a model the champion does not
-   route, a cost that is not a finite number >= 0, a score outside [0, 1], no prompt
-   text) are skipped and counted, never fatal. Offline logs (`--outcomes`) are added as
-   they are.
-3. **Censored traffic.** A routed request shows only the outcome of the model it went
+2. **The live holdout.** A seeded share (`live_holdout`, 30 %) of the logged requests usable
+   to judge routers (a prompt's text, a reported outcome of the model that served it and the
+   serving distribution it was drawn from: router_ml.training.evaluate.off_policy) is set
+   aside: the challenger never trains on their prompts.
+3. **What is new.** Every other decision in the audit log with a reported outcome becomes a
+   row of the outcomes contract; prompts logged as digests are recovered from the other
+   logs where they appear there. Rows that cannot be used (a model neither the champion
+   nor the catalog knows, a cost that is not a finite number >= 0, a score outside [0, 1],
+   no prompt text) are skipped and counted, never fatal. Offline logs (`--outcomes`) are
+   added as they are.
+4. **Censored traffic.** A routed request shows only the outcome of the model it went
    to: the other models' outcomes are *unknown*, never "failed" (they stay NaN, and the
    heads train each model only on prompts where it was observed). Which model a request
-   went to depended on the router, so the observed (prompt, model) pairs are a biased
-   sample; each logged outcome of the routed model is weighted by the inverse of its
-   propensity (the probability the serving policy sent that request to that model, in
-   the audit log), capped at `max_weight` (5) to bound the variance, so prompts the
-   router rarely sends to a model count for as many as they stand for. Exploration
-   (`router-ml serve --exploration-rate`) is what gives those rare pairs a propensity
-   above zero. Offline logs and the champion's data weigh 1.
-4. **Duplicates.** The same (prompt, model) outcome seen more than once (the champion's
+   went to depended on the router, so each logged outcome of the served model is weighted
+   by the inverse of its propensity, capped at `max_weight` (benchmarks/live_loop.py
+   measures the cap's effect on the challenger against the truth). The judgement below
+   corrects for the serving policy whatever the weights. Offline logs and the champion's
+   data weigh 1.
+5. **Duplicates.** The same (prompt, model) outcome seen more than once (the champion's
    data, an offline log, the audit log) is averaged: mean score and cost, success by the
-   mean, and the smallest of the weights (an outcome also seen in an unbiased log needs
-   no inverse-propensity weight).
-5. **The holdout.** Prompts with every model's outcome that the champion was not trained
-   on (its own held-out side, the new logs) are eligible; `holdout_size` of them, at
-   least `min_holdout` (200), are held out and used by neither router. Fewer eligible
-   prompts than that and the evidence would be too thin: retraining stops before
-   training and says what to pass (exit status 1).
-6. **The challenger** trains on everything else: the champion's training data, its
-   unseen side and the new logs outside the holdout, with the champion's settings
-   (embedder, backend, truncation, strategy, prices).
-7. **The decision.** Both routers route the holdout; a paired bootstrap over its prompts
-   (router_ml.training.evaluate.comparison) gives the one-sided 95 % lower bound of the challenger's
-   improvement on `--metric` (AIQ by default). It is registered, and promoted only when
-   that bound is >= -margin (0 by default: no worse, with 95 % confidence); otherwise
-   the champion keeps the alias and the command exits 1. The report (holdout size, both
-   values, the interval, what was skipped) is printed and written beside the challenger.
+   mean, and the smallest of the weights.
+6. **The complete holdout.** Prompts with every model's outcome that the champion was not
+   trained on (its own held-out side, offline logs) are eligible; `holdout_size` of them,
+   at least `min_holdout` where there are that many, are held out too. There may be none:
+   that is no reason to stop, the live log judges.
+7. **The challenger** trains on everything else with the champion's settings (embedder,
+   backend, truncation, strategy, prices). A catalog model the champion did not route
+   (onboarded: router_ml.policy.onboarding) joins it once it has `min_new_outcomes` logged
+   outcomes (router_ml.training.loop.onboarding).
+8. **The decision.** Both routers are judged on the live holdout by the doubly robust
+   estimator, paired (the same reward model and bootstrap resamples): the challenger is
+   promoted only when the 95 % lower bounds of its differences in quality (at each router's
+   default target) and AIQ are both >= -margin and the log's overlap with its choices is
+   not too thin. Where complete held-out prompts exist, both are also compared there on
+   `--metric` (AIQ) by a paired bootstrap, reported beside, and a challenger that is worse
+   there with 95 % confidence is not promoted either. Without a live judgement (too few
+   held-out requests) the complete one decides alone; with neither, nothing is promoted.
+   Otherwise the champion keeps the alias and the command exits 1. The report (which
+   estimator judged, on how many requests, with what interval; the complete judgement;
+   what was skipped) is printed and written beside the challenger.
 
 Nothing logged is deleted or changed: the audit database is opened read-only.
 """
@@ -60,7 +65,7 @@ import pandas as pd
 
 from router_ml.core.catalog import Catalog, ModelPrice, load_catalog, write_catalog
 from router_ml.core.validation import check_number, check_share
-from router_ml.errors import ConfigError, MissingTrainingDataError, PromotionRefused
+from router_ml.errors import ConfigError, MissingTrainingDataError
 from router_ml.training.evaluate.comparison import MIN_PROMPTS
 
 CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "input_tokens", "output_tokens", "task",
@@ -82,6 +87,9 @@ class RetrainConfig:
     metric: str = "aiq"
     holdout_size: float = 0.25  # share of the eligible complete prompts held out (at least min_holdout)
     min_holdout: int = MIN_PROMPTS
+    live_holdout: float = 0.3  # share of the usable logged requests held out to judge both routers on
+    min_live_requests: int = 100  # fewer held-out logged requests: no live judgement
+    min_complete: int = 50  # fewer eligible complete prompts: no complete judgement
     margin: float = 0.0  # promote when the improvement's lower bound is >= -margin
     resamples: int = 1000
     max_weight: float = MAX_WEIGHT
@@ -97,6 +105,8 @@ class RetrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_size < 1.0:
             raise ConfigError(f"holdout_size: expected a fraction in (0, 1), found {self.holdout_size!r}")
+        if not 0.0 < self.live_holdout < 1.0:
+            raise ConfigError(f"live_holdout: expected a fraction in (0, 1), found {self.live_holdout!r}")
         check_number(self.min_holdout, "min_holdout", integer=True, positive=True)
         check_number(self.margin, "margin")
         check_number(self.resamples, "resamples", integer=True, positive=True)
@@ -272,22 +282,29 @@ def combined_table(audit_rows: pd.DataFrame, logs: list[pd.DataFrame], catalog: 
 
 
 def holdout_split(table: pd.DataFrame, models: list[str], exclude: set[str], size: float, seed: int,
-                  min_holdout: int = MIN_PROMPTS):
+                  min_holdout: int = MIN_PROMPTS, min_complete: int = 0):
     """Complete prompts (every model observed) not in `exclude`: a seeded `size` share of them, at
-    least `min_holdout`. Fewer eligible prompts than that: PromotionRefused (the evidence would
-    be too thin to judge the challenger)."""
+    least `min_holdout` where there are that many. With fewer than `min_complete` eligible, none
+    is held out (the live log judges alone)."""
     per_prompt = table.groupby("prompt_id")["model"].agg(lambda s: set(s) >= set(models))
     complete = [pid for pid, ok in per_prompt.items() if ok and pid not in exclude]
-    if len(complete) < min_holdout:
-        raise PromotionRefused(
-            f"the evidence would be too thin: only {len(complete)} prompts have every model's outcome "
-            f"({', '.join(models)}) and were not used to train the champion; judging a challenger needs at least "
-            f"{min_holdout}. Pass an offline evaluation log (every model on the same prompts) with --outcomes")
+    if not complete or len(complete) < min_complete:
+        return table, table.iloc[:0]
     rng = np.random.default_rng(seed)
     n = min(len(complete), max(min_holdout, int(round(size * len(complete)))))
     held = set(rng.choice(sorted(complete), size=n, replace=False).tolist())
     mask = table["prompt_id"].isin(held)
     return table[~mask], table[mask]
+
+
+def live_split(traffic, share: float, seed: int):
+    """(the logged requests to judge on, the prompts they hold): a seeded `share` of the usable
+    requests, whole prompts at a time (a prompt logged twice is never on both sides)."""
+    prompts = sorted(set(traffic.prompts))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(prompts, size=int(round(share * len(prompts))), replace=False).tolist()) if prompts else set()
+    rows = np.array([i for i, p in enumerate(traffic.prompts) if p in held], dtype=int)
+    return traffic.subset(rows), held
 
 
 @dataclass
@@ -306,8 +323,7 @@ class RetrainResult:
 
 
 def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress: bool = False) -> RetrainResult:
-    """Steps 1-7 of the module docstring. Raises PromotionRefused before training when the
-    holdout would be too thin; a challenger that is not good enough is registered but not
+    """Steps 1-8 of the module docstring. A challenger that is not good enough is registered but not
     promoted (`promoted` False, `decision["refused"]` says why)."""
     from router_ml.core.router import load_router
     from router_ml.training.registry.versions import registered_name_of
@@ -317,12 +333,15 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
         champion.manifest.get("config", {}).get("success_threshold", 0.5)
     check_share(threshold, "success_threshold")
     catalog = catalog_for(champion, config.catalog)
+    models = [*champion.models, *(m for m in catalog.models if m not in champion.models)]
 
     trained, unseen = champion_data(champion, config.base_outcomes, log)
     log(f"the champion {champion.version} was trained on {trained['prompt_id'].nunique()} prompts"
         + (f"; {unseen['prompt_id'].nunique()} more it held out" if len(unseen) else ""))
-    offline = _offline_logs(config.outcomes, champion.models, threshold, log)
-    audit_rows, stats = _audit_log_rows(config, champion.models, [trained, unseen, *offline], log)
+    offline = _offline_logs(config.outcomes, models, threshold, log)
+    known = _prompts_by_digest(config, [trained, unseen, *offline])
+    live, live_prompts = _live_holdout(config, known, log)
+    audit_rows, stats = _audit_log_rows(config, models, known, live_prompts, log)
     logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
     table = combined_table(audit_rows, logs, catalog, threshold)
     train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
@@ -330,9 +349,20 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
     result = _train_challenger(config, champion, paths, threshold, name, log, progress)
-    promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, stats, log)
+    promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, live, stats, log)
     _write_report(paths["report"], champion, result, decision, stats)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+
+
+def _live_holdout(config: RetrainConfig, known: dict[str, str], log: Callable[[str], None]):
+    """Step 2: (the held-out logged requests, their prompts)."""
+    from router_ml.training.evaluate.off_policy import read_traffic
+
+    traffic = read_traffic(config.audit, config.since, known_prompts=known, log=log)
+    live, prompts = live_split(traffic, config.live_holdout, config.seed)
+    log(f"live holdout: {len(live)} of the {len(traffic)} logged requests usable to judge routers "
+        f"({config.live_holdout:.0%} of their prompts; the challenger does not train on them)")
+    return live, prompts
 
 
 def _offline_logs(paths: list[str], models: list[str], success_threshold: float,
@@ -351,15 +381,18 @@ def _offline_logs(paths: list[str], models: list[str], success_threshold: float,
     return offline
 
 
-def _audit_log_rows(config: RetrainConfig, models: list[str], logs: list[pd.DataFrame],
+def _audit_log_rows(config: RetrainConfig, models: list[str], known: dict[str, str], exclude: set[str],
                     log: Callable[[str], None]) -> tuple[pd.DataFrame, dict]:
-    """Step 2, served traffic: `audit_outcomes` of the audit log, with prompts logged as digests
-    recovered from the texts of `logs`; and what was counted on the way."""
-    audit_rows, stats = audit_outcomes(config.audit, _prompts_by_digest(config, logs), config.since, models,
-                                       config.max_weight, log)
+    """Step 3, served traffic: `audit_outcomes` of the audit log, with prompts logged as digests
+    recovered from `known`, without the prompts of the live holdout; and what was counted."""
+    audit_rows, stats = audit_outcomes(config.audit, known, config.since, models, config.max_weight, log)
+    held = audit_rows["prompt"].isin(exclude)
+    stats["live_holdout_rows"] = int(held.sum())
+    audit_rows = audit_rows[~held]
     log(f"{config.audit}: {stats['decisions']} decisions, {stats['with_outcomes']} with outcomes, "
         f"{stats['outcome_rows']} usable outcome rows ({stats['exploration_rows']} from exploration, "
-        f"{stats['weighted_rows']} weighted by inverse propensity)")
+        f"{stats['weighted_rows']} weighted by inverse propensity), {stats['live_holdout_rows']} of them held out "
+        "to judge on")
     return audit_rows, stats
 
 
@@ -384,12 +417,14 @@ def _split_for_judging(table: pd.DataFrame, trained: pd.DataFrame, models: list[
     are added to `stats`."""
     trained_ids = set(table.loc[table["prompt"].isin(set(trained["prompt"])), "prompt_id"])
     train_table, holdout = holdout_split(table, models, trained_ids, config.holdout_size, config.seed,
-                                         config.min_holdout)
+                                         config.min_holdout, config.min_complete)
     stats.update(rows=len(table), prompts=int(table["prompt_id"].nunique()),
                  champion_prompts=len(trained_ids), train_prompts=int(train_table["prompt_id"].nunique()),
                  holdout_prompts=int(holdout["prompt_id"].nunique()))
     log(f"training table: {stats['rows']} rows, {stats['prompts']} prompts ({stats['champion_prompts']} from the "
-        f"champion's training data); holdout: {stats['holdout_prompts']} complete prompts neither router trains on")
+        f"champion's training data); complete holdout: {stats['holdout_prompts']} prompts with every model's outcome "
+        "that neither router trains on" + ("" if stats["holdout_prompts"] else
+                                           f" (fewer than {config.min_complete} eligible: the live log judges alone)"))
     return train_table, holdout
 
 
@@ -403,6 +438,7 @@ def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.
              "catalog": work / "catalog.yaml", "report": work / "retrain-report.json"}
     _write_csv(train_table, paths["train"])
     _write_csv(holdout, paths["holdout"])
+    paths["holdout_prompts"] = int(holdout["prompt_id"].nunique())
     write_catalog(catalog, paths["catalog"])
     return paths
 
@@ -415,7 +451,8 @@ def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], s
 
     base_config = champion.manifest.get("config", {})
     train_config = TrainConfig(
-        outcomes=str(paths["train"]), test_outcomes=str(paths["holdout"]), catalog=str(paths["catalog"]),
+        outcomes=str(paths["train"]), catalog=str(paths["catalog"]),
+        **({"test_outcomes": str(paths["holdout"])} if paths["holdout_prompts"] else {"test_size": 0.0}),
         out=config.out, overwrite=config.overwrite, register=name, mlflow=name is not None,
         success_threshold=success_threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
         spark_master=config.spark_master,
@@ -425,46 +462,79 @@ def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], s
     return train(train_config, log=log, progress=progress)
 
 
-def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dict[str, Path], catalog: Catalog,
-           success_threshold: float, stats: dict, log: Callable[[str], None]) -> tuple[bool, dict]:
-    """Step 7: (whether the challenger was promoted, the evidence). Promoted through the registry
-    when it is no worse on the holdout; only compared when there is nothing to promote in."""
-    from router_ml.training.data.outcomes import read_outcomes
-    from router_ml.training.registry.versions import promote
-
-    holdout_frame = read_outcomes(paths["holdout"], success_threshold=success_threshold)
-    decision: dict = {"metric": config.metric, "margin": config.margin, "holdout_prompts": stats["holdout_prompts"]}
-    if name is None or not config.promote:
-        decision.update(_compare_only(config, champion, result, holdout_frame, catalog, paths["holdout"], log))
-        return False, decision
-    try:
-        outcome = promote(name, result.model_version, config.alias, config.metric, frame=holdout_frame,
-                          catalog=catalog, source=str(paths["holdout"]), margin=config.margin,
-                          min_prompts=config.min_holdout, resamples=config.resamples, seed=config.seed, log=log)
-    except PromotionRefused as exc:
-        log(str(exc))
-        decision.update(exc.evidence, refused=str(exc), promoted=False)
-        return False, decision
-    promoted = bool(outcome.get("promoted"))
-    decision.update(outcome.get("evidence", {}), promoted=promoted)
-    return promoted, decision
-
-
-def _compare_only(config: RetrainConfig, champion, result, holdout_frame: pd.DataFrame, catalog: Catalog,
-                  holdout_path: Path, log: Callable[[str], None]) -> dict:
-    """The challenger against the champion on the holdout, without promoting (the base is not a
-    registry URI, or --no-promote)."""
+def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dict, catalog: Catalog,
+           success_threshold: float, live, stats: dict, log: Callable[[str], None]) -> tuple[bool, dict]:
+    """Step 8: (whether the challenger was promoted, the evidence): the live judgement, the complete one
+    beside it, and the alias moved through the registry when both allow it."""
     from router_ml.core.router import load_router
-    from router_ml.training.data.outcomes import to_routing_data
-    from router_ml.training.evaluate.comparison import paired_comparison
 
     challenger = load_router(result.path)
-    data = to_routing_data(holdout_frame, catalog, str(holdout_path))
+    decision: dict = {"metric": config.metric, "margin": config.margin, "live": None, "complete": None}
+    if len(live) >= config.min_live_requests:
+        decision["live"] = _live_judgement(config, challenger, champion, live, log)
+    else:
+        decision["live_note"] = (f"no live judgement: {len(live)} held-out logged requests, fewer than "
+                                 f"{config.min_live_requests}")
+        log(decision["live_note"])
+    if paths["holdout_prompts"]:
+        decision["complete"] = _complete_judgement(config, challenger, champion, paths, catalog, success_threshold,
+                                                   log)
+    refusal = _refusal(decision)
+    decision["promoted"] = False
+    if refusal is not None:
+        decision["refused"] = refusal
+        log(f"not promoted: {refusal}")
+        return False, decision
+    if name is None or not config.promote:
+        decision["note"] = "not promoted: the base is not a registry URI, or --no-promote (the evidence allowed it)"
+        log(decision["note"])
+        return False, decision
+    from router_ml.training.registry.versions import move_alias
+
+    detail = decision["live"]["describe"] if decision["live"] else decision["complete"]["describe"]
+    moved = move_alias(name, result.model_version, config.alias, detail, log=log)
+    decision.update(promoted=moved["promoted"], previous=moved.get("previous"))
+    return decision["promoted"], decision
+
+
+def _live_judgement(config: RetrainConfig, challenger, champion, live, log: Callable[[str], None]) -> dict:
+    from router_ml.training.evaluate.off_policy import Judged, compare_on_traffic
+
+    comparison = compare_on_traffic(live, Judged("challenger", challenger), Judged("champion", champion),
+                                    margin=config.margin, resamples=config.resamples, seed=config.seed, log=log)
+    log(f"challenger against the champion, live: {comparison.describe()}")
+    return {**comparison.to_dict(), "describe": comparison.describe()}
+
+
+def _complete_judgement(config: RetrainConfig, challenger, champion, paths: dict, catalog: Catalog,
+                        success_threshold: float, log: Callable[[str], None]) -> dict:
+    """Both routers on the complete held-out prompts, paired on `--metric`."""
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
+    from router_ml.training.evaluate.comparison import paired_comparison
+
+    frame = read_outcomes(paths["holdout"], success_threshold=success_threshold)
+    data = to_routing_data(frame, catalog, str(paths["holdout"]))
     comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
                                    seed=config.seed)
-    log(f"challenger against the champion: {comparison.describe()}")
-    return {**comparison.to_dict(), "promoted": False,
-            "note": "not promoted: the base is not a registry URI, or --no-promote"}
+    worse = math.isfinite(comparison.upper) and comparison.upper < -config.margin
+    log(f"challenger against the champion, on complete held-out prompts: {comparison.describe()}")
+    return {**comparison.to_dict(), "worse_with_confidence": bool(worse), "describe": comparison.describe()}
+
+
+def _refusal(decision: dict) -> str | None:
+    """Why the evidence does not allow a promotion (None: it does)."""
+    live, complete = decision["live"], decision["complete"]
+    if live is None and complete is None:
+        return ("no evidence to judge the challenger on: too few held-out logged requests with outcomes and no "
+                "complete held-out prompts (report more outcomes, or pass an offline log with --outcomes)")
+    if complete is not None and complete["worse_with_confidence"]:
+        return f"it is worse than the champion on the complete held-out prompts with confidence ({complete['describe']})"
+    if live is not None:
+        return live["why_not"]
+    if complete is not None and not complete["lower"] >= -decision["margin"]:
+        return (f"it is not at least as good as the champion on the complete held-out prompts with confidence "
+                f"({complete['describe']})")
+    return None
 
 
 def _write_report(path: Path, champion, result, decision: dict, stats: dict) -> None:

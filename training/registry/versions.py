@@ -185,6 +185,24 @@ def promote(
             "evidence": evidence}
 
 
+def move_alias(name: str, version: str, alias: str, detail: str, *, log: Callable[[str], None] = print) -> dict:
+    """Point `alias` at `version` on evidence judged elsewhere (retraining's live judgement), recording
+    the evidence on the version as `promote` does."""
+    mlflow = import_mlflow()
+    client = mlflow.MlflowClient()
+    candidate = resolve_model_version(client, f"models:/{name}/{version}")
+    holder = (client.get_registered_model(name).aliases or {}).get(alias)
+    if holder is not None and str(holder) == str(candidate.version):
+        log(f"{name} version {candidate.version} already holds @{alias}")
+        return {"promoted": False, "version": candidate.version, "previous": str(holder)}
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    client.set_registered_model_alias(name, alias, candidate.version)
+    note = (f"replaced version {holder} at {now}: " if holder is not None else f"first holder, {now}: ") + detail
+    client.set_model_version_tag(name, candidate.version, f"promotion.{alias}", note[:5000])
+    log(f"{name} version {candidate.version} is now @{alias} ({note})")
+    return {"promoted": True, "version": candidate.version, "previous": None if holder is None else str(holder)}
+
+
 def compare_versions(name: str, cand_version: str, holder_version: str, metric: str, frame, catalog, source,
                      *, resamples: int = 1000, seed: int = 0, log: Callable[[str], None] = print) -> PairedComparison:
     """Both versions on the prompts of `frame` that neither was trained on, paired; tags each version
