@@ -315,6 +315,13 @@ class CostModel:
         tokens = estimate_tokens(np.atleast_1d(text_lengths), self.chars_per_token)
         return tokens[:, None] * self._per_token[None, :] + self._fixed[None, :]
 
+    def columns(self, models: list[str]) -> CostModel:
+        """The same prices for `models` (a reordering or a subset), in that order."""
+        order = [self.models.index(m) for m in models]
+        pick = lambda values: [values[i] for i in order]  # noqa: E731
+        return CostModel(list(models), pick(self.input_price), pick(self.output_price), pick(self.output_tokens),
+                         pick(self.mean_call_cost), self.chars_per_token)
+
     def to_dict(self) -> dict:
         """A list of models (order matters: it matches the head's columns)."""
         return {

@@ -85,7 +85,14 @@ def _blend(a: dict, p: str, X: np.ndarray) -> np.ndarray:
     return 0.5 * (_linear(a, p + "linear_", X) + knn_proba(a, p + "knn_", X))
 
 
-PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": knn_proba, "mlp": _mlp, "blend": _blend}
+def _extended(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    """A head extended with per-model logistic regressions for onboarded models (heads.ExtendedHead)."""
+    base = PREDICT[str(a[p + "base_kind"])](a, p + "base_", X)
+    return np.hstack([base, _linear(a, p + "extra_", X)])[:, a[p + "order"]]
+
+
+PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": knn_proba, "mlp": _mlp, "blend": _blend,
+           "extended": _extended}
 
 
 class ArrayHead:

@@ -324,6 +324,34 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+class ExtendedHead(BaseEstimator):
+    """A fitted head for the models a router was trained on, extended with a per-model head for models
+    onboarded since (router_ml.policy.onboarding): their outcomes come only from the traffic they were
+    sent, so they cannot join the base head's selection; each gets its own logistic regression on the
+    prompts it answered. `order` puts the columns (base's, then the extra's) in the router's model order.
+    Not a candidate of head selection: retraining builds it (router_ml.training.fit.pipeline).
+    """
+
+    def __init__(self, base=None, extra=None, order=None) -> None:
+        self.base = base
+        self.extra = extra
+        self.order = order
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.hstack([self.base.predict_proba(X), self.extra.predict_proba(X)])[:, self.order]
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        kind = next((name for name, cls in HEADS.items() if type(self.base) is cls), None)
+        if kind is None:
+            raise ValueError(f"no compiled form for {type(self.base).__name__}")
+        return {prefix + "base_kind": np.array(kind), prefix + "order": np.asarray(self.order, dtype=np.int64),
+                **self.base.to_arrays(prefix + "base_"), **self.extra.to_arrays(prefix + "extra_")}
+
+
+# Every head a router may carry (the candidates of head selection, and heads built from them).
+COMPILED = {**HEADS, "extended": ExtendedHead}
+
+
 class PlattCalibration(BaseEstimator):
     """Per-model Platt scaling: P(success) = sigmoid(a_j * logit(p_j) + b_j).
 
@@ -379,7 +407,7 @@ class RoutingHead(BaseEstimator):
         """Everything router_ml.core.head_arrays needs to predict exactly as this head does."""
         from router_ml.core import head_arrays
 
-        kind = next((name for name, cls in HEADS.items() if type(self.head) is cls), None)
+        kind = next((name for name, cls in COMPILED.items() if type(self.head) is cls), None)
         if kind is None:
             raise ValueError(f"no compiled form for {type(self.head).__name__}")
         return {"format": np.array(head_arrays.FORMAT), "kind": np.array(kind),

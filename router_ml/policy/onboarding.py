@@ -106,6 +106,13 @@ class Onboarding:
                for name, price in catalog.models.items() if name not in router_models]
         return cls(new, rate=rate) if new else None
 
+    def for_router(self, router_models: list[str]) -> Onboarding | None:
+        """These settings for the models a (reloaded) router still does not route; None once it routes them all."""
+        left = [m for m in self.models if m.name not in router_models]
+        if len(left) == len(self.models):
+            return self
+        return Onboarding(left, self.rate, self.temperature, self.floor) if left else None
+
     def prepare(self, router) -> None:
         """Resolve each prior against `router` (its models, prices and embedder); run again after a reload."""
         if self._router_version == router.version:

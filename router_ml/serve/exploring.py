@@ -41,7 +41,8 @@ class ServingPolicy:
     def __init__(self, exploration: Exploration | None = None, onboarding: Onboarding | None = None,
                  shadow: Router | None = None, seed: int | None = None) -> None:
         self.exploration = exploration or Exploration()
-        self.onboarding = onboarding
+        self._catalog_onboarding = onboarding  # every new model of the serving catalog
+        self.onboarding = onboarding  # those the serving router does not route yet (use())
         self.shadow = shadow
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -50,19 +51,24 @@ class ServingPolicy:
 
     @property
     def models(self) -> set[str]:
-        """Models this policy may send requests to besides the router's (the onboarded ones)."""
-        return set(self.onboarding.names) if self.onboarding is not None else set()
+        """Models this policy may send requests to besides the router's (the catalog's new ones)."""
+        return set(self._catalog_onboarding.names) if self._catalog_onboarding is not None else set()
+
+    def use(self, router: Router) -> None:
+        """Serve `router` from now on: onboard only the catalog's models it does not route (a retrained
+        router that folded a new model in routes it like any other)."""
+        if self._catalog_onboarding is not None:
+            self.onboarding = self._catalog_onboarding.for_router(router.models)
+            if self.onboarding is not None:
+                self.onboarding.prepare(router)
 
     def check(self, router: Router) -> list[str]:
         """Why `router` cannot be served with this policy (empty: it can); run before a reload."""
         problems = []
-        if self.onboarding is not None:
-            known = set(self.onboarding.names) & set(router.models)
-            if known:
-                problems.append(f"it already routes the onboarded models {sorted(known)}: drop them from the "
-                                "catalog's new models or keep the old router")
+        onboarding = None if self._catalog_onboarding is None else self._catalog_onboarding.for_router(router.models)
+        if onboarding is not None:
             try:
-                self.onboarding.prepare(router)
+                onboarding.prepare(router)
             except Exception as exc:  # noqa: BLE001 - a prior that cannot be resolved is a reason to refuse
                 problems.append(f"the onboarding priors do not resolve against it: {exc}")
         if self.shadow is not None and not set(self.shadow.models) <= set(router.models) | self.models:
@@ -92,10 +98,11 @@ class ServingPolicy:
         free = [i for i, plan in enumerate(plans) if _explorable(plan)]
         shadow = None if self.shadow is None else np.array(
             [plan.shadow["model"] if plan.shadow else None for plan in plans], dtype=object)
-        if not free or not (self.exploration.on or self.onboarding is not None):
+        onboarding = None if self.onboarding is None else self.onboarding.for_router(router.models)
+        if not free or not (self.exploration.on or onboarding is not None):
             return served
         models, policy, beliefs = self._distributions(router, [plans[i] for i in free], [prompts[i] for i in free],
-                                                      None if shadow is None else shadow[free])
+                                                      None if shadow is None else shadow[free], onboarding)
         with self._lock:
             uniforms = [self._random.random() for _ in free]
         for row, (i, u) in enumerate(zip(free, uniforms)):
@@ -117,7 +124,8 @@ class ServingPolicy:
         item.reason = f"{kind}: sent to {chosen} instead of {plan.decision.model} (p={item.propensity:.3g}); {item.reason}"
         plan.steps = [chosen]
 
-    def _distributions(self, router: Router, plans: list[Plan], prompts: list[str], shadow: np.ndarray | None):
+    def _distributions(self, router: Router, plans: list[Plan], prompts: list[str], shadow: np.ndarray | None,
+                       onboarding: Onboarding | None):
         """(the models, (n, len(models)) the distribution per plan, and for onboarded models what the
         policy believed per plan: ([{model: prior}], [{model: cost}]), or None without onboarding)."""
         decisions = [plan.decision for plan in plans]
@@ -130,13 +138,13 @@ class ServingPolicy:
         policy = distribution(self.exploration, proba, costs, choice, lam, router.cost_scale, allowed,
                               shadow_choice=None if shadow is None else self._shadow_index(router, shadow),
                               disagreement=self._disagreement())
-        if self.onboarding is None:
+        if onboarding is None:
             return list(router.models), policy, None
-        return self._onboard(router, plans, prompts, proba, costs, choice, lam, policy)
+        return self._onboard(onboarding, router, plans, prompts, proba, costs, choice, lam, policy)
 
-    def _onboard(self, router, plans, prompts, proba, costs, choice, lam, policy):
+    @staticmethod
+    def _onboard(onboarding, router, plans, prompts, proba, costs, choice, lam, policy):
         """Mix the new models' shares into the distributions (module docstring of onboarding)."""
-        onboarding = self.onboarding
         onboarding.prepare(router)
         needs_embeddings = any("evaluations" in m.prior for m in onboarding.models)
         embeddings = router.embedder.encode(prompts) if needs_embeddings else None

@@ -123,6 +123,7 @@ class RoutingService:
         problems = self.serving.check(self._router)
         if problems:
             raise ConfigError(f"cannot serve {self._router.version}: " + "; ".join(problems))
+        self.serving.use(self._router)
         self.extra_models |= self.serving.models
         self.reload_checks.append(self.serving.check)
         self.metrics.serving(self._router.version, source)
@@ -391,6 +392,7 @@ class RoutingService:
                             fresh.version, "; ".join(problems))
                 raise ReloadRefusedError(f"not serving {fresh.version}: " + "; ".join(problems))
             _warm(fresh)
+            self.serving.use(fresh)  # before the swap: a request planned on the new router finds its onboarding
             previous = self._router.version
             self._router = fresh
             if source:

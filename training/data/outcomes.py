@@ -343,7 +343,7 @@ class RoutingData:
         order = [self.models.index(m) for m in models]
         return RoutingData(
             self.prompt_ids, self.prompts, self.tasks, list(models), self.scores[:, order], self.success[:, order],
-            self.costs[:, order], self.cost_model, self.pricing,
+            self.costs[:, order], self.cost_model.columns(models), self.pricing,
             None if self.weights is None else self.weights[:, order],
             None if self.responses is None else self.responses[:, order],
         )

@@ -97,6 +97,7 @@ class TrainConfig:
     verifier: bool = True  # learn a verifier and cascades when the outcomes have responses
     spark_master: str | None = None  # read, label and embed on Spark (training/data/spark.py); fit on the driver
     max_driver_prompts: int = 250_000  # with Spark: above this many prompts, fit on a stratified sample (about 10 GB)
+    onboard: tuple[str, ...] = ()  # models with outcomes only from the traffic they were sent: own heads (retraining)
 
     def __post_init__(self) -> None:
         check_share(self.success_threshold, "success_threshold")
@@ -196,10 +197,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     catalog = load_catalog(config.catalog) if config.catalog else None
     spark = start_spark(config, embedder, log)
     inputs = read_inputs(config, catalog, spark, log)
-    labels = report_labels(inputs.train, log)
-    embedder, X = embed_prompts(config, inputs.train, spark, embedder, log, progress)
-    selection, head = choose_head(config, X, inputs.train, log)
-    verifier = fit_cascades(config, inputs.train, selection, embedder, log)
+    core = without_onboarded(config, inputs, log)
+    labels = report_labels(core.train, log)
+    embedder, X = embed_prompts(config, core.train, spark, embedder, log, progress)
+    selection, head = choose_head(config, X, core.train, log)
+    verifier = fit_cascades(config, core.train, selection, embedder, log)
+    head = onboard_models(config, X, inputs.train, core.train.models, head, log)
     manifest = describe_router(config, out, inputs, labels, embedder, selection, verifier)
     arrays = router_arrays(config, X, inputs.train, verifier)
     manifest, report = evaluate_held_out(config, manifest, head, embedder, inputs, X, arrays, verifier, log)
@@ -272,6 +275,58 @@ def read_inputs(config: TrainConfig, catalog: Catalog | None, spark, log: Callab
         train_data, test_data = split_prompts(data, config.test_size, config.seed)
     log(f"outcomes: {len(outcomes)} rows, {len(data)} prompts, models (cheapest first): {', '.join(data.models)}")
     return TrainingInputs(outcomes, data, train_data, test_data, data_sha, sampled)
+
+
+def without_onboarded(config: TrainConfig, inputs: TrainingInputs, log: Callable[[str], None]) -> TrainingInputs:
+    """Stage 1b: the inputs with the onboarded models' columns set aside (they join the head after
+    it is chosen: `onboard_models`); the inputs as they are without any."""
+    if not config.onboard:
+        return inputs
+    missing = [m for m in config.onboard if m not in inputs.data.models]
+    if missing:
+        raise ConfigError(f"onboard: {missing} have no outcomes in {config.outcomes}")
+    core = [m for m in inputs.data.models if m not in config.onboard]
+    if len(core) < 2:
+        raise ConfigError(f"onboard: routing needs at least 2 models besides the onboarded ones, found {core}")
+    tried = {m: int((~np.isnan(inputs.train.columns([m]).success[:, 0])).sum()) for m in config.onboard}
+    log("onboarded models, each from its own outcomes beside the head chosen for the others: "
+        + ", ".join(f"{m} ({n} outcomes)" for m, n in tried.items()))
+    test = inputs.test
+    if test is not None:
+        test = test.columns(core) if set(core) <= set(test.models) else None
+    return TrainingInputs(inputs.outcomes, inputs.data.columns(core), inputs.train.columns(core), test,
+                          inputs.sha256, inputs.sampled)
+
+
+ONBOARD_C = 0.3  # the onboarded models' logistic regressions (benchmarks/ope_study.py's onboarding runs)
+
+
+def onboard_models(config: TrainConfig, X: np.ndarray, train: RoutingData, core: list[str], head: RoutingHead,
+                   log: Callable[[str], None]) -> RoutingHead:
+    """Stage 5b: the head extended with one logistic regression per onboarded model, fitted on the
+    prompts it answered (weighted as the table says), calibrated on cross-fitted predictions, its
+    columns in the router's model order (router_ml.core.heads.ExtendedHead); `head` without any."""
+    if not config.onboard:
+        return head
+    from router_ml.core.heads import ExtendedHead, PerModelSuccessHead, PlattCalibration
+
+    new = [m for m in train.models if m not in core]
+    part = train.columns(new)
+    extra = PerModelSuccessHead(C=ONBOARD_C).fit(X, part.success, sample_weight=part.weights)
+    oof = np.empty(part.success.shape)
+    fold_of = fold_ids(len(train), min(config.folds, 5), config.seed)
+    for k in np.unique(fold_of):
+        held = fold_of == k
+        fitted = PerModelSuccessHead(C=ONBOARD_C).fit(X[~held], part.success[~held],
+                                                       sample_weight=None if part.weights is None else part.weights[~held])
+        oof[held] = fitted.predict_proba(X[held])
+    calibration = PlattCalibration().fit(oof, part.success, sample_weight=part.weights)
+    order = np.array([[*core, *new].index(m) for m in train.models])
+    combined = PlattCalibration()
+    combined.coef_ = np.concatenate([head.calibration.coef_, calibration.coef_])[order]
+    combined.intercept_ = np.concatenate([head.calibration.intercept_, calibration.intercept_])[order]
+    log(f"onboarded {', '.join(new)} into the head ({head.head.__class__.__name__} for the others)")
+    return RoutingHead(ExtendedHead(head.head, extra, order), combined, route_on_calibrated=True)
 
 
 def report_labels(train_data: RoutingData, log: Callable[[str], None]) -> dict[str, int]:
@@ -400,6 +455,11 @@ def evaluate_held_out(config: TrainConfig, manifest: Manifest, head: RoutingHead
     and the report, or the manifest unchanged and None without a held-out side."""
     test_data = inputs.test
     if test_data is None or not len(test_data):
+        return manifest, None
+    if set(inputs.data.models) - set(test_data.models):
+        log(f"no held-out evaluation: the held-out outcomes have no outcomes for "
+            f"{sorted(set(inputs.data.models) - set(test_data.models))} (onboarded from live traffic; retraining "
+            "judges the router on the audit log)")
         return manifest, None
     neighbours = (TrainingNeighbours(arrays[NEIGHBOURS_FILE], inputs.data.models) if NEIGHBOURS_FILE in arrays
                   else None)

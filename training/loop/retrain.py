@@ -90,6 +90,7 @@ class RetrainConfig:
     live_holdout: float = 0.3  # share of the usable logged requests held out to judge both routers on
     min_live_requests: int = 100  # fewer held-out logged requests: no live judgement
     min_complete: int = 50  # fewer eligible complete prompts: no complete judgement
+    min_new_outcomes: int = 400  # a catalog model the champion did not route joins with at least this many outcomes
     margin: float = 0.0  # promote when the improvement's lower bound is >= -margin
     resamples: int = 1000
     max_weight: float = MAX_WEIGHT
@@ -344,14 +345,32 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     audit_rows, stats = _audit_log_rows(config, models, known, live_prompts, log)
     logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
     table = combined_table(audit_rows, logs, catalog, threshold)
+    table, onboard = _onboarded(config, table, champion.models, stats, log)
     train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
 
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
-    result = _train_challenger(config, champion, paths, threshold, name, log, progress)
+    result = _train_challenger(config, champion, paths, threshold, name, log, progress, onboard)
     promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, live, stats, log)
     _write_report(paths["report"], champion, result, decision, stats)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+
+
+def _onboarded(config: RetrainConfig, table: pd.DataFrame, models: list[str], stats: dict,
+               log: Callable[[str], None]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Step 7, new models: (the table without the new models that are not ready, the ready ones). A
+    catalog model the champion does not route is ready with `min_new_outcomes` logged outcomes."""
+    counts = table.loc[~table["model"].isin(models)].groupby("model")["prompt_id"].nunique().to_dict()
+    ready = tuple(sorted(m for m, n in counts.items() if n >= config.min_new_outcomes))
+    waiting = {m: n for m, n in counts.items() if m not in ready}
+    stats["onboarded"], stats["onboarding"] = {m: counts[m] for m in ready}, waiting
+    if ready:
+        log("new models joining the router: " + ", ".join(f"{m} ({counts[m]} outcomes)" for m in ready))
+    if waiting:
+        log("new models still onboarding (fewer than "
+            f"{config.min_new_outcomes} outcomes; keep serving them with the catalog): "
+            + ", ".join(f"{m} ({n})" for m, n in waiting.items()))
+    return table[table["model"].isin([*models, *ready])], ready
 
 
 def _live_holdout(config: RetrainConfig, known: dict[str, str], log: Callable[[str], None]):
@@ -444,7 +463,7 @@ def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.
 
 
 def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], success_threshold: float,
-                      name: str | None, log: Callable[[str], None], progress: bool):
+                      name: str | None, log: Callable[[str], None], progress: bool, onboard: tuple[str, ...] = ()):
     """Step 6: the challenger, trained on the training table with the champion's settings
     (registered as `name` when there is one)."""
     from router_ml.training.fit.pipeline import TrainConfig, train
@@ -455,7 +474,7 @@ def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], s
         **({"test_outcomes": str(paths["holdout"])} if paths["holdout_prompts"] else {"test_size": 0.0}),
         out=config.out, overwrite=config.overwrite, register=name, mlflow=name is not None,
         success_threshold=success_threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
-        spark_master=config.spark_master,
+        spark_master=config.spark_master, onboard=onboard,
         **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
                                         "strategy", "folds") if k in base_config},
     )
@@ -476,9 +495,13 @@ def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dic
         decision["live_note"] = (f"no live judgement: {len(live)} held-out logged requests, fewer than "
                                  f"{config.min_live_requests}")
         log(decision["live_note"])
-    if paths["holdout_prompts"]:
+    if paths["holdout_prompts"] and set(challenger.models) <= set(champion.models):
         decision["complete"] = _complete_judgement(config, challenger, champion, paths, catalog, success_threshold,
                                                    log)
+    elif paths["holdout_prompts"]:
+        decision["complete_note"] = ("no complete judgement: the complete held-out prompts have no outcomes of the "
+                                     f"new models {sorted(set(challenger.models) - set(champion.models))}")
+        log(decision["complete_note"])
     refusal = _refusal(decision)
     decision["promoted"] = False
     if refusal is not None:
