@@ -3,6 +3,10 @@
     .venv/bin/python -m benchmarks.ope_study [--workdir build/benchmarks] [--out benchmarks/results]
                                              [--quick] [--skip-onboarding] [--report-only]
 
+(The estimators, reward models and exploration designs it chose now live in the product:
+router_ml.core.off_policy and router_ml.policy.exploration; benchmarks/live_loop.py checks them
+through the service.)
+
 In production each routed request shows only the outcome of the model it went to. This
 study simulates that loop offline on LLMRouter's nine models (5,989 prompts with every
 model's outcome, benchmarks/datasets.py), so the truth, which the estimators never see,
@@ -43,22 +47,22 @@ seeds and two designs (a smoke run).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if TYPE_CHECKING:
+    import pandas as pd
 
-from benchmarks.datasets import REPO, prepare  # noqa: E402
-from router_ml.core.files import atomic_write_text  # noqa: E402
-from router_ml.core.off_policy.estimators import (  # noqa: E402
+from benchmarks.datasets import prepare
+from benchmarks.harness import benchmark_parser, write_result_file, write_results
+from benchmarks.ope.designs import ExplorationDesign, logging_policy
+from router_ml.core.off_policy.estimators import (
     LoggedTraffic,
     aiq_batch,
     basic_interval,
@@ -71,8 +75,7 @@ from router_ml.core.off_policy.estimators import (  # noqa: E402
     ratio,
     resample_counts,
 )
-from router_ml.core.off_policy.reward_models import cross_fit, embedding_rewards, logged_score_rewards  # noqa: E402
-from router_ml.policy.exploration import ExplorationDesign, logging_policy  # noqa: E402
+from router_ml.core.off_policy.reward_models import cross_fit, embedding_rewards, logged_score_rewards
 
 CHAMPION_PROMPTS = 1000
 TRAFFIC_PROMPTS = 4000
@@ -160,6 +163,8 @@ class Pool:
 
 def load_pool(workdir: Path, log=print) -> Pool:
     """LLMRouter's train and test sides (the shared questions once), embedded with the training embedder."""
+    import pandas as pd
+
     from router_ml.core.catalog import load_catalog
     from router_ml.training.data.outcomes import read_outcomes, to_routing_data
     from router_ml.training.embed.cache import DiskCachedEmbedder
@@ -500,6 +505,7 @@ def _f(value, spec: str = ".3f") -> str:
 
 def md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     """A DataFrame as a Markdown table; `formats` maps a column to its format spec."""
+
     formats = formats or {}
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     for _, row in frame.iterrows():
@@ -511,6 +517,7 @@ def md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
 def scorecard(estimates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per group: coverage of the percentile and of the basic interval, bias and mean absolute
     error of the estimate and of the bias-corrected one, interval width (mean and p90)."""
+
     return estimates.groupby(by, sort=False).agg(
         logs=("covers", "size"), coverage=("covers", "mean"), coverage_basic=("basic_covers", "mean"),
         bias=("error", "mean"), bias_corrected=("corrected_error", "mean"), mae=("abs_error", "mean"),
@@ -520,6 +527,7 @@ def scorecard(estimates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def size_for_width(widths: pd.Series, goal: float = WIDTH_GOAL) -> float:
     """Log size at which an interval's width reaches `goal`, from widths at several sizes
     (indexed by n), fitted as width = a / sqrt(n) (least squares on log width)."""
+
     n, w = np.asarray(widths.index, dtype=float), widths.to_numpy(dtype=float)
     ok = np.isfinite(w) & (w > 0)
     if ok.sum() == 0:
@@ -530,6 +538,8 @@ def size_for_width(widths: pd.Series, goal: float = WIDTH_GOAL) -> float:
 
 def onboarding_table(runs: list[dict]) -> pd.DataFrame:
     """Mean AIQ gap to the from-the-start router (positive: worse) per model, head and logged outcomes."""
+    import pandas as pd
+
     frame = pd.DataFrame(runs)
     frame["gap"] = frame["reference"] - frame["aiq"]
     return frame.groupby(["model", "head", "logged"], sort=False).agg(
@@ -545,6 +555,8 @@ def promotion_sizes(promotions: pd.DataFrame) -> pd.DataFrame:
     difference D > 0 that happens with probability Phi(D / se(n) - z95), so
     n(p) = (s (z95 + z_p) / D)^2.
     """
+    import pandas as pd
+
     z95, z80 = 1.6449, 0.8416
     rows = []
     for (design, challenger, metric), group in promotions.groupby(["design", "challenger", "metric"], sort=False):
@@ -559,6 +571,8 @@ def promotion_sizes(promotions: pd.DataFrame) -> pd.DataFrame:
 
 def summarise(results: dict) -> dict[str, pd.DataFrame]:
     """The report's tables."""
+    import pandas as pd
+
     est = pd.DataFrame(results["estimates"])
     expl = pd.DataFrame(results["exploration"])
     promo = pd.DataFrame(results["promotions"])
@@ -625,6 +639,7 @@ CARD = {"coverage": PCT, "coverage_basic": PCT, "bias": "+.4f", "bias_corrected"
 
 def render(tables: dict, settings: dict) -> str:
     """The Markdown report."""
+
     lines = [
         "# Off-policy evaluation from a live log: estimators and exploration designs (issue #21)",
         "",
@@ -695,10 +710,8 @@ def render(tables: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "benchmarks")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+def main(argv=None) -> int:
+    parser = benchmark_parser("ope_study", __doc__)
     parser.add_argument("--quick", action="store_true", help="one split, two log seeds, two designs (a smoke run)")
     parser.add_argument("--skip-onboarding", action="store_true", help="leave out part 5 (onboarding a new model)")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from the last run's records")
@@ -712,6 +725,8 @@ def main(argv=None) -> None:
     else:
         started = time.perf_counter()
         pool = load_pool(args.workdir)
+        from threadpoolctl import threadpool_limits
+
         with threadpool_limits(1):  # small products: one BLAS thread is ~10x faster on shared cores than several
             results = run(pool, args.workdir, splits, log_seeds, SIZES, designs)
             if not args.skip_onboarding:
@@ -719,16 +734,14 @@ def main(argv=None) -> None:
         settings = {"splits": splits, "log seeds per split": log_seeds, "sizes": list(SIZES), "exploration rate": RATE,
                     "bootstrap resamples": RESAMPLES, "reward-model folds": FOLDS, "interval level": LEVEL,
                     "AIQ sweep step": SWEEP_STEP, "minutes": round((time.perf_counter() - started) / 60, 1)}
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(raw, json.dumps({"settings": settings, "results": results}, default=float))
+        write_result_file(raw.parent, raw.name, json.dumps({"settings": settings, "results": results}, default=float))
     tables = summarise(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / f"{name}.md", render(tables, settings))
     payload = {"settings": settings, "designs": [asdict(d) for d in designs], "suite": SUITE,
                "tables": {k: v.to_dict(orient="records") for k, v in tables.items()}}
-    atomic_write_text(args.out / f"{name}.json", json.dumps(payload, indent=1, default=float))
-    print(f"wrote {args.out / name}.md and .json ({settings['minutes']} min of simulation)")
+    if args.quick:
+        return write_results(args.out, "ope_study_quick", render(tables, settings), payload)
+    return write_results(args.out, "ope_study", render(tables, settings), payload)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

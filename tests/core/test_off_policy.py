@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.ope.designs import ExplorationDesign, logging_policy
 from router_ml.core.off_policy.estimators import (
     LoggedTraffic,
     aiq_batch,
@@ -22,7 +23,6 @@ from router_ml.core.off_policy.reward_models import (
     fractional_logistic,
     logged_score_rewards,
 )
-from router_ml.policy.exploration import ExplorationDesign, logging_policy
 from router_ml.training.evaluate.metrics import aiq
 
 
