@@ -19,7 +19,9 @@ where q spreads the exploration over the other models the rules allow:
 - a cost cap (`max_extra_cost`, a fraction of the chosen model's estimated cost): the
   targeted part is tilted toward cheaper models, softmax(u_j / temperature - beta c_j /
   cost_scale) with the smallest beta >= 0 that holds the exploration's expected extra cost
-  under the cap (bisection per request); the floor is never tilted, so overlap comes first.
+  under the cap (bisection per request); the floor is never tilted. Where even that mix
+  costs more than the cap allows (every other model is dearer than the choice by more than
+  the cap), the request is explored at a lower rate, so the cap always holds.
 - a shadow router (a challenger to be judged, `shadow_choice`): the targeted part goes to
   its choice where it disagrees with the router, so its estimate gets the observations it
   needs; with `focus` (a base rate) the budget also moves, requests where the shadow agrees
@@ -131,6 +133,10 @@ def distribution(settings: Exploration, proba: np.ndarray, costs: np.ndarray, ch
                                disagreement)
     else:
         q[can] = _targeted(settings, logits, others[can], scaled, costs[can], choice[can], iterations)
+        if settings.max_extra_cost is not None:
+            extra = (q * (costs - costs[rows, choice][:, None])).sum(axis=1)  # per unit of exploration rate
+            budget = settings.max_extra_cost * costs[rows, choice]
+            rate = np.where(rate * extra > budget, budget / np.where(extra > 0, extra, 1.0), rate)
     policy = rate[:, None] * q
     policy[rows, choice] += 1.0 - rate
     return policy
