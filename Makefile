@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, route
-#   make test   install what the tests need and run them all (CI: .ci/run runs `make lint test`)
+#   make test   install what the tests need and run them all, fast tier first (CI: .ci/run runs `make lint docs test`)
 # `make docs` builds the documentation site into site/ (mkdocs build --strict).
 # While working: `make test-fast` (unit tests, no real embedding model or processes) and `make lint`.
 PYTHON ?= python3
@@ -34,8 +34,11 @@ demo: $(STAMP)
 	$(BIN)/router-ml replay --router models/demo --outcomes data/demo/holdout.csv --policy data/policy.example.yaml \
 		--policy learned-cascade
 
+# Fast tier first (unit tests, stop at the first failure), then the slow tier (real model,
+# processes, data sets). Either tier collecting no test exits 5, which fails here too.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" -x
+	$(BIN)/python -m pytest -m slow
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

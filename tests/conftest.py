@@ -24,13 +24,21 @@ TESTS = Path(__file__).resolve().parent
 LAYERS = ("core", "policy", "serve", "training", "e2e")
 
 
+ORDER = ("architecture", *LAYERS)  # cheapest and most basic first: a broken core fails in seconds
+
+
+def _layer(item) -> str:
+    parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in LAYERS else "architecture"
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
-        layer = parts[0] if len(parts) > 1 and parts[0] in LAYERS else "architecture"
+        layer = _layer(item)
         item.add_marker(getattr(pytest.mark, layer))
         if layer == "e2e":
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: ORDER.index(_layer(item)))  # stable: file order kept within a layer
 
 
 @pytest.fixture(scope="session")

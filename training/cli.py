@@ -334,6 +334,10 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
               help="Share of eligible complete prompts (every model's outcome, not trained on) held out too.")
 @click.option("--min-holdout", default=200, show_default=True, type=int,
               help="Complete prompts held out at least, where there are that many.")
+@click.option("--min-complete", default=50, show_default=True, type=click.IntRange(1),
+              help="Fewer eligible complete prompts than this: no complete judgement (the live log judges alone).")
+@click.option("--min-live-requests", default=100, show_default=True, type=click.IntRange(1),
+              help="Fewer held-out logged requests than this: no live judgement.")
 @click.option("--resamples", default=1000, show_default=True, type=int, help="Paired bootstrap resamples.")
 @click.option("--max-weight", default=5.0, show_default=True, type=float, help="Cap on inverse-propensity weights.")
 @click.option("--since", type=float, help="Only decisions logged at or after this unix time.")
@@ -343,7 +347,7 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--overwrite", is_flag=True, help="Replace --out if it is a router (its manifest and the files it lists, nothing else).")
 @click.option("--spark-master", metavar="MASTER", help="Train the challenger on Spark (see train --spark-master).")
 def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out, catalog, register, alias, metric, margin,
-            live_holdout, holdout_size, min_holdout, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite,
+            live_holdout, holdout_size, min_holdout, min_complete, min_live_requests, resamples, max_weight, since, seed, cache_dir, no_promote, overwrite,
             spark_master):
     """Train a challenger on everything the base learned plus the logs; promote it only if it is at least as good.
 
@@ -359,7 +363,8 @@ def retrain(audit_path, outcome_paths, base, base_outcomes, audit_key_file, out,
                            audit_key_file=str(audit_key_file) if audit_key_file else None,
                            catalog=str(catalog) if catalog else None, register=register, alias=alias, metric=metric,
                            margin=margin, live_holdout=live_holdout, holdout_size=holdout_size,
-                           min_holdout=min_holdout, resamples=resamples,
+                           min_holdout=min_holdout, min_complete=min_complete,
+                           min_live_requests=min_live_requests, resamples=resamples,
                            max_weight=max_weight, since=since, seed=seed,
                            cache_dir=str(cache_dir) if cache_dir else None, promote=not no_promote, overwrite=overwrite,
                            spark_master=spark_master)

@@ -50,7 +50,7 @@ def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     assert "test" in manifest["metrics"] and "validation" in manifest["metrics"]
     assert manifest["libraries"]["scikit-learn"]
     # no embedder files (hashing); the demo log has answers, so a verifier
-    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE, "neighbours.npz", "verifier.npz"}
+    assert set(manifest["files"]) == {HEAD_FILE, HEAD_ARRAYS_FILE, "neighbours.npz", "verifier.npz", "trained_on.npz"}
 
 
 @pytest.mark.parametrize("name", [HEAD_FILE, HEAD_ARRAYS_FILE])
