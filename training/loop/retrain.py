@@ -36,7 +36,16 @@
    training and says what to pass (exit status 1).
 6. **The challenger** trains on everything else: the champion's training data, its
    unseen side and the new logs outside the holdout, with the champion's settings
-   (embedder, backend, truncation, strategy, prices).
+   (embedder, backend, truncation, strategy, prices). **Its learned verifier** (what
+   `cascade: learned` and `check: {verifier: ...}` read) is refitted from the answers in
+   that table: the champion's logged answers (its training log's `response` column) and
+   the offline logs'. The audit log keeps no answers (the gateway records each step's
+   outcome and check, not the text), so served traffic adds outcomes but no answers.
+   When the table has no answers at all (e.g. `--base-outcomes` without a `response`
+   column) and the champion has a verifier, the champion's is carried over unchanged,
+   with a note in its manifest (`verifier.carried_from`): a policy that reads it keeps
+   working after a promotion. Which of the two happened is logged and reported
+   (`data.verifier`).
 7. **The decision.** Both routers route the holdout; a paired bootstrap over its prompts
    (router_ml.training.evaluate.comparison) gives the one-sided 95 % lower bound of the challenger's
    improvement on `--metric` (AIQ by default). It is registered, and promoted only when
@@ -64,7 +73,7 @@ from router_ml.errors import ConfigError, MissingTrainingDataError, PromotionRef
 from router_ml.training.evaluate.comparison import MIN_PROMPTS
 
 CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "input_tokens", "output_tokens", "task",
-            "weight", "source"]
+            "weight", "response", "source"]
 MAX_WEIGHT = 5.0
 
 
@@ -327,9 +336,10 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     table = combined_table(audit_rows, logs, catalog, threshold)
     train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
 
+    stats["verifier"], carried = _verifier_source(champion, train_table, [trained, unseen, *offline], log)
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
-    result = _train_challenger(config, champion, paths, threshold, name, log, progress)
+    result = _train_challenger(config, champion, paths, threshold, name, log, progress, carried)
     promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, stats, log)
     _write_report(paths["report"], champion, result, decision, stats)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
@@ -393,6 +403,51 @@ def _split_for_judging(table: pd.DataFrame, trained: pd.DataFrame, models: list[
     return train_table, holdout
 
 
+def _answered(frame: pd.DataFrame) -> pd.Series:
+    if "response" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["response"].map(lambda r: isinstance(r, str) and r != "")
+
+
+def _verifier_source(champion, train_table: pd.DataFrame, logs: list[pd.DataFrame],
+                     log: Callable[[str], None]) -> tuple[dict, tuple[dict, dict] | None]:
+    """Step 6, the verifier: refitted from the answers in the challenger's table, or the champion's
+    carried over when there are none; (what is reported, the verifier to carry or None). Logged."""
+    from router_ml.policy.verifier import VERIFIER_FILE
+
+    answers = int(_answered(train_table).sum())
+    origins = sorted({str(frame["source"].iloc[0]).split(":")[0] for frame in logs
+                      if len(frame) and "source" in frame.columns and _answered(frame).any()})
+    spec = champion.manifest.get("verifier")
+    if champion.manifest.get("config", {}).get("verifier", True) is False:
+        info = {"how": "none", "answers": answers, "note": "the champion was trained without one (--no-verifier)"}
+    elif answers:
+        info = {"how": "refitted" if spec else "fitted", "answers": answers, "from": origins,
+                "note": "from the logged answers in the training table; the audit log keeps no answers"}
+        log(f"verifier: {info['how']} from {answers} logged answers ({', '.join(origins)}); the audit log keeps no "
+            "answers, so served traffic adds outcomes only")
+    elif spec:
+        unknown = sorted({e["model"] for e in spec.get("entries", [])} - set(train_table["model"]))
+        if unknown:
+            info = {"how": "dropped", "answers": 0,
+                    "note": f"no answers to refit it from, and the champion's names models the challenger does not "
+                            f"route ({unknown}): a policy that reads the verifier will refuse the challenger"}
+            log(f"verifier: {info['note']}")
+            return info, None
+        path = Path(champion.path) / VERIFIER_FILE
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        info = {"how": "carried over", "answers": 0, "from": champion.version,
+                "note": "no answers in the training table to refit it from; the champion's verifier and cascade "
+                        "plans are kept unchanged (made for its estimates): pass the log it was trained on with its "
+                        "response column, or an offline log with answers (--outcomes), to refit it"}
+        log(f"verifier: carried over from {champion.version}: {info['note']}")
+        return info, ({**spec, "carried_from": champion.version}, arrays)
+    else:
+        info = {"how": "none", "answers": 0, "note": "neither the champion nor the logs have answers"}
+    return info, None
+
+
 def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.DataFrame,
                   catalog: Catalog) -> dict[str, Path]:
     """The training table, the holdout and the prices, written to the work folder; the paths
@@ -408,9 +463,11 @@ def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.
 
 
 def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], success_threshold: float,
-                      name: str | None, log: Callable[[str], None], progress: bool):
+                      name: str | None, log: Callable[[str], None], progress: bool,
+                      carried_verifier: tuple[dict, dict] | None = None):
     """Step 6: the challenger, trained on the training table with the champion's settings
-    (registered as `name` when there is one)."""
+    (registered as `name` when there is one); `carried_verifier` is kept when the table has
+    no answers (`_verifier_source`)."""
     from router_ml.training.fit.pipeline import TrainConfig, train
 
     base_config = champion.manifest.get("config", {})
@@ -420,9 +477,9 @@ def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], s
         success_threshold=success_threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
         spark_master=config.spark_master,
         **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
-                                        "strategy", "folds") if k in base_config},
+                                        "strategy", "folds", "verifier", "static_max_tokens") if k in base_config},
     )
-    return train(train_config, log=log, progress=progress)
+    return train(train_config, log=log, progress=progress, carried_verifier=carried_verifier)
 
 
 def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dict[str, Path], catalog: Catalog,
@@ -480,4 +537,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     from router_ml.core.files import atomic_write_text
 
     columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "weight"]
+    if _answered(frame).any():  # the answers the challenger's verifier is fitted and judged on
+        columns.append("response")
     atomic_write_text(path, frame[columns].to_csv(index=False))
