@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, route
+#   make demo   create .venv, install, train on the synthetic demo data, evaluate, log to MLflow, set @champion, route
 #   make test   install what the tests need and run them all, fast tier first (CI: .ci/run runs `make lint docs test`)
 # `make docs` builds the documentation site into site/ (mkdocs build --strict).
 # While working: `make test-fast` (unit tests, no real embedding model or processes) and `make lint`.
@@ -29,6 +29,7 @@ demo: $(STAMP)
 		--out models/demo --overwrite --register router-ml-demo --report reports/demo
 	$(BIN)/router-ml evaluate --router models:/router-ml-demo/latest --outcomes data/demo/holdout.csv \
 		--catalog data/demo/catalog.yaml --report reports/demo-holdout
+	$(BIN)/router-ml promote router-ml-demo latest --alias champion --outcomes data/demo/holdout.csv
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table
 	$(BIN)/router-ml route --router models/demo --input data/demo/examples.jsonl --format table --quality-target 0.5
 	$(BIN)/router-ml replay --router models/demo --outcomes data/demo/holdout.csv --policy data/policy.example.yaml \
@@ -50,4 +51,5 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean-demo:
-	rm -rf models/demo reports data/demo/outcomes.csv data/demo/holdout.csv data/demo/catalog.yaml
+	rm -rf models/demo reports data/demo/outcomes.csv data/demo/holdout.csv data/demo/catalog.yaml \
+		data/demo/catalog-local.yaml

@@ -448,7 +448,9 @@ def replay(router_path, outcomes, policies, catalog, false_pass, false_fail, see
 
 
 @click.command("demo-data")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory for outcomes.csv and catalog.yaml.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Directory for outcomes.csv, holdout.csv, catalog.yaml and catalog-local.yaml (the models' "
+                   "endpoints on `router-ml demo-upstream`).")
 @click.option("--prompts", default=2400, show_default=True, type=int)
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo_data(out, prompts, seed):
@@ -488,3 +490,36 @@ def monitor(audit_path, router_path, since, bucket, png, json_out):
     click.echo(format_monitor(report))
     if json_out:
         write_json(json_out, report)
+
+
+@click.command("demo-upstream")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=9000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (data/demo/catalog-local.yaml names 9000).")
+@click.option("--seed", default=7, show_default=True, type=int, help="Draws of success per (prompt, model).")
+def demo_upstream(host, port, seed):
+    """Serve the five SYNTHETIC demo models as an OpenAI-compatible provider on localhost, so the gateway
+    runs with no account or key: `router-ml serve ... --catalog data/demo/catalog-local.yaml`. Answers come
+    from the demo log's templates (right or wrong as the demo's models would be); Ctrl-C stops it."""
+    import signal
+
+    from router_ml.training.data.demo_upstream import DemoUpstream
+
+    try:
+        upstream = DemoUpstream(host, port, seed)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port (and point the "
+             "catalog's base_url at it)")
+    echo_err(f"demo upstream: nano, coder, mini, pro and legacy-xl (synthetic answers) on {upstream.url}; "
+             "Ctrl-C to stop")
+    signal.signal(signal.SIGTERM, _stop)  # a stop from a process manager: as Ctrl-C, exit 0
+    try:
+        upstream.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        upstream.server.server_close()
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt

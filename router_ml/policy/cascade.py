@@ -174,11 +174,13 @@ def make_judge(plan: Plan, cascade: Cascade | None, prompt: str, verifier=None, 
             score = verifier.score(result.model, prompt, result.text, estimate, tuple(earlier))
             if score is None:
                 return Verdict(True, detail=f"no verifier for {result.model}")
-            following = plan.steps[step + 1]
-            margin = score - estimates.get(following, 0.0)
+            # Against the model the cascade escalates to (its last step), for every step: what the
+            # thresholds were planned on (training/fit/verifier.py), a second cheap step included.
+            target = plan.steps[-1]
+            margin = score - estimates.get(target, 0.0)
             passed = margin >= plan.thresholds[step]
             return Verdict(passed, score, None if passed else "verifier",
-                           f"verifier {score:.3f} - estimate of {following} {estimates.get(following, 0.0):.3f} = "
+                           f"verifier {score:.3f} - estimate of {target} {estimates.get(target, 0.0):.3f} = "
                            f"{margin:+.3f} {'>=' if passed else '<'} {plan.thresholds[step]:+.3f}")
 
         return learned

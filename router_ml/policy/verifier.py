@@ -17,10 +17,11 @@ the second one (`after` the first): its set plus whether the two final answers a
 **Escalation rule.** A cascade step's answer is kept unless its verifier score falls
 short of what escalating would bring: escalate when
 
-    verifier(answer) - estimate(next model) < threshold
+    verifier(answer) - estimate(the model escalated to) < threshold
 
-so a doubtful answer is escalated only when the next model is likely to do better (on
-GSM8K, prompts both models fail are not paid for twice). The planned cascades (`plans`)
+(the model escalated to is the cascade's last step, for the second cheap step's answer as
+for the first's), so a doubtful answer is escalated only when the strong model is likely
+to do better (on GSM8K, prompts both models fail are not paid for twice). The planned cascades (`plans`)
 give, per quality target, the first model, an optional second cheap model checked by
 agreement, where to escalate (`router`: the router's choice at that target; `best`: the
 model it rates most likely to succeed) and the thresholds; each was fitted on the

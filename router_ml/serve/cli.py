@@ -14,6 +14,23 @@ import click
 from router_ml.core.cli import echo_err, fail
 from router_ml.serve.listen import bind_sockets, url
 
+LEARNED_POLICY = "learned-cascade"  # router_ml.policy.file.LEARNED_NAME, without importing the policy layer for --help
+
+
+class PolicySource(click.ParamType):
+    """A policy file that exists, or the built-in name `learned-cascade` (as `replay --policy` takes)."""
+
+    name = "FILE|learned-cascade"
+
+    def convert(self, value, param, ctx):
+        path = Path(value)
+        if path.is_file() or (str(value) == LEARNED_POLICY and not path.exists()):
+            return path
+        if path.exists():
+            self.fail(f"{value!r} is a directory, not a policy file", param, ctx)
+        self.fail(f"file {value!r} does not exist: give a policy file (YAML) or {LEARNED_POLICY} (the router's own "
+                  "learned cascades)", param, ctx)
+
 
 @click.command()
 @click.option("--router", "router_path", required=True, help="Router directory or models:/NAME@ALIAS URI to serve.")
@@ -62,8 +79,9 @@ from router_ml.serve.listen import bind_sockets, url
                    "embedding (0 = off).")
 @click.option("--embedding-cache", default=4096, show_default=True, type=click.IntRange(min=0),
               help="Prompt embeddings kept in memory for repeated prompts (0 = off).")
-@click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Policy file (YAML): rules and cascade for every request; fallbacks for the gateway's model calls.")
+@click.option("--policy", "policy_path", type=PolicySource(),
+              help="Policy file (YAML): rules and cascade for every request; fallbacks for the gateway's model calls. "
+                   "Or learned-cascade: the router's own learned cascades (it needs a verifier).")
 @click.option("--catalog", "catalog_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The serving catalog: with each model's base_url (and api_key_env) it turns on POST "
                    "/v1/chat/completions and lists its aliases in GET /v1/models; models in it the router was not "

@@ -41,7 +41,9 @@ class Metrics:
         self.escalations = Counter("router_escalations", "Cascade steps whose answer failed a check and were "
                                    "escalated, by the check (verifier, json, ...)", ["reason"], registry=r)
         self.outcomes = Counter("router_outcomes", "Outcome reports by result", ["status"], registry=r)
-        self.reloads = Counter("router_reloads", "Router reloads by result", ["result"], registry=r)
+        self.reloads = Counter("router_reloads", "Router reloads by result: ok, failed (could not load), refused (loaded "
+                               "but unfit for this service's policy, fallback or gateway), registry_unreachable",
+                               ["result"], registry=r)
         self.limited = Counter("router_limited", "Requests refused by a limit, by reason", ["reason"], registry=r)
         self.auth_failures = Counter("router_auth_failures", "Requests refused for a missing, unknown or "
                                      "insufficient token", ["reason"], registry=r)
@@ -63,6 +65,9 @@ class Metrics:
                                         registry=r, **latest)
         self.novelty_requests = Gauge("router_novelty_requests", "Requests behind router_novelty_high_share",
                                       registry=r, **latest)
+        self.reload_refused = Gauge("router_reload_refused", "1 while an older router serves because the newest one "
+                                    "was refused at reload (/readyz says which and why), else 0", registry=r,
+                                    multiprocess_mode="livemax")
         self._info = Gauge("router_info", "The router being served (value 1)", ["router_version", "source"],
                            registry=r, multiprocess_mode="liveall")
         self._info_labels: tuple | None = None

@@ -21,11 +21,18 @@ would never learn that a cheaper model became good enough.
 
 Hot reload swaps the router reference only after the new router is fully loaded;
 requests in flight finish on the router they started with. If the registry is
-unreachable the current router keeps serving and the failure is counted.
+unreachable the current router keeps serving and the failure is counted. A new router
+that cannot serve this service's policy, fallback model or gateway is refused: the
+current one keeps serving, the refusal is logged once and counted
+(`router_reloads_total{result="refused"}`, `router_reload_refused` 1), and /readyz stays
+ready but says which version was refused and why (`reload_refused`), until a reload
+succeeds. The registry watcher does not try a refused version again; it tries the next
+version the alias moves to.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -116,6 +123,7 @@ class RoutingService:
         self._warm = threading.Event()
         self._warming = False  # until warm_up() is asked for, readiness does not wait for it
         self._registry_version = None
+        self._refused: dict | None = None  # the newest version refused at reload, while an older one serves
         self.fallback_model = fallback_model or self._router.models[-1]  # the dearest model, by default
         if self.fallback_model not in self._router.models:
             raise ConfigError(f"fallback_model {self.fallback_model!r} is not one of the router's models "
@@ -362,7 +370,10 @@ class RoutingService:
         warm = not self._warming or self._warm.is_set()
         ok = warm and (audit is None or audit["healthy"])
         source = self.source if self.source.startswith(("models:/", "runs:/")) else "local directory"
-        return ok, {"router_version": self._router.version, "source": source, "warm": warm, "audit": audit}
+        detail = {"router_version": self._router.version, "source": source, "warm": warm, "audit": audit}
+        if self._refused is not None:  # ready, but on an older router than the source offers: say which and why
+            detail["reload_refused"] = dict(self._refused)
+        return ok, detail
 
     def reload(self, source: str | None = None) -> str:
         """Load `source` (default: the serving source again) and swap it in; the old one keeps
@@ -387,20 +398,29 @@ class RoutingService:
             for check in self.reload_checks:
                 problems += check(fresh)
             if problems:
-                self.metrics.reloads.labels("failed").inc()
-                log.warning("reload refused, still serving %s: not serving %s: %s", self._router.version,
-                            fresh.version, "; ".join(problems))
-                raise ReloadRefusedError(f"not serving {fresh.version}: " + "; ".join(problems))
+                self._refuse(fresh.version, problems)
             _warm(fresh)
             self.serving.use(fresh)  # before the swap: a request planned on the new router finds its onboarding
             previous = self._router.version
             self._router = fresh
             if source:
                 self.source = source
+            self._refused = None
+            self.metrics.reload_refused.set(0)
             self.metrics.reloads.labels("ok").inc()
             self.metrics.serving(fresh.version, self.source)
             log.info("reloaded: now serving router %s (was %s) from %s", fresh.version, previous, self.source)
             return fresh.version
+
+    def _refuse(self, version: str, problems: list[str]) -> None:
+        """Keep serving the current router: count, log (once) and remember why `version` was refused; raise."""
+        reason = "; ".join(problems)
+        self.metrics.reloads.labels("refused").inc()
+        self.metrics.reload_refused.set(1)
+        log.warning("reload refused, still serving %s: not serving %s: %s", self._router.version, version, reason)
+        self._refused = {"version": version, "serving": self._router.version, "reason": reason,
+                         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        raise ReloadRefusedError(f"not serving {version}: {reason}")
 
     def registry_version(self) -> str | None:
         """The registry version the serving source points at now (None for a directory)."""
@@ -421,17 +441,32 @@ class RoutingService:
 
         def loop() -> None:
             while not self._stop.wait(interval):
-                try:
-                    current = self.registry_version()
-                    if current != self._registry_version:
-                        self.reload()
-                        self._registry_version = current
-                except Exception as exc:  # noqa: BLE001 - keep serving the current router
-                    self.metrics.reloads.labels("registry_unreachable").inc()
-                    log.warning("registry check failed, still serving %s: %s", self._router.version, exc)
+                self.check_registry()
 
         self._watcher = threading.Thread(target=loop, name="router-ml-registry-watch", daemon=True)
         self._watcher.start()
+
+    def check_registry(self) -> None:
+        """One check of the registry watcher: reload when the alias points at another version. A refused
+        version is not tried again (reload logged and counted it once); a version that failed to load is
+        tried again at the next check; an unreachable registry is counted and logged."""
+        try:
+            current = self.registry_version()
+        except Exception as exc:  # noqa: BLE001 - keep serving the current router
+            self.metrics.reloads.labels("registry_unreachable").inc()
+            log.warning("registry check failed, still serving %s: %s", self._router.version, exc)
+            return
+        if current == self._registry_version:
+            return
+        try:
+            self.reload()
+        except ReloadRefusedError:
+            self._registry_version = current  # refused for good; the next version the alias moves to is tried
+        except Exception as exc:  # noqa: BLE001 - keep serving the current router; counted by reload
+            log.warning("reload of registry version %s failed, still serving %s: %s: %s", current,
+                        self._router.version, type(exc).__name__, exc)
+        else:
+            self._registry_version = current
 
     def close(self) -> None:
         self._stop.set()

@@ -24,6 +24,8 @@ def run(capsys, *args):
         (["import", "routellm", "missing"], "does not exist"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["train", "--outcomes", "o.csv", "--out", "x", "--map", "broken"], "--map: expected KEY=VALUE"),
+        (["serve", "--router", "r", "--policy", "missing.yaml"],
+         "'missing.yaml' does not exist: give a policy file (YAML) or learned-cascade"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, fragment):

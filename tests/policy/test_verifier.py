@@ -197,3 +197,33 @@ def test_the_service_refuses_a_learned_cascade_on_a_router_without_a_verifier(tm
                       embedder_kind="hashing", folds=3, mlflow=False, test_size=0.0), log=lambda _: None, progress=False)
     with pytest.raises(PolicyError, match="has none"):
         build_service(ServiceSettings(router=str(out), policy="learned-cascade", audit=None))
+
+
+def test_a_second_cheap_step_is_judged_against_the_model_escalated_to_as_planned():
+    """The planner (training/fit/verifier.py) sets both thresholds on verifier - estimate of the cascade's
+    last step; the judge must use the same estimate for the first step's answer, not the second step's
+    (a weak second model's low estimate would keep wrong first answers that planning escalated)."""
+    decision = Decision(model="pro", confidence=0.9, scores={"nano": 0.5, "coder": 0.2, "pro": 0.9}, reason="r",
+                        router_version="v", quality_target=0.8, estimated_cost=0.1,
+                        costs={"nano": 0.001, "coder": 0.002, "pro": 0.1})
+    plan = Plan(["nano", "coder", "pro"], RuleResult(), decision, 0.8, thresholds=(-0.2, -0.2))
+
+    class Scores:
+        def score(self, model, prompt, text, estimate, earlier):
+            return {"doubtful": 0.4, "good": 0.95}[text]
+
+    class Answer:
+        def __init__(self, model, text):
+            self.model, self.text, self.cost, self.attempts = model, text, 0.001, []
+
+    called = []
+
+    def call(model):
+        called.append(model)
+        return Answer(model, "doubtful" if model == "nano" else "good")
+
+    _, steps, _ = run_cascade(plan, LEARNED, call, make_judge(plan, LEARNED, "q", Scores()))
+    # 0.4 - 0.9 (pro) = -0.5 < -0.2: escalated (against coder's 0.2 it would have been kept: +0.2)
+    assert called == ["nano", "coder"]
+    assert "estimate of pro 0.900" in steps[0].detail and "-0.500 < -0.200" in steps[0].detail
+    assert "estimate of pro" in steps[1].detail  # 0.95 - 0.9 >= -0.2: coder's answer kept

@@ -357,3 +357,103 @@ def test_no_http_body_names_a_server_path(service, trained_router_dir, tmp_path,
         for path in (str(tmp_path), str(trained_router_dir)):
             assert path not in body, f"{what}: {body}"
     assert str(service.audit.path) in caplog.text and "moved-away" in caplog.text  # the detail, server-side
+
+
+def test_a_refused_reload_is_logged_once_counted_and_shown_by_readyz(answered_router_dir, caplog):
+    """A service on `cascade: learned` whose registry alias moves to a router without a verifier keeps
+    serving, says so once in the log, counts it, and /readyz stays ready but names the refused version
+    and why; the next version the alias moves to (a fit one) is served and clears it."""
+    import logging
+
+    from router_ml.policy.file import load_policy
+    from router_ml.policy.verifier import attach_verifier
+
+    champion = load_router(answered_router_dir)
+    unfit = load_router(answered_router_dir)
+    unfit.version = "answered-2-no-verifier"
+    attach_verifier(unfit, None)
+    fit = load_router(answered_router_dir)
+    fit.version = "answered-3"
+    registry = {"version": "1", "router": unfit}
+    svc = RoutingService("models:/demo-router@champion", router=champion, loader=lambda source: registry["router"],
+                         policy=load_policy("learned-cascade", champion.models))
+    svc.registry_version = lambda: registry["version"]
+    svc._registry_version = "1"
+    try:
+        registry["version"] = "2"
+        with caplog.at_level(logging.INFO, logger="router_ml.serve"):
+            for _ in range(3):  # three watcher intervals
+                svc.check_registry()
+        logged = [r.getMessage() for r in caplog.records if r.name == "router_ml.serve"]
+        assert len(logged) == 1 and "reload refused" in logged[0] and "answered-2-no-verifier" in logged[0], logged
+        assert svc.router is champion
+        with TestClient(create_app(svc)) as client:
+            ready = client.get("/readyz")
+            metrics = client.get("/metrics").text
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        refused = ready.json()["reload_refused"]
+        assert refused["version"] == "answered-2-no-verifier" and refused["serving"] == "answered-1"
+        assert "verifier" in refused["reason"] and refused["at"]
+        assert 'router_reloads_total{result="refused"} 1.0' in metrics
+        assert "router_reload_refused 1.0" in metrics and 'result="registry_unreachable"' not in metrics
+
+        registry.update(version="3", router=fit)
+        svc.check_registry()
+        assert svc.router is fit
+        with TestClient(create_app(svc)) as client:
+            ready = client.get("/readyz").json()
+            metrics = client.get("/metrics").text
+        assert "reload_refused" not in ready and ready["router_version"] == "answered-3"
+        assert "router_reload_refused 0.0" in metrics and 'router_reloads_total{result="ok"} 1.0' in metrics
+    finally:
+        svc.close()
+
+
+def test_the_registry_watcher_retries_a_version_that_failed_to_load(trained_router_dir):
+    """Loading can fail for a passing reason (a download): unlike a refusal, the next check tries again."""
+    router = load_router(trained_router_dir)
+    calls = []
+
+    def flaky(source):
+        calls.append(source)
+        if len(calls) == 1:
+            raise ConnectionError("artifact store unreachable")
+        return router
+
+    svc = RoutingService("models:/demo-router@champion", router=load_router(trained_router_dir), loader=flaky)
+    svc.registry_version = lambda: "2"
+    svc._registry_version = "1"
+    try:
+        svc.check_registry()
+        assert len(calls) == 1 and svc.router is not router
+        svc.check_registry()
+        assert len(calls) == 2 and svc.router is router
+        svc.check_registry()
+        assert len(calls) == 2  # served: nothing more to do until the alias moves
+        metrics = svc.metrics.render().decode()
+        assert 'router_reloads_total{result="failed"} 1.0' in metrics and 'result="ok"} 1.0' in metrics
+    finally:
+        svc.close()
+
+
+def test_serve_takes_the_built_in_learned_cascade_policy_as_replay_does(answered_router_dir, tmp_path):
+    """`serve --policy learned-cascade` (docs/serving.md) was refused as a file that does not exist."""
+    import click
+
+    from router_ml.policy.file import LEARNED_NAME
+    from router_ml.serve.assembly import ServiceSettings, build_service
+    from router_ml.serve.cli import LEARNED_POLICY, PolicySource
+
+    assert LEARNED_POLICY == LEARNED_NAME
+    value = PolicySource().convert("learned-cascade", None, None)
+    built = build_service(ServiceSettings(router=str(answered_router_dir), audit=None, policy=value))
+    try:
+        assert built.service.policy.cascade.learned
+        [served] = built.service.route(["What is 17 * 23?"])
+        assert served.model in built.service.router.models
+    finally:
+        built.close()
+    with pytest.raises(click.BadParameter, match="does not exist: give a policy file .* or learned-cascade"):
+        PolicySource().convert(str(tmp_path / "nope.yaml"), None, None)
+    with pytest.raises(click.BadParameter, match="a directory"):
+        PolicySource().convert(str(tmp_path), None, None)

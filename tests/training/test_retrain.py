@@ -225,3 +225,67 @@ def test_a_small_misleading_log_cannot_replace_a_good_champion(tmp_path, monkeyp
     assert decision["complete"]["prompts"] == data["holdout_prompts"] and decision["complete"]["worse_with_confidence"]
     assert code == 1 and decision["promoted"] is False and "worse than the champion" in decision["refused"]
     assert load_router("models:/shop@champion").version == "shop-v1"  # the champion kept
+
+
+@pytest.mark.slow
+def test_retraining_keeps_the_champions_verifier_refitted_from_answers_or_carried_over(tmp_path):
+    """Found by a new user: `retrain` dropped the learned verifier (the challenger's training table had
+    no response column), so a service on `cascade: learned` refused every reload. Now the verifier is
+    refitted from the champion's and the offline logs' answers, or, where no answers are left, the
+    champion's is carried over; retrain says which."""
+    from router_ml.policy.file import load_policy
+    from router_ml.policy.verifier import verifier_of
+    from router_ml.serve.service import RoutingService
+    from router_ml.training.data.demo import write_demo
+    from router_ml.training.fit.pipeline import TrainConfig, train
+    from router_ml.training.loop.retrain import retrain
+
+    files = write_demo(tmp_path / "demo", n_prompts=800, seed=13)
+    cache = str(tmp_path / "cache")
+    train(TrainConfig(outcomes=str(files["outcomes"]), out=str(tmp_path / "champion"), catalog=str(files["catalog"]),
+                      embedder_kind="hashing", folds=3, baselines=(), mlflow=False, cache_dir=cache,
+                      router_version="champion-1"), log=lambda _: None, progress=False)
+    champion = load_router(tmp_path / "champion")
+    assert verifier_of(champion) is not None
+    holdout = pd.read_csv(files["holdout"])
+    audit = audit_with(tmp_path / "audit.sqlite", "text", [
+        (p, "nano", False, 1.0, {"nano": (1.0, 0.0001)}) for p in holdout["prompt"].unique()[:30]])
+    messages = []
+
+    refit = retrain(RetrainConfig(audit=str(audit), base=str(tmp_path / "champion"), out=str(tmp_path / "refit"),
+                                  outcomes=[str(files["holdout"])], cache_dir=cache, resamples=100),
+                    log=messages.append)
+    info = refit.stats["verifier"]
+    assert info["how"] == "refitted" and info["answers"] > 1000 and info["from"] == ["champion", "offline"]
+    assert any("verifier: refitted from" in m and "audit log keeps no answers" in m for m in messages)
+    challenger = load_router(refit.challenger)
+    assert verifier_of(challenger) is not None and "carried_from" not in challenger.manifest["verifier"]
+    table = pd.read_csv(tmp_path / "refit.retrain" / "train-outcomes.csv")
+    assert "response" in table.columns and table["response"].notna().mean() > 0.9  # the audit rows have none
+    report = json.loads((tmp_path / "refit.retrain" / "retrain-report.json").read_text())
+    assert report["data"]["verifier"]["how"] == "refitted"
+
+    # No answers left anywhere: the champion's log given without its response column, an offline log too.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    pd.read_csv(files["outcomes"]).drop(columns="response").to_csv(bare / "outcomes.csv", index=False)
+    holdout.drop(columns="response").to_csv(bare / "holdout.csv", index=False)
+    messages.clear()
+    carried = retrain(RetrainConfig(audit=str(audit), base=str(tmp_path / "champion"), out=str(tmp_path / "carried"),
+                                    base_outcomes=str(bare / "outcomes.csv"), outcomes=[str(bare / "holdout.csv")],
+                                    cache_dir=cache, resamples=100), log=messages.append)
+    assert carried.stats["verifier"]["how"] == "carried over" and carried.stats["verifier"]["from"] == "champion-1"
+    assert any("verifier: carried over from champion-1" in m for m in messages)
+    challenger = load_router(carried.challenger)
+    assert challenger.manifest["verifier"]["carried_from"] == "champion-1"
+    assert verifier_of(challenger).plans == verifier_of(champion).plans
+
+    # A service on the learned cascade takes either challenger at reload.
+    policy = load_policy("learned-cascade", champion.models)
+    service = RoutingService(str(tmp_path / "champion"), router=champion, policy=policy)
+    try:
+        for out in (refit.challenger, carried.challenger):
+            service.reload(str(out))
+            assert service.router.version == load_router(out).version and "reload_refused" not in service.ready()[1]
+    finally:
+        service.close()

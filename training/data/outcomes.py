@@ -271,15 +271,22 @@ def _resolve_duplicates(out: pd.DataFrame, source: str, duplicates: str, success
     return _average_duplicates(out, success_threshold)
 
 
+def _last_answer(responses: pd.Series) -> str:
+    """The last logged answer of repeated attempts ("" when none was logged): a repeat without
+    an answer (a retry, a served request) does not erase one that was logged."""
+    answered = [r for r in responses if r]
+    return answered[-1] if answered else ""
+
+
 def _average_duplicates(out: pd.DataFrame, success_threshold: float) -> pd.DataFrame:
     """Merge repeated (prompt, model) attempts: mean score and cost, success by the mean score,
-    and the smallest of their weights (an outcome also seen in an unbiased log needs no
-    inverse-propensity weight)."""
+    the smallest of their weights (an outcome also seen in an unbiased log needs no
+    inverse-propensity weight) and the last answer logged."""
     grouped = out.groupby(["prompt_id", "model"], sort=False)
     merged = grouped.agg(
         row=("row", "min"), prompt=("prompt", "first"), score=("score", "mean"), cost=("cost", "mean"),
         input_tokens=("input_tokens", "mean"), output_tokens=("output_tokens", "mean"), task=("task", "first"),
-        success_rate=("success", "mean"), weight=("weight", "min"), response=("response", "last"),
+        success_rate=("success", "mean"), weight=("weight", "min"), response=("response", _last_answer),
     ).reset_index()
     merged["success"] = merged["success_rate"] >= 0.5
     return merged.drop(columns="success_rate").sort_values("row").reset_index(drop=True)

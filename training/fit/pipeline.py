@@ -185,12 +185,15 @@ class TrainingInputs:
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
-          embedder=None) -> TrainResult:
+          embedder=None, carried_verifier: tuple[dict, dict] | None = None) -> TrainResult:
     """Run the whole pipeline; returns where the artifact went and what was measured.
 
     `embedder` (an object with the Embedder contract) replaces the one `config` describes,
     for experiments with embedders outside the registry; such a router is written and
     evaluated like any other, but `load_router` can rebuild only registered kinds.
+    `carried_verifier` (a manifest section and its arrays, from another router of the same
+    models and embedder) is kept when this log has no answers to fit one from (retraining
+    carries the champion's that way, training/loop/retrain.py).
     """
     out = Path(config.out)
     check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
@@ -203,6 +206,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     selection, head = choose_head(config, X, core.train, log)
     verifier = fit_cascades(config, core.train, selection, embedder, log)
     head = onboard_models(config, X, inputs.train, core.train.models, head, log)
+    if verifier is None and carried_verifier is not None and config.verifier:
+        verifier = carried_verifier
+        log("no answers to fit a verifier from: the verifier given is carried over unchanged")
     manifest = describe_router(config, out, inputs, labels, embedder, selection, verifier)
     arrays = router_arrays(config, X, inputs.train, verifier)
     manifest, report = evaluate_held_out(config, manifest, head, embedder, inputs, X, arrays, verifier, log)

@@ -28,7 +28,8 @@
    data weigh 1.
 5. **Duplicates.** The same (prompt, model) outcome seen more than once (the champion's
    data, an offline log, the audit log) is averaged: mean score and cost, success by the
-   mean, and the smallest of the weights.
+   mean, and the smallest of the weights (an outcome also seen in an unbiased log needs
+   no inverse-propensity weight).
 6. **The complete holdout.** Prompts with every model's outcome that the champion was not
    trained on (its own held-out side, offline logs) are eligible; `holdout_size` of them,
    at least `min_holdout` where there are that many, are held out too. There may be none:
@@ -36,7 +37,14 @@
 7. **The challenger** trains on everything else with the champion's settings (embedder,
    backend, truncation, strategy, prices). A catalog model the champion did not route
    (onboarded: router_ml.policy.onboarding) joins it once it has `min_new_outcomes` logged
-   outcomes (router_ml.training.loop.onboarding).
+   outcomes (router_ml.training.loop.onboarding). **Its learned verifier** (what
+   `cascade: learned` and `check: {verifier: ...}` read) is refitted from the answers in
+   that table: the champion's logged answers (its training log's `response` column) and
+   the offline logs'. The audit log keeps no answers, so served traffic adds outcomes but
+   no answers. When the table has no answers at all and the champion has a verifier, the
+   champion's is carried over unchanged, with a note in its manifest
+   (`verifier.carried_from`); which of the two happened is logged and reported
+   (`data.verifier`).
 8. **The decision.** Both routers are judged on the live holdout by the doubly robust
    estimator, paired (the same reward model and bootstrap resamples): the challenger is
    promoted only when the 95 % lower bounds of its differences in quality (at each router's
@@ -69,7 +77,7 @@ from router_ml.errors import ConfigError, MissingTrainingDataError
 from router_ml.training.evaluate.comparison import MIN_PROMPTS
 
 CONTRACT = ["prompt_id", "prompt", "model", "score", "success", "cost", "input_tokens", "output_tokens", "task",
-            "weight", "source"]
+            "weight", "response", "source"]
 MAX_WEIGHT = 5.0
 
 
@@ -348,9 +356,10 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     table, onboard = _onboarded(config, table, champion.models, stats, log)
     train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
 
+    stats["verifier"], carried = _verifier_source(champion, train_table, [trained, unseen, *offline], log)
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
-    result = _train_challenger(config, champion, paths, threshold, name, log, progress, onboard)
+    result = _train_challenger(config, champion, paths, threshold, name, log, progress, onboard, carried)
     promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, live, stats, log)
     _write_report(paths["report"], champion, result, decision, stats)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
@@ -447,6 +456,51 @@ def _split_for_judging(table: pd.DataFrame, trained: pd.DataFrame, models: list[
     return train_table, holdout
 
 
+def _answered(frame: pd.DataFrame) -> pd.Series:
+    if "response" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["response"].map(lambda r: isinstance(r, str) and r != "")
+
+
+def _verifier_source(champion, train_table: pd.DataFrame, logs: list[pd.DataFrame],
+                     log: Callable[[str], None]) -> tuple[dict, tuple[dict, dict] | None]:
+    """Step 6, the verifier: refitted from the answers in the challenger's table, or the champion's
+    carried over when there are none; (what is reported, the verifier to carry or None). Logged."""
+    from router_ml.policy.verifier import VERIFIER_FILE
+
+    answers = int(_answered(train_table).sum())
+    origins = sorted({str(frame["source"].iloc[0]).split(":")[0] for frame in logs
+                      if len(frame) and "source" in frame.columns and _answered(frame).any()})
+    spec = champion.manifest.get("verifier")
+    if champion.manifest.get("config", {}).get("verifier", True) is False:
+        info = {"how": "none", "answers": answers, "note": "the champion was trained without one (--no-verifier)"}
+    elif answers:
+        info = {"how": "refitted" if spec else "fitted", "answers": answers, "from": origins,
+                "note": "from the logged answers in the training table; the audit log keeps no answers"}
+        log(f"verifier: {info['how']} from {answers} logged answers ({', '.join(origins)}); the audit log keeps no "
+            "answers, so served traffic adds outcomes only")
+    elif spec:
+        unknown = sorted({e["model"] for e in spec.get("entries", [])} - set(train_table["model"]))
+        if unknown:
+            info = {"how": "dropped", "answers": 0,
+                    "note": f"no answers to refit it from, and the champion's names models the challenger does not "
+                            f"route ({unknown}): a policy that reads the verifier will refuse the challenger"}
+            log(f"verifier: {info['note']}")
+            return info, None
+        path = Path(champion.path) / VERIFIER_FILE
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        info = {"how": "carried over", "answers": 0, "from": champion.version,
+                "note": "no answers in the training table to refit it from; the champion's verifier and cascade "
+                        "plans are kept unchanged (made for its estimates): pass the log it was trained on with its "
+                        "response column, or an offline log with answers (--outcomes), to refit it"}
+        log(f"verifier: carried over from {champion.version}: {info['note']}")
+        return info, ({**spec, "carried_from": champion.version}, arrays)
+    else:
+        info = {"how": "none", "answers": 0, "note": "neither the champion nor the logs have answers"}
+    return info, None
+
+
 def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.DataFrame,
                   catalog: Catalog) -> dict[str, Path]:
     """The training table, the holdout and the prices, written to the work folder; the paths
@@ -463,9 +517,11 @@ def _write_tables(config: RetrainConfig, train_table: pd.DataFrame, holdout: pd.
 
 
 def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], success_threshold: float,
-                      name: str | None, log: Callable[[str], None], progress: bool, onboard: tuple[str, ...] = ()):
+                      name: str | None, log: Callable[[str], None], progress: bool, onboard: tuple[str, ...] = (),
+                      carried_verifier: tuple[dict, dict] | None = None):
     """Step 6: the challenger, trained on the training table with the champion's settings
-    (registered as `name` when there is one)."""
+    (registered as `name` when there is one); `carried_verifier` is kept when the table has
+    no answers (`_verifier_source`)."""
     from router_ml.training.fit.pipeline import TrainConfig, train
 
     base_config = champion.manifest.get("config", {})
@@ -476,9 +532,9 @@ def _train_challenger(config: RetrainConfig, champion, paths: dict[str, Path], s
         success_threshold=success_threshold, seed=config.seed, cache_dir=config.cache_dir, baselines=(),
         spark_master=config.spark_master, onboard=onboard,
         **{k: base_config[k] for k in ("embedder", "embedder_kind", "backend", "onnx_precision", "truncation",
-                                        "strategy", "folds") if k in base_config},
+                                        "strategy", "folds", "verifier", "static_max_tokens") if k in base_config},
     )
-    return train(train_config, log=log, progress=progress)
+    return train(train_config, log=log, progress=progress, carried_verifier=carried_verifier)
 
 
 def _judge(config: RetrainConfig, champion, result, name: str | None, paths: dict, catalog: Catalog,
@@ -573,4 +629,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     from router_ml.core.files import atomic_write_text
 
     columns = ["prompt_id", "prompt", "model", "score", "success", "cost", "task", "weight"]
+    if _answered(frame).any():  # the answers the challenger's verifier is fitted and judged on
+        columns.append("response")
     atomic_write_text(path, frame[columns].to_csv(index=False))
