@@ -50,18 +50,52 @@ def _cheapest(a: dict, p: str, X: np.ndarray) -> np.ndarray:
 KNN_CHUNK = 512  # query rows per block: a block's similarities stay in cache while the top k are found
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine similarity is then a dot product)."""
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def knn_rates(neighbours: np.ndarray, tried: np.ndarray, wins: np.ndarray, prior: np.ndarray,
+              prior_weight: float) -> np.ndarray:
+    """Each model's success rate among the training prompts `neighbours` (n, k), shrunk toward `prior`."""
+    return (wins[neighbours].sum(axis=1) + prior_weight * prior) / (tried[neighbours].sum(axis=1) + prior_weight)
+
+
 def knn_proba(a: dict, p: str, X: np.ndarray) -> np.ndarray:
     """Each model's success rate among the k most similar training prompts, block by block (KNN_CHUNK rows)."""
-    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    X = unit_rows(X)
     train = a[p + "train_X"]
     k = int(min(int(a[p + "k"]), len(train)))
     neighbours = np.empty((len(X), k), dtype=np.intp)
     for start in range(0, len(X), KNN_CHUNK):
         similarity = X[start:start + KNN_CHUNK] @ train.T
         neighbours[start:start + KNN_CHUNK] = np.argpartition(similarity, len(train) - k, axis=1)[:, len(train) - k:]
-    tried = a[p + "tried"][neighbours].sum(axis=1)
-    wins = a[p + "wins"][neighbours].sum(axis=1)
-    return (wins + a[p + "prior_weight"] * a[p + "prior"]) / (tried + a[p + "prior_weight"])
+    return knn_rates(neighbours, a[p + "tried"], a[p + "wins"], a[p + "prior"], float(a[p + "prior_weight"]))
+
+
+def similarity_weights(similarity: np.ndarray) -> np.ndarray:
+    """RouteLLM's weight of each training prompt: 10 * 10^(sim / the query's highest sim)."""
+    top = np.maximum(similarity.max(axis=1, keepdims=True), 1e-6)
+    return 10.0 * np.power(10.0, similarity / top)
+
+
+def sw_rates(similarity: np.ndarray, tried: np.ndarray, wins: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Each model's similarity-weighted success rate over every training prompt ((n, n_train) similarities);
+    the prior where no weighted prompt tried the model."""
+    weights = similarity_weights(similarity)
+    total = weights @ tried
+    return np.where(total > 0, (weights @ wins) / np.maximum(total, 1e-300), prior)
+
+
+def sw_proba(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    """Similarity-weighted success rates (RouteLLM's weighting), block by block (KNN_CHUNK rows)."""
+    X = unit_rows(X)
+    train = a[p + "train_X"]
+    out = np.empty((len(X), a[p + "tried"].shape[1]))
+    for start in range(0, len(X), KNN_CHUNK):
+        similarity = (X[start:start + KNN_CHUNK] @ train.T).astype(np.float64)
+        out[start:start + KNN_CHUNK] = sw_rates(similarity, a[p + "tried"], a[p + "wins"], a[p + "prior"])
+    return out
 
 
 def _mlp(a: dict, p: str, X: np.ndarray) -> np.ndarray:
@@ -91,8 +125,27 @@ def _extended(a: dict, p: str, X: np.ndarray) -> np.ndarray:
     return np.hstack([base, _linear(a, p + "extra_", X)])[:, a[p + "order"]]
 
 
+def platt(raw: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Per-model Platt scaling: sigmoid(coef_j * logit(p_j) + intercept_j)."""
+    p = np.clip(raw, 1e-6, 1 - 1e-6)
+    return _sigmoid(np.log(p / (1 - p)) * coef + intercept)
+
+
+def _ensemble(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    """The mean of the members' calibrated probabilities."""
+    members = int(a[p + "n_members"])
+    total = 0.0
+    for i in range(members):
+        q = f"{p}m{i}_"
+        kind = str(a[q + "kind"])
+        if kind not in PREDICT or kind == "ensemble":
+            raise ValueError(f"ensemble member {i}: head kind {kind!r} is not one of {sorted(set(PREDICT) - {'ensemble'})}")
+        total = total + platt(PREDICT[kind](a, q, X), a[q + "calibration_coef"], a[q + "calibration_intercept"])
+    return total / members
+
+
 PREDICT = {"per_model": _linear, "cheapest_successful": _cheapest, "knn": knn_proba, "mlp": _mlp, "blend": _blend,
-           "extended": _extended}
+           "sw": sw_proba, "ensemble": _ensemble, "extended": _extended}
 
 
 class ArrayHead:
@@ -116,8 +169,7 @@ class ArrayHead:
         raw = self._predict(self.arrays, "head_", np.asarray(X, dtype=np.float32))
         if not self.route_on_calibrated:
             return raw
-        p = np.clip(raw, 1e-6, 1 - 1e-6)
-        return _sigmoid(np.log(p / (1 - p)) * self._a + self._b)
+        return platt(raw, self._a, self._b)
 
     predict_proba = predict
 

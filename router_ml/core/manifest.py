@@ -210,6 +210,7 @@ class StrategySection(_Section):
     route_on_calibrated: bool
     selected_by: str
     candidates: list[dict]
+    choice: dict | None = None  # the runner-up, the margin and the nested estimate against the baselines
     extra: dict = field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ from router_ml.core.artifact import (
     write_artifact,
 )
 from router_ml.core.files import atomic_write_text
+from router_ml.core.heads import HEADS
 from router_ml.errors import ArtifactExistsError, ArtifactFormatError, ArtifactIntegrityError, EmbedderMismatchError
 
 
@@ -40,9 +41,14 @@ def test_manifest_records_versions_hashes_and_training_data(trained_router_dir):
     assert manifest["router_version"] == "test-router-1"
     assert manifest["embedder"]["id"].startswith("hashing") and manifest["embedder"]["dim"] == 256
     assert [m["name"] for m in manifest["cost_model"]["models"]] == manifest["models"]
-    assert manifest["strategy"]["name"] in ("per_model", "cheapest_successful", "blend")
+    assert manifest["strategy"]["name"] in HEADS
     assert manifest["strategy"]["route_on_calibrated"] is True  # one probability space
-    assert len(manifest["strategy"]["candidates"]) == 9
+    # Every default candidate (the demo is small enough for the MLP), then the averages of the best few.
+    names = [row["candidate"] for row in manifest["strategy"]["candidates"]]
+    assert {"per_model(C=1.0)", "knn(k=25)", "sw()", "mlp()", "blend(C=0.1,k=50)"} <= set(names)
+    assert len(names) >= 14 and all(name.startswith("ensemble(") for name in names[14:])
+    choice = manifest["strategy"]["choice"]
+    assert choice["chosen"] in names and choice["runner_up"] in names and "per-model logistic" in choice["nested"]["versus"]
     assert manifest["policy"]["default_rule"]["rule"] in ("matches_best_single", "near_router_best")
     assert manifest["policy"]["schedule"]["targets"][0] == 0.0
     assert 0 <= manifest["policy"]["default_quality_target"] <= 1

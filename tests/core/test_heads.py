@@ -30,8 +30,13 @@ def test_every_head_learns_where_the_cheap_model_fails(name):
     proba = head.predict_proba(X[300:])
     assert proba.shape == (100, 2) and np.all((proba >= 0) & (proba <= 1))
     test_cluster = cluster[300:]
-    assert proba[test_cluster == 0, 0].mean() > 0.7
-    assert proba[test_cluster == 1, 0].mean() < 0.3
+    if name == "sw":
+        # RouteLLM's weights (10 to 100 for every training prompt) smooth heavily: only the order is sharp.
+        assert proba[test_cluster == 0, 0].mean() - proba[test_cluster == 1, 0].mean() > 0.25
+        assert proba[test_cluster == 0, 0].min() > proba[test_cluster == 1, 0].max()
+    else:
+        assert proba[test_cluster == 0, 0].mean() > 0.7
+        assert proba[test_cluster == 1, 0].mean() < 0.3
     assert clone(head).get_params() == head.get_params()
 
 
@@ -137,3 +142,32 @@ def test_weights_must_be_positive_where_outcomes_are_known():
         PerModelSuccessHead().fit(X, Y, sample_weight=W)
     with pytest.raises(ValueError, match="shape"):
         PerModelSuccessHead().fit(X, Y, sample_weight=W[:, :1])
+
+
+def test_similarity_weighted_rates_use_routellms_weights():
+    from router_ml.core.heads import SimilarityWeightedHead
+
+    X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    Y = np.array([[1.0, 0.0], [0.0, np.nan]])  # the second model was never tried on the second prompt
+    proba = SimilarityWeightedHead().fit(X, Y).predict_proba(np.array([[2.0, 0.0]]))
+    # weights 10*10^(1/1) = 100 for the identical prompt, 10*10^0 = 10 for the orthogonal one
+    assert proba[0, 0] == pytest.approx(100 / 110)
+    assert proba[0, 1] == pytest.approx(0.0)  # only the first prompt tried it, and it failed
+
+
+def test_ensemble_averages_its_members_calibrated_probabilities_and_refuses_bad_members():
+    from router_ml.core.heads import EnsembleHead
+
+    X, Y, costs, _ = synthetic()
+    ones = PlattCalibration().fit(np.full(Y.shape, 0.5), Y)
+    ones.coef_, ones.intercept_ = np.ones(2), np.zeros(2)  # the identity scaling
+    head = EnsembleHead(members=[("per_model", {"C": 1.0}), ("knn", {"k": 25})]).fit(
+        X, Y, costs=costs, member_calibrations=[ones, ones])
+    expected = 0.5 * (PerModelSuccessHead(C=1.0).fit(X, Y).predict_proba(X[:5]) + KNNHead(k=25).fit(X, Y).predict_proba(X[:5]))
+    assert np.allclose(head.predict_proba(X[:5]), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2"):
+        EnsembleHead(members=[("knn", {})]).fit(X, Y)
+    with pytest.raises(ValueError, match="'ensemble' is not a head"):
+        EnsembleHead(members=[("knn", {}), ("ensemble", {})]).fit(X, Y)
+    with pytest.raises(ValueError, match="member_calibrations: expected 2"):
+        EnsembleHead(members=[("knn", {}), ("sw", {})]).fit(X, Y, member_calibrations=[ones])

@@ -94,7 +94,7 @@ def test_training_writes_what_its_result_describes(trained_router_dir):
     assert list(content_of(written)) == ["router_version", "created_at", "embedder", "models", "cost_model",
                                          "success_threshold", "strategy", "policy", "training_data", "metrics",
                                          "config", "verifier"]
-    assert list(written["strategy"]) == ["name", "params", "route_on_calibrated", "selected_by", "candidates"]
+    assert list(written["strategy"]) == ["name", "params", "route_on_calibrated", "selected_by", "candidates", "choice"]
     assert list(written["policy"]) == ["schedule", "cost_scale", "default_quality_target", "default_rule"]
     assert list(written["training_data"]) == ["source", "sha256", "rows", "prompts", "train_prompts", "test_prompts",
                                               "labels"]

@@ -24,16 +24,25 @@ def test_report_has_every_section(router, holdout):
     assert training is not None and len(training) == 240  # 300 prompts, 20 % held out
     report = evaluate_router(router, holdout, training=training)
     assert report["prompts"] == 75 and report["noisy"]
-    assert set(report["baselines"]["learned"]) == {"knn", "mlp"}  # SW ranking needs two models
+    # Every router the project ships as a baseline; SW ranking through the policy with five models.
+    assert set(report["baselines"]["learned"]) == {"knn", "mlp", "sw_ranking", "per_model", "blend"}
     for baseline in report["baselines"]["learned"].values():
         assert {"aiq", "gap_closed", "cost_to_match_best", "quality_at_best_cost", "ece"} <= set(baseline["metrics"])
-        assert len(baseline["curve"]) > 10
+        assert len(baseline["curve"]) > 10 and "choices" not in baseline
+    # The router against each, paired on the same prompts: the difference lies inside its interval.
+    assert set(report["versus_baselines"]) == set(report["baselines"]["learned"])
+    for versus in report["versus_baselines"].values():
+        for metric in ("aiq", "gap_closed"):
+            v = versus[metric]
+            assert v["lower"] <= v["difference"] <= v["upper"] and v["prompts"] == 75
+            assert v["difference"] == pytest.approx(v["first"] - v["second"])
     assert report["baselines"]["random_mixing"]["gap_closed"] == 0.0
     assert set(report["tasks"]) == {"arithmetic", "code", "translation", "factual", "summarisation", "logic"}
     assert sum(t["prompts"] for t in report["tasks"].values()) == 75
     assert sum(report["default"]["share"].values()) == pytest.approx(1.0)
     text = format_report(report)
     assert "kNN k=25" in text and "MLP" in text and "only 75 prompts: noisy" in text
+    assert "vs SW ranking (RouteLLM)" in text and "paired bootstrap interval" in text
 
 
 def test_training_prompts_are_dropped(router, demo_files):

@@ -57,9 +57,11 @@ def test_the_winner_is_the_best_row_of_the_table_and_the_knob_spans_it():
     X, data = routing_data()
     candidates = [Candidate("per_model", {"C": 0.01}), Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 5})]
     selection = select_head(X, data, candidates, folds=3, seed=0)
-    assert len(selection.table) == len(candidates)
+    # Every candidate, then the calibrated averages of the best few of different kinds (here one: 2 families).
+    assert [row["candidate"] for row in selection.table[:3]] == [c.name for c in candidates]
+    assert [row["strategy"] for row in selection.table[3:]] == ["ensemble"]
     best = max(selection.table, key=lambda row: row["val_aiq"])
-    assert selection.candidate.name == f"{best['strategy']}({','.join(f'{k}={v}' for k, v in sorted(best['params'].items()))})"
+    assert selection.candidate.name == best["candidate"]
     assert selection.validation["aiq"] == pytest.approx(best["val_aiq"])
     # The router learned where the cheap model fails: it beats random mixing on held-out folds.
     assert selection.validation["aiq"] > selection.validation["zero_router_aiq"]
@@ -111,3 +113,93 @@ def test_the_default_reaches_the_best_single_model_with_a_margin_for_unseen_prom
                               np.arange(n) % 5)
     assert fallback.rule == "near_router_best" and "does not reach" in fallback.note
     assert fallback.quality == pytest.approx(0.85) and fallback.target == 1.0
+
+
+@pytest.mark.parametrize("candidate", [Candidate("knn", {"k": 5}), Candidate("knn", {"k": 40}), Candidate("sw", {}),
+                                       Candidate("blend", {"C": 0.3, "k": 5})])
+def test_shared_neighbour_predictions_equal_each_head_fitted_fold_by_fold(candidate):
+    from router_ml.training.fit.selection import FoldPredictions
+
+    X, data = routing_data(n=200)
+    X = X + np.random.default_rng(1).normal(0, 1e-3, X.shape).astype(np.float32)  # no tied neighbours
+    fold_of = fold_ids(len(data), 4, 0)
+    shared = FoldPredictions(X, data, fold_of, k_max=40).raw(candidate)
+    assert np.allclose(shared, out_of_fold(candidate, X, data, fold_of), atol=1e-5)
+
+
+def test_the_choice_report_gives_the_runner_up_and_the_rule_measured_on_folds_it_did_not_see():
+    from router_ml.training.fit.selection import describe_choice
+
+    X, data = routing_data()
+    candidates = [Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 25}), Candidate("sw", {})]
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    report = selection.report
+    rows = {row["candidate"]: row["val_aiq"] for row in selection.table}
+    assert report["chosen"] == selection.candidate.name == max(rows, key=rows.get)
+    runner_up = max((name for name in rows if name != report["chosen"]), key=rows.get)
+    assert report["runner_up"] == runner_up
+    assert report["margin"]["difference"] == pytest.approx(rows[report["chosen"]] - rows[runner_up])
+    nested = report["nested"]
+    assert len(nested["chosen_by_fold"]) == 3
+    assert all(name in rows or name.startswith("ensemble(") for name in nested["chosen_by_fold"])
+    assert set(nested["versus"]) == {"kNN k=25", "SW ranking", "per-model logistic"}
+    for v in nested["versus"].values():
+        assert v["lower"] <= v["difference"] <= v["upper"]
+    assert selection.validation["nested_aiq"] == nested["aiq"]
+    lines = describe_choice(report)
+    assert lines[0].startswith(f"chose {report['chosen']}; runner-up {runner_up}")
+    assert any("vs SW ranking (sw())" in line for line in lines)
+
+
+def test_no_ensembles_when_told_and_an_ensemble_winner_is_fitted_with_its_members_calibrations():
+    from router_ml.core.heads import EnsembleHead
+
+    X, data = routing_data()
+    candidates = [Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 25})]
+    plain = select_head(X, data, candidates, folds=3, seed=0, ensembles=False, resamples=50)
+    assert [row["candidate"] for row in plain.table] == [c.name for c in candidates]
+    assert plain.member_calibrations is None
+    forced = select_head(X, data, [Candidate("ensemble", {"members": [["per_model", {"C": 1.0}], ["knn", {"k": 25}]]})],
+                         folds=3, seed=0, ensembles=False, resamples=50)
+    head = forced.fit_head(X, data)
+    # The members' scaling comes from their out-of-fold predictions, the same the choice was measured on.
+    assert isinstance(head, EnsembleHead) and len(forced.member_calibrations) == 2
+    assert all(a is b for a, b in zip(head.calibrations_, forced.member_calibrations))
+    proba = head.predict_proba(X[:10])
+    assert proba.shape == (10, 2) and ((proba > 0) & (proba < 1)).all()
+
+
+def test_costly_candidates_are_left_out_of_large_logs_with_a_note():
+    from router_ml.training.fit.selection import COSTLY_ABOVE, default_candidates
+
+    small, notes = default_candidates(1_000)
+    assert "mlp" in {c.strategy for c in small} and not notes
+    large, notes = default_candidates(COSTLY_ABOVE["mlp"] + 1)
+    assert "mlp" not in {c.strategy for c in large} and len(notes) == 1 and "mlp" in notes[0]
+    assert {"knn", "sw", "per_model", "blend", "cheapest_successful"} <= {c.strategy for c in large}
+
+
+def test_the_default_claims_to_match_the_best_model_only_when_held_out_folds_support_it():
+    from router_ml.core.decision import QualitySchedule
+    from router_ml.training.fit.selection import default_target
+
+    n = 100
+    scores = np.zeros((n, 2))
+    scores[:90, 1] = 1
+    scores[:60, 0] = scores[90:, 0] = 1
+    costs = np.tile([1.0, 10.0], (n, 1))
+    cheap, dear = np.zeros(n, int), np.ones(n, int)
+    smart = np.r_[np.zeros(60), np.ones(30), np.zeros(10)].astype(int)
+    curve = sweep_of([cheap, smart, dear], scores, costs)
+    curve = type(curve)(np.array([np.inf, 0.1, 0.0]), curve.mean_cost, curve.quality, curve.choices)
+    good = default_target(QualitySchedule.from_curve(curve.lams, curve.quality), curve, scores, costs,
+                          np.arange(n) % 5, resamples=200)
+    assert good.claim and good.held_out["difference"] == pytest.approx(0.1) and good.held_out["lower"] > 0
+    assert "it matches the best single model" in good.note
+    # A router that falls short of the dear model on held-out folds: no claim.
+    mixed = np.r_[np.zeros(60), np.ones(15), np.zeros(25)].astype(int)
+    plain = sweep_of([cheap, mixed], scores, costs)
+    plain = type(plain)(np.array([np.inf, 0.0]), plain.mean_cost, plain.quality, plain.choices)
+    none = default_target(QualitySchedule.from_curve(plain.lams, plain.quality), plain, scores, costs,
+                          np.arange(n) % 5, resamples=200)
+    assert not none.claim and "no claim" in none.note

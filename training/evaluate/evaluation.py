@@ -10,10 +10,15 @@ Beside the router, on the same prompts:
 - each single model, always-cheapest, always-best, the oracle, and random mixing (the
   zero router: the hull of the single models);
 - learned baselines fitted on the router's training prompts with the router's own
-  embeddings, when those prompts are known (`training_side`): a kNN router (k=25,
-  cosine), one MLP per model, both trading P(success) against cost with the router's
-  policy, and, for two-model sets, RouteLLM's similarity-weighted ranking (a weighted
-  Bradley–Terry win rate of the strong model, thresholded).
+  embeddings, when those prompts are known (`training_side`), the simple routers of the
+  peers' kinds: a kNN router (k=25, cosine), one MLP per model, one logistic regression
+  per model, the blend of logistic and kNN, each trading its own P(success) against cost
+  with the router's policy, and RouteLLM's similarity-weighted ranking (for two models
+  its weighted Bradley–Terry win rate of the strong model, thresholded; for more, each
+  model's success rate under the same weights, through the policy);
+- for each learned baseline, the router minus the baseline on AIQ and the set's headline
+  metric (APGR for two models, gap closed otherwise) with a paired bootstrap interval
+  (90 %, prompts resampled; router_ml.training.evaluate.paired).
 
 Reported: each curve's AIQ, gap closed, cost to match the best model, quality at its
 cost, and APGR / CPT(50 %) / CPT(80 %) for two models; the router's calibration (ECE
@@ -29,15 +34,20 @@ from collections.abc import Callable
 import numpy as np
 
 from router_ml.core.decision import choose, lam_grid
-from router_ml.core.heads import KNNHead, MLPHead
+from router_ml.core.heads import BlendHead, KNNHead, MLPHead, PerModelSuccessHead, SimilarityWeightedHead
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import ConfigError
 from router_ml.training.data.outcomes import RoutingData
 from router_ml.training.evaluate import metrics
 
 DEFAULT_SWEEP = tuple(np.round(np.linspace(0.0, 1.0, 101), 4))
-BASELINES = ("knn", "mlp", "sw_ranking")
-BASELINE_LABELS = {"knn": "kNN k=25", "mlp": "MLP", "sw_ranking": "SW ranking (RouteLLM)"}
+BASELINES = ("knn", "mlp", "sw_ranking", "per_model", "blend")
+BASELINE_LABELS = {"knn": "kNN k=25", "mlp": "MLP", "sw_ranking": "SW ranking (RouteLLM)",
+                   "per_model": "per-model logistic", "blend": "blend (logistic + kNN)"}
+BASELINE_HEADS = {"knn": lambda: KNNHead(k=25), "mlp": MLPHead, "per_model": lambda: PerModelSuccessHead(C=1.0),
+                  "blend": lambda: BlendHead(C=0.1, k=50), "sw_ranking": SimilarityWeightedHead}
+PAIRED_RESAMPLES = 1000
+PAIRED_CONFIDENCE = 0.90
 METRIC_KEYS = ("aiq", "gap_closed", "cost_to_match_best", "quality_at_best_cost", "apgr", "cpt50", "cpt80", "ece")
 
 
@@ -195,14 +205,12 @@ def _learned_baselines(router, ctx: _Context, X_test, training: RoutingData, X_t
     out = {}
     lams = lam_grid(200)
     for name in names:
-        if name == "sw_ranking":
-            if ctx.strong is None:
-                continue  # ranks two models; n/a for larger sets
+        if name == "sw_ranking" and ctx.strong is not None:
             win_rate = sw_ranking_win_rate(X_train, training, X_test, ctx.strong)
             choices = _threshold_choices(win_rate, ctx.strong)
             proba = None
         else:
-            head = (KNNHead(k=25) if name == "knn" else MLPHead()).fit(X_train, training.success)
+            head = BASELINE_HEADS[name]().fit(X_train, training.success)
             proba = head.predict_proba(X_test)
             choices = np.stack([choose(proba, est_costs, lam, router.cost_scale) for lam in lams])
         result, points, share = ctx.curve_metrics(choices)
@@ -212,12 +220,40 @@ def _learned_baselines(router, ctx: _Context, X_test, training: RoutingData, X_t
         out[name] = {
             "label": BASELINE_LABELS[name],
             "metrics": result,
+            "choices": choices,  # for the paired comparison; dropped from the report
             "curve": [
                 {"mean_cost": float(c), "quality": float(q), **({"strong_share": float(share[i])} if share is not None else {})}
                 for i, (c, q) in enumerate(points)
             ],
         }
         log(f"baseline {BASELINE_LABELS[name]}: AIQ {result['aiq']:.4g}")
+    return out
+
+
+def versus_baselines(ctx: _Context, router_choices: np.ndarray, baseline_choices: dict[str, np.ndarray],
+                     resamples: int = PAIRED_RESAMPLES, confidence: float = PAIRED_CONFIDENCE,
+                     log: Callable[[str], None] = lambda _: None) -> dict:
+    """The router minus each baseline on AIQ and the headline metric, with paired bootstrap intervals.
+
+    `router_choices` and each baseline's are (sweep points, prompts) model indices on the
+    evaluation prompts. Empty when `resamples` is 0 or there are fewer than two prompts.
+    """
+    if resamples <= 0 or len(ctx.scores) < 2 or not baseline_choices:
+        return {}
+    from router_ml.training.evaluate.paired import Curve, PairedBootstrap
+
+    boot = PairedBootstrap(ctx.scores, ctx.costs, resamples=resamples, seed=0, strong=ctx.strong)
+    two = ctx.strong is not None and ctx.singles[0, 1] != ctx.singles[1, 1]
+    headline = "apgr" if two else "gap_closed"
+    router = Curve.of_choices(router_choices, ctx.scores, ctx.costs, ctx.strong)
+    mine = {m: boot.values(router, m) for m in ("aiq", headline)}
+    out = {}
+    for name, choices in baseline_choices.items():
+        theirs = Curve.of_choices(choices, ctx.scores, ctx.costs, ctx.strong)
+        out[name] = {m: boot.interval(mine[m], boot.values(theirs, m), m, confidence).to_dict() for m in mine}
+        a = out[name]["aiq"]
+        log(f"router vs {BASELINE_LABELS.get(name, name)}: AIQ {a['difference']:+.4f} "
+            f"[{confidence:.0%}: {a['lower']:+.4f}, {a['upper']:+.4f}]")
     return out
 
 
@@ -267,13 +303,15 @@ def evaluate_router(
     source: str = "evaluation outcomes",
     embedder=None,
     train_embeddings: np.ndarray | None = None,
+    paired_resamples: int = PAIRED_RESAMPLES,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """A JSON-able report of the router on `data` (see module docstring).
 
     `training` (the router's training prompts) drops overlapping prompts and enables the
     learned baselines; `embedder` (default: the router's) embeds for both, and
-    `train_embeddings` skips embedding the training prompts.
+    `train_embeddings` skips embedding the training prompts. `paired_resamples` draws
+    give the intervals against each baseline (0: none).
     """
     targets = _checked_sweep(router, targets)
     data, skipped = _evaluation_prompts(data, router.models, training, source)
@@ -285,11 +323,13 @@ def evaluate_router(
     router_metrics, curve = _router_curve(ctx, targets, target_choices, data.models)
     default, default_choice = _default_point(router, data, ctx, predicted)
     router_metrics["ece"] = default["ece"]
-    learned = {}
+    learned, versus = {}, {}
     if training is not None and baselines:
         X_train = train_embeddings if train_embeddings is not None else embedder.encode(training.prompts)
         learned = _learned_baselines(router, ctx, X_test, training, X_train, predicted.costs, default["mean_cost"],
                                      baselines, log)
+        versus = versus_baselines(ctx, target_choices, {k: v.pop("choices") for k, v in learned.items()},
+                                  resamples=paired_resamples, log=log)
     n, models = len(data), data.models
     return {
         "router_version": router.version,
@@ -304,6 +344,7 @@ def evaluate_router(
         "default": default,
         "metrics": router_metrics,
         "baselines": _baselines(ctx, models, learned, baselines),
+        "versus_baselines": versus,
         "tasks": _task_slices(data, ctx, target_choices, default_choice),
         "curve": curve,
     }
@@ -450,4 +491,20 @@ def format_report(report: dict) -> str:
     lines.append(metrics_table(comparison_rows(report), report["strong_model"] is not None))
     if b.get("learned_skipped"):
         lines.append(f"(learned baselines skipped: {b['learned_skipped']})")
+    lines.extend(versus_lines(report.get("versus_baselines") or {}))
     return "\n".join(lines)
+
+
+def versus_lines(versus: dict) -> list[str]:
+    """The router against each learned baseline, paired on the same prompts (report["versus_baselines"])."""
+    if not versus:
+        return []
+    lines = ["", "router minus each baseline, same prompts (paired bootstrap interval):"]
+    for name, by_metric in versus.items():
+        parts = []
+        for metric, v in by_metric.items():
+            verdict = "better" if v["lower"] > 0 else "worse" if v["upper"] < 0 else "within noise"
+            parts.append(f"{metric} {v['difference']:+.4f} [{v['confidence']:.0%}: {v['lower']:+.4f}, "
+                         f"{v['upper']:+.4f}] {verdict}")
+        lines.append(f"  vs {BASELINE_LABELS.get(name, name):24s} " + "; ".join(parts))
+    return lines

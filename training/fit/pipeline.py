@@ -55,7 +55,15 @@ from router_ml.training.data.outcomes import (
 )
 from router_ml.training.embed.cache import DiskCachedEmbedder
 from router_ml.training.evaluate.evaluation import BASELINES, evaluate_router
-from router_ml.training.fit.selection import DEFAULT_CANDIDATES, Candidate, Selection, fold_ids, select_head
+from router_ml.training.fit.selection import (
+    DEFAULT_CANDIDATES,
+    Candidate,
+    Selection,
+    default_candidates,
+    describe_choice,
+    fold_ids,
+    select_head,
+)
 
 STRATEGIES = ("auto", *HEADS)
 # What a router trains with: "onnx" is a backend of the first, "static" is distilled from it.
@@ -165,9 +173,13 @@ def label_summary(data: RoutingData) -> dict[str, int]:
     return counts
 
 
-def _candidates(strategy: str) -> list[Candidate]:
+def _candidates(strategy: str, outcomes: int = 0, log: Callable[[str], None] = _silent) -> list[Candidate]:
+    """The candidates for `strategy` ("auto": the default list, less what is too slow for `outcomes`)."""
     if strategy == "auto":
-        return [Candidate(s, p) for s, p in DEFAULT_CANDIDATES]
+        candidates, notes = default_candidates(outcomes)
+        for note in notes:
+            log(f"  {note}")
+        return candidates
     grid = [Candidate(s, p) for s, p in DEFAULT_CANDIDATES if s == strategy]
     return grid or [Candidate(strategy, {})]
 
@@ -369,12 +381,13 @@ def choose_head(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
         log(f"  {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  ({row['seconds']} s)")
 
     log(f"choosing the head by {config.folds}-fold validation AIQ:")
-    selection = select_head(X, train_data, _candidates(config.strategy), folds=config.folds, seed=config.seed,
-                            progress=report_candidate)
-    fitted = selection.candidate.make().fit(X, train_data.success, costs=train_data.costs,
-                                            sample_weight=train_data.weights)
-    head = RoutingHead(fitted, selection.calibration, route_on_calibrated=True)
-    log(f"chose {selection.candidate.name}; {selection.default.note}")
+    candidates = _candidates(config.strategy, int(np.isfinite(train_data.success).sum()), log)
+    selection = select_head(X, train_data, candidates, folds=config.folds, seed=config.seed,
+                            progress=report_candidate, ensembles=config.strategy == "auto")
+    head = RoutingHead(selection.fit_head(X, train_data), selection.calibration, route_on_calibrated=True)
+    for line in describe_choice(selection.report):
+        log(line)
+    log(selection.default.note)
     return selection, head
 
 
@@ -411,8 +424,10 @@ def describe_router(config: TrainConfig, out: Path, inputs: TrainingInputs, labe
             name=selection.candidate.strategy,
             params=selection.candidate.params,
             route_on_calibrated=True,
-            selected_by=f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts",
+            selected_by=f"highest validation AIQ, {config.folds}-fold cross-validation on the training prompts, among "
+                        "the candidates and the calibrated averages of the best few; the rule checked nested",
             candidates=selection.table,
+            choice=selection.report or None,
         ),
         policy=PolicySection(
             schedule=selection.schedule.to_dict(),

@@ -22,7 +22,11 @@ comes from a head that saw that row; its own scores used for planning are out-of
    that point of the scale; the cheapest plan reaching it is kept, single-shot routing
    included. A cascade must clear the bar by a margin for unseen prompts, measured like
    the router's default-target margin: plans chosen on all folds but one are run on the
-   one left out, and the margin is their mean shortfall plus its standard error. With
+   one left out, and the margin is their mean shortfall plus its standard error. A plan
+   is never kept when it escalates every prompt (single-shot plus a call whose answer is
+   never used) or when single-shot routing at some target is as good, within the margin,
+   for no more cost; where no plan reaches the bar, the best plan is kept only if it beats
+   single-shot at the target by the margin, and otherwise the target routes single-shot. With
    fewer than MIN_PLAN_PROMPTS complete answered prompts no plan is made (the learned
    cascade then routes single-shot): below that a plan's gain cannot be told from noise.
 """
@@ -245,12 +249,16 @@ class _Planner:
         self.v = {key: value[rows] for key, value in verifier_oof.items()}
         self.firsts = firsts
         self.at = np.arange(len(rows))
+        self._single: dict[bytes, np.ndarray] = {}
+        self._routed: dict[float | None, np.ndarray] = {}
         self.best = self.routed(None)
 
     def routed(self, target: float | None) -> np.ndarray:
         """The router's choice per prompt at `target` (None: the model it rates likeliest to succeed)."""
-        lam = 0.0 if target is None else self.schedule.lam_for(target)
-        return choose(self.proba, self.est_costs, lam, self.cost_scale)
+        if target not in self._routed:
+            lam = 0.0 if target is None else self.schedule.lam_for(target)
+            self._routed[target] = choose(self.proba, self.est_costs, lam, self.cost_scale)
+        return self._routed[target]
 
     def margins(self, key, nxt: np.ndarray) -> np.ndarray:
         return self.v[key] - self.proba[self.at, nxt]
@@ -299,8 +307,25 @@ class _Planner:
         best += [self.run(plan, idx, self.best)[0] for plan in self.plans(idx, self.best) if plan["then"] == "best"]
         return bottom, max(best)
 
+    def single_shot(self, idx: np.ndarray) -> np.ndarray:
+        """(quality, cost) of single-shot routing at every target of the grid, on prompts `idx`."""
+        key = idx.tobytes()
+        if key not in self._single:
+            self._single[key] = np.array([self.run(None, idx, self.routed(t))[:2] for t in TARGET_GRID])
+        return self._single[key]
+
+    def dominated(self, result: tuple[float, float, float], idx: np.ndarray, margin: float = 0.0) -> bool:
+        """Single-shot routing at some target is as good (within `margin`) for no more cost: the cascade pays for nothing."""
+        curve = self.single_shot(idx)
+        return bool(np.any((curve[:, 0] >= result[0] - margin - 1e-12) & (curve[:, 1] <= result[1] + 1e-12)))
+
     def choose(self, idx: np.ndarray, target: float, bottom: float, top: float, margin: float = 0.0):
-        """The cheapest plan reaching the target's bar (+ margin) on prompts `idx`, else the best one."""
+        """The cheapest plan reaching the target's bar (+ margin) on prompts `idx`, else the best one that beats
+        single-shot routing by the margin, else single-shot.
+
+        Never a plan that always escalates (single-shot with a wasted call), nor one that single-shot
+        routing at some target matches (within the margin) for no more cost.
+        """
         routed = self.routed(target)
         single = self.run(None, idx, routed)
         bar = max(single[0], bottom + target * (top - bottom))
@@ -309,7 +334,13 @@ class _Planner:
             chosen = (single, 0, None)
         for plan in self.plans(idx, routed):  # a cascade must clear the bar by the margin for unseen prompts
             result = self.run(plan, idx, routed)
-            if result[0] > fallback[0][0] + 1e-12:
+            if plan["second"] is None and result[2] >= 1.0 - 1e-12:
+                continue  # every prompt escalated: the first call is never used
+            if result[0] <= single[0] + margin + 1e-12 and result[1] >= single[1] - 1e-12:
+                continue  # no better than single-shot at this target, for as much or more
+            if self.dominated(result, idx, margin):
+                continue
+            if result[0] > max(fallback[0][0], single[0] + margin) + 1e-12:
                 fallback = (result, plan)
             complexity = 1 if plan["second"] is None else 2
             if result[0] >= bar + margin - 1e-12 and (

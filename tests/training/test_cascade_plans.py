@@ -1,0 +1,51 @@
+"""Cascade plans (router_ml.training.fit.verifier): a plan must pay for its extra call."""
+
+import math
+
+import numpy as np
+
+from router_ml.core.catalog import CostModel
+from router_ml.core.decision import QualitySchedule
+from router_ml.training.data.outcomes import RoutingData
+from router_ml.training.fit.verifier import _Planner
+
+
+def planner(n=400, seed=0):
+    """A cheap model right on half the prompts, a dear one on 90 %; the router and the verifier know nothing."""
+    rng = np.random.default_rng(seed)
+    scores = np.column_stack([rng.random(n) < 0.5, rng.random(n) < 0.9]).astype(float)
+    costs = np.tile([1.0, 10.0], (n, 1))
+    prompts = [f"p{i}" for i in range(n)]
+    cost_model = CostModel(["cheap", "dear"], [1.0, 10.0], [1.0, 10.0], [100, 100], [None, None])
+    data = RoutingData([str(i) for i in range(n)], prompts, [None] * n, ["cheap", "dear"], scores.copy(), scores,
+                       costs, cost_model)
+    proba = np.tile([0.5, 0.9], (n, 1))
+    verifier = {(0, None): rng.random(n)}  # uninformative about the cheap model's answer
+    # Below 0.95 the router sends everything to the cheap model; at 1 to the dear one.
+    schedule = QualitySchedule(targets=(0.0, 0.95, 1.0), lams=(math.inf, 100.0, 0.0))
+    return _Planner(data, proba, verifier, [0], np.arange(n), schedule, 10.0, costs), scores
+
+
+def test_a_plan_that_always_escalates_or_that_single_shot_matches_for_less_is_never_chosen():
+    p, scores = planner()
+    idx = np.arange(len(scores))
+    bottom, top = p.top(idx)
+    assert top == scores[:, 1].mean()  # escalating everything only reaches the dear model's quality
+    # No plan reaches the bar (+ a large margin): the old rule kept the best plan, cheap then dear for every
+    # prompt, two calls for the dear model's quality.
+    (quality, cost, escalated), plan, _, single = p.choose(idx, 0.9, bottom, top, margin=0.05)
+    assert plan is not None and escalated < 1.0
+    assert cost < 10.0  # sending every prompt to the dear model would be at least as good for no more
+    assert not p.dominated((quality, cost, escalated), idx, 0.05)
+    assert quality > single[0] + 0.05
+    # A margin no plan can beat single-shot by: single-shot.
+    result, plan, _, single = p.choose(idx, 0.9, bottom, top, margin=0.5)
+    assert plan is None and result == single
+
+
+def test_single_shot_at_the_top_target_is_kept_over_any_cascade():
+    p, scores = planner(seed=1)
+    idx = np.arange(len(scores))
+    bottom, top = p.top(idx)
+    (quality, cost, escalated), plan, _, _ = p.choose(idx, 1.0, bottom, top)
+    assert plan is None and quality == scores[:, 1].mean() and cost == 10.0 and escalated == 0.0
