@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
+# Indexes added after the first release (created in place on older databases by create_schema):
+# the decision explorer's filters and its lists of models and versions (router_ml.serve.explorer).
+ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS decisions_model_ts ON decisions (model, ts);
+CREATE INDEX IF NOT EXISTS decisions_version_ts ON decisions (router_version, ts);
+"""
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
             "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata",
             "steps", "cost", "novelty", "propensities", "planned_model", "shadow")
@@ -85,6 +91,7 @@ def create_schema(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:  # another process migrated it first
             if "duplicate column" not in str(exc):
                 raise
+    db.executescript(ADDED_INDEXES)  # after the columns: safe on every version of the table
 
 
 @dataclass(frozen=True)

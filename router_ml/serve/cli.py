@@ -102,6 +102,9 @@ from router_ml.serve.listen import bind_sockets, url
 @click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
               help="Concurrent requests are embedded together: the first waits at most this long for the others "
                    "in flight (a lone request does not wait; 0: off).")
+@click.option("--no-ui", is_flag=True,
+              help="Turn off the decision explorer at /ui. It is on by default on loopback and, beyond it, when "
+                   "tokens are set (behind the read or admin scope); never open beyond loopback without tokens.")
 def serve(**options):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
@@ -126,7 +129,7 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
            exploration_max_extra_cost, shadow_router, shadow_focus, onboarding_rate, fallback_model, max_batch,
            reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
            allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
+           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms, no_ui):
     from router_ml.serve.auth import TokenStore, is_loopback
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
@@ -152,6 +155,8 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
             audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
             limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
             batch_wait_ms=batch_wait_ms,
+            # The explorer shows where traffic went (and prompt text where it is kept): open only on loopback.
+            ui=not no_ui and (is_loopback(host) or TokenStore.load(tokens_file).enabled),
         )
         uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
                                 limit_concurrency=max_connections, server_header=False)
