@@ -121,6 +121,14 @@ def serve(**options):
                 signal.signal(signum, handler)
 
 
+def explorer_enabled(host: str, tokens: bool, no_ui: bool) -> bool:
+    """Whether `serve` turns the decision explorer on: it shows where traffic went (and prompt text
+    where the audit log keeps it), so beyond loopback only behind tokens (the read or admin scope)."""
+    from router_ml.serve.auth import is_loopback
+
+    return not no_ui and (tokens or is_loopback(host))
+
+
 def _exit_0_while_loading(signum, frame):
     raise SystemExit(0)  # nothing is served yet (build_service closes what it opened): leave cleanly
 
@@ -156,7 +164,7 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
             limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
             batch_wait_ms=batch_wait_ms,
             # The explorer shows where traffic went (and prompt text where it is kept): open only on loopback.
-            ui=not no_ui and (is_loopback(host) or TokenStore.load(tokens_file).enabled),
+            ui=explorer_enabled(host, TokenStore.load(tokens_file).enabled, no_ui),
         )
         uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
                                 limit_concurrency=max_connections, server_header=False)
