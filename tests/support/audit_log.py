@@ -21,8 +21,9 @@ PROMPTS = ("Summarise this contract clause in plain English.", "What is 17 * 23?
 
 
 def seed_audit_log(path, models: list[str], n: int = 400, seed: int = 0, t0: float = 1_764_000_000.0,
-                   versions: tuple[str, str] = ("router-a", "router-b")) -> list[str]:
-    """Write `n` decisions (one every 30 s from `t0`) and outcomes for about 40 % of them; their request ids."""
+                   versions: tuple[str, str] = ("router-a", "router-b"), novel_share: float = 0.03) -> list[str]:
+    """Write `n` decisions (one every 30 s from `t0`) and outcomes for about 40 % of them; their request ids.
+    About `novel_share` of them have a novelty above 0.99."""
     rng = np.random.default_rng(seed)
     store = AuditStore(path, prompt_storage="text", flush_interval=0.01, key_file=False)
     ids, outcomes = [], []
@@ -49,7 +50,7 @@ def seed_audit_log(path, models: list[str], n: int = 400, seed: int = 0, t0: flo
                 propensities={m: (0.95 if m == planned else 0.05 / (len(models) - 1)) for m in models},
                 planned_model=planned, latency_ms=float(rng.gamma(2.0, 3.0)), steps=steps,
                 cost=float(rng.uniform(1e-4, 3e-3)) if rng.random() < 0.3 else None,
-                novelty=float(rng.beta(2, 5)) if rng.random() < 0.97 else 0.995,
+                novelty=0.995 if rng.random() < novel_share else float(rng.beta(2, 5)),
                 shadow={"version": "router-c", "model": models[i % len(models)]} if version == versions[1] else None,
                 ts=t0 + 30.0 * i,
             )
