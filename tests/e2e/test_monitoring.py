@@ -4,10 +4,8 @@ service and evaluating the shipped alert rules. Each skips with the reason when 
 is absent (.ci/run installs them)."""
 
 import json
-import re
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
