@@ -31,7 +31,7 @@ def stacked_timeline(timeline: dict, colour: dict[str, str], width: int = 720, h
             k = counts[model][i]
             if not k:
                 continue
-            h = k / top * (height - 4)
+            h = k / top * (height - 18)  # room for the scale label above
             y -= h
             parts.append(f'<rect x="{i * bar + 1:.1f}" y="{y:.1f}" width="{max(bar - 2, 1):.1f}" height="{h:.1f}" '
                          f'fill="{colour[model]}"><title>{escape(start)} UTC: {escape(model)} {k:,} of '
