@@ -5,8 +5,8 @@
 Writes a synthetic audit database of `--rows` decisions (one every 3 s, five models, 40 %
 with an outcome, 10 % with a cascade, prompt text kept) through the audit format's own
 schema, then times, on that database read-only, what each explorer page runs
-(router_ml.serve.explorer.queries): the overview over the last 24 h and over everything,
-router versions over everything, the newest page of decisions unfiltered and filtered by
+(router_ml.serve.explorer.queries): the overview page (its figures and the router versions)
+over the last 24 h and over everything, the versions page over everything, the newest page of decisions unfiltered and filtered by
 a model and by a rule, and one request. Prints a table; each time is the median of 3 runs.
 """
 
@@ -80,9 +80,14 @@ def main() -> None:
         print(f"wrote {args.rows:,} decisions in {time.perf_counter() - start:.0f} s ({path})")
     db = queries.connect(path)
     day, everything = queries.window_of(db, "24h"), queries.window_of(db, "all")
+    def page(window):  # what /ui runs: one grouped pass for the overview and the versions
+        grouped = queries.cells(db, window, COSTS)
+        queries.overview(db, window, COSTS, grouped=grouped)
+        queries.versions(db, window, COSTS, grouped=grouped)
+
     cases = {
-        "overview, last 24 h": lambda: queries.overview(db, day, COSTS),
-        "overview, everything": lambda: queries.overview(db, everything, COSTS),
+        "overview page, last 24 h": lambda: page(day),
+        "overview page, everything": lambda: page(everything),
         "router versions, everything": lambda: queries.versions(db, everything, COSTS),
         "newest 50 decisions": lambda: queries.decisions(db, queries.Search()),
         "newest 50 of one model": lambda: queries.decisions(db, queries.Search(model="pro")),

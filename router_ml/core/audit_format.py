@@ -62,11 +62,16 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
-# Indexes added after the first release (created in place on older databases by create_schema):
-# the decision explorer's filters and its lists of models and versions (router_ml.serve.explorer).
+# Indexes added after the first release (created in place on older databases by create_schema), for
+# the decision explorer (router_ml.serve.explorer): its filters and lists of models and versions; the
+# columns of its aggregates, so that a window's figures read this index alone and not the wide rows
+# (prompt text, scores); and the cascaded decisions, so that escalations visit only those.
 ADDED_INDEXES = """
 CREATE INDEX IF NOT EXISTS decisions_model_ts ON decisions (model, ts);
 CREATE INDEX IF NOT EXISTS decisions_version_ts ON decisions (router_version, ts);
+CREATE INDEX IF NOT EXISTS decisions_ts_figures ON decisions (ts, model, router_version, request_id, prompt_chars,
+    cost, confidence, latency_ms, novelty, exploration, fallback);
+CREATE INDEX IF NOT EXISTS decisions_cascaded_ts ON decisions (ts) WHERE steps IS NOT NULL;
 """
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
             "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata",

@@ -129,8 +129,13 @@ def test_a_real_prometheus_scrapes_the_service_and_evaluates_the_rules(served_lo
 
         rules = wait_until(evaluated, "the rules to be evaluated", timeout=30, every=0.5)
         assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), json.dumps(rules, indent=1)[:3000]
-        novelty = next(r for r in rules if r["name"] == "RouterNoveltyHigh")
-        assert novelty["state"] == "pending"  # the condition holds; `for: 30m` has not passed yet
+        # The condition holds once a scrape has brought the gauges in (a rule evaluated before the first
+        # scrape is inactive); `for: 30m` has not passed, so it stays pending.
+        def novelty_state():
+            groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+            return next(r["state"] for g in groups for r in g["rules"] if r["name"] == "RouterNoveltyHigh")
+
+        wait_until(lambda: novelty_state() == "pending", "RouterNoveltyHigh to be pending", timeout=30, every=0.5)
         quiet = [r["name"] for r in rules if r["state"] == "inactive"]
         assert {"RouterDown", "RouterAuditBacklog", "RouterReloadRefused"} <= set(quiet)
     finally:

@@ -11,14 +11,16 @@ Definitions (docs/monitoring.md repeats them for the reader):
   `CostModel`: tokens = ceil(chars / chars_per_token), at least 1). Requests to a model the
   price list does not know and without a logged cost are counted as unpriced.
 - **always the best model**: every request of the window sent to the model with the highest
-  mean P(success) the router gave it over the window; **always the cheapest**: to the model
+  mean P(success) the router gave it over the window (its latest 100,000 requests); **always the cheapest**: to the
+  model
   whose estimated total over the window is lowest. Both at the price list's estimates.
 - **observed quality**: the mean reported outcome (score, else success as 1/0) of the served
   model over requests with one; **estimated quality**: the router's mean P(success) of the
   served model over every request, corrected by the mean of (observed - predicted) over
   requests with an outcome (an augmented estimate: unbiased when the outcomes that get
   reported are a random share of the traffic, and it uses every request, not only those).
-- **latency percentiles**: nearest rank (the value at rank ceil(q n) of n sorted latencies).
+- **latency percentiles**: nearest rank (the value at rank ceil(q n) of n sorted latencies), over
+  the window's latest 100,000 requests.
 - **novelty**: share of requests whose calibrated novelty is above 0.99 (about 0.01 while the
   traffic looks like the training data; router_ml.core.drift).
 
@@ -41,6 +43,9 @@ WINDOWS = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0,
 DEFAULT_WINDOW = "24h"
 PERCENTILES = (0.5, 0.9, 0.99)
 PAGE_ROWS = 50
+# Latency percentiles and the best model's mean P(success) read the window's latest SAMPLE decisions
+# (a sort and a JSON parse per row: bounded, like the drift gauges); every other figure reads them all.
+SAMPLE = 100_000
 OUTCOME = "COALESCE(o.score, o.success)"  # a reported outcome as a number in [0, 1]
 SERVED_OUTCOME = "LEFT JOIN outcomes o ON o.request_id = d.request_id AND o.model = d.model"
 OUTCOME_FILTERS = ("any", "reported", "missing", "success", "failure")
@@ -93,13 +98,20 @@ def _prices(cost_model: CostModel | None) -> dict[str, tuple[float, float]]:
     return {m: (float(f), float(t)) for m, f, t in zip(cost_model.models, cost_model._fixed, cost_model._per_token)}
 
 
-def overview(db: sqlite3.Connection, window: Window, cost_model: CostModel | None, buckets: int = 24) -> dict:
-    """The overview's figures over `window` (see the module docstring for each definition)."""
+SUMMED = ("requests", "logged_cost_rows", "logged_cost", "unlogged_tokens", "tokens", "predicted_rows", "predicted",
+          "outcomes", "observed", "paired", "paired_observed", "paired_predicted", "explorations", "novelty_rows",
+          "novelty_high", "fallbacks", "latency_rows", "latency")
+
+
+def cells(db: sqlite3.Connection, window: Window, cost_model: CostModel | None, buckets: int = 24) -> list[dict]:
+    """The window's sums per (time slice, router version, model), in one pass over the decisions'
+    figures index: the overview, its timeline and the versions are all added up from these."""
     cpt = cost_model.chars_per_token if cost_model is not None else 4.0
     tokens = _tokens_sql(cpt)
-    span = (window.since, window.until)
+    width = window.span / buckets if window.span > 0 else 1.0
     rows = db.execute(
-        f"""SELECT d.model AS model, COUNT(*) AS requests,
+        f"""SELECT MIN(CAST((d.ts - ?) / ? AS INTEGER), ?) AS bucket, d.router_version AS version, d.model AS model,
+                   COUNT(*) AS requests, MIN(d.ts) AS first, MAX(d.ts) AS last,
                    COUNT(d.cost) AS logged_cost_rows, TOTAL(d.cost) AS logged_cost,
                    TOTAL(CASE WHEN d.cost IS NULL THEN {tokens} END) AS unlogged_tokens, TOTAL({tokens}) AS tokens,
                    COUNT(d.confidence) AS predicted_rows, TOTAL(d.confidence) AS predicted,
@@ -108,9 +120,34 @@ def overview(db: sqlite3.Connection, window: Window, cost_model: CostModel | Non
                    TOTAL(CASE WHEN d.confidence IS NOT NULL THEN {OUTCOME} END) AS paired_observed,
                    TOTAL(CASE WHEN {OUTCOME} IS NOT NULL THEN d.confidence END) AS paired_predicted,
                    TOTAL(d.exploration) AS explorations, COUNT(d.novelty) AS novelty_rows,
-                   TOTAL(d.novelty > {NOVELTY_HIGH}) AS novelty_high, COUNT(d.fallback) AS fallbacks
+                   TOTAL(d.novelty > {NOVELTY_HIGH}) AS novelty_high, COUNT(d.fallback) AS fallbacks,
+                   COUNT(d.latency_ms) AS latency_rows, TOTAL(d.latency_ms) AS latency
             FROM decisions d {SERVED_OUTCOME}
-            WHERE d.ts >= ? AND d.ts <= ? GROUP BY d.model ORDER BY requests DESC, d.model""", span).fetchall()
+            WHERE d.ts >= ? AND d.ts <= ? GROUP BY bucket, d.router_version, d.model""",
+        (window.since, width, buckets - 1, window.since, window.until)).fetchall()
+    return [dict(r, width=width, buckets=buckets) for r in rows]
+
+
+def _sum_by(rows: list[dict], *keys: str) -> dict[tuple, dict]:
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        key = tuple(r[k] for k in keys)
+        if key not in out:
+            out[key] = {**{k: r[k] for k in keys}, **{k: 0 for k in SUMMED}, "first": r["first"], "last": r["last"]}
+        o = out[key]
+        for k in SUMMED:
+            o[k] += r[k]
+        o["first"], o["last"] = min(o["first"], r["first"]), max(o["last"], r["last"])
+    return out
+
+
+def overview(db: sqlite3.Connection, window: Window, cost_model: CostModel | None, buckets: int = 24,
+             grouped: list[dict] | None = None) -> dict:
+    """The overview's figures over `window` (see the module docstring for each definition);
+    `grouped`: the window's `cells`, when the caller has them already."""
+    grouped = cells(db, window, cost_model, buckets) if grouped is None else grouped
+    span = (window.since, window.until)
+    rows = sorted(_sum_by(grouped, "model").values(), key=lambda r: (-r["requests"], r["model"]))
     total = sum(r["requests"] for r in rows)
     prices = _prices(cost_model)
     models = []
@@ -138,7 +175,7 @@ def overview(db: sqlite3.Connection, window: Window, cost_model: CostModel | Non
         "models": models,
         "cost": _costs(db, window, models, prices, sums["tokens"], total),
         "quality": _quality(sums),
-        "timeline": _timeline(db, window, buckets),
+        "timeline": _timeline(window, grouped, buckets),
         "latency": _latency(db, window),
         "fallbacks": [dict(r) for r in db.execute(
             "SELECT d.fallback AS fallback_reason, COUNT(*) AS requests FROM decisions d WHERE d.ts >= ? AND d.ts <= ? "
@@ -146,7 +183,8 @@ def overview(db: sqlite3.Connection, window: Window, cost_model: CostModel | Non
         "fallback_requests": sums["fallbacks"],
         "escalations": [dict(r) for r in db.execute(
             "SELECT COALESCE(json_extract(s.value, '$.check'), 'check') AS check_name, COUNT(*) AS escalated "
-            "FROM decisions d, json_each(d.steps) s WHERE d.ts >= ? AND d.ts <= ? AND d.steps IS NOT NULL "
+            "FROM decisions d INDEXED BY decisions_cascaded_ts, json_each(d.steps) s "
+            "WHERE d.ts >= ? AND d.ts <= ? AND d.steps IS NOT NULL "
             "AND json_extract(s.value, '$.outcome') = 'check_failed' GROUP BY check_name ORDER BY escalated DESC, check_name",
             span)],
         "rules": [dict(r) for r in db.execute(
@@ -169,8 +207,9 @@ def _costs(db, window: Window, models: list[dict], prices: dict, tokens: float, 
     cheapest = min(always, key=lambda m: (always[m], m))
     names = list(prices)
     columns = ", ".join(f"AVG(json_extract(d.scores, ?)) AS c{i}" for i in range(len(names)))
-    mean_p = db.execute(f"SELECT {columns} FROM decisions d WHERE d.ts >= ? AND d.ts <= ?",
-                        (*[f'$."{m}"' for m in names], window.since, window.until)).fetchone()
+    mean_p = db.execute(f"SELECT {columns} FROM (SELECT scores FROM decisions WHERE ts >= ? AND ts <= ? "
+                        "ORDER BY ts DESC LIMIT ?) d",
+                        (*[f'$."{m}"' for m in names], window.since, window.until, SAMPLE)).fetchone()
     believed = {m: p for m, p in zip(names, mean_p) if p is not None}
     best = max(believed, key=lambda m: (believed[m], m)) if believed else max(always, key=lambda m: (always[m], m))
     out.update(best_model=best, best=always[best], cheapest_model=cheapest, cheapest=always[cheapest],
@@ -192,48 +231,38 @@ def _quality(s: dict) -> dict:
             "outcomes": s["outcomes"], "correction": correction, "estimated": estimated, "estimated_from": how}
 
 
-def _timeline(db, window: Window, buckets: int) -> dict:
+def _timeline(window: Window, grouped: list[dict], buckets: int) -> dict:
     """Requests per model in `buckets` equal slices of the window."""
-    width = window.span / buckets if window.span > 0 else 1.0
-    rows = db.execute(
-        "SELECT MIN(CAST((d.ts - ?) / ? AS INTEGER), ?) AS bucket, d.model AS model, COUNT(*) AS requests "
-        "FROM decisions d WHERE d.ts >= ? AND d.ts <= ? GROUP BY bucket, d.model",
-        (window.since, width, buckets - 1, window.since, window.until)).fetchall()
     counts: dict[str, list[int]] = {}
-    for r in rows:
+    for r in grouped:
         counts.setdefault(r["model"], [0] * buckets)[r["bucket"]] += r["requests"]
+    width = window.span / buckets if window.span > 0 else 1.0
     return {"since": window.since, "width": width, "buckets": buckets, "counts": counts}
 
 
 def _latency(db, window: Window) -> dict:
-    n = db.execute("SELECT COUNT(latency_ms) FROM decisions d WHERE d.ts >= ? AND d.ts <= ?",
-                   (window.since, window.until)).fetchone()[0]
+    """Percentiles over the window's latest SAMPLE latencies (all of them in a smaller window)."""
+    latest = ("SELECT latency_ms FROM decisions WHERE ts >= ? AND ts <= ? AND latency_ms IS NOT NULL "
+              "ORDER BY ts DESC LIMIT ?")
+    span = (window.since, window.until, SAMPLE)
+    n = db.execute(f"SELECT COUNT(*) FROM ({latest})", span).fetchone()[0]
     if not n:
         return {"requests": 0}
     ranks = {q: max(1, math.ceil(q * n)) for q in PERCENTILES}
     marks = ", ".join("?" * len(ranks))
     found = dict(db.execute(
         "SELECT rank, latency_ms FROM (SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) AS rank "
-        f"FROM decisions d WHERE d.ts >= ? AND d.ts <= ? AND latency_ms IS NOT NULL) WHERE rank IN ({marks})",
-        (window.since, window.until, *ranks.values())).fetchall())
-    return {"requests": n, **{f"p{round(q * 100)}": found[rank] for q, rank in ranks.items()}}
+        f"FROM ({latest})) WHERE rank IN ({marks})", (*span, *ranks.values())).fetchall())
+    return {"requests": n, "sampled": n == SAMPLE, **{f"p{round(q * 100)}": found[rank] for q, rank in ranks.items()}}
 
 
-def versions(db: sqlite3.Connection, window: Window, cost_model: CostModel | None) -> list[dict]:
+def versions(db: sqlite3.Connection, window: Window, cost_model: CostModel | None,
+             grouped: list[dict] | None = None) -> list[dict]:
     """Each router version's traffic in the window, side by side (newest first), and its shadow's agreement."""
-    tokens = _tokens_sql(cost_model.chars_per_token if cost_model is not None else 4.0)
+    grouped = cells(db, window, cost_model) if grouped is None else grouped
     prices = _prices(cost_model)
-    rows = db.execute(
-        f"""SELECT d.router_version AS version, d.model AS model, COUNT(*) AS requests, MIN(d.ts) AS first,
-                   MAX(d.ts) AS last, COUNT(d.cost) AS logged_cost_rows, TOTAL(d.cost) AS logged_cost,
-                   TOTAL(CASE WHEN d.cost IS NULL THEN {tokens} END) AS unlogged_tokens,
-                   COUNT(d.confidence) AS predicted_rows, TOTAL(d.confidence) AS predicted,
-                   COUNT({OUTCOME}) AS outcomes, TOTAL({OUTCOME}) AS observed,
-                   COUNT(d.latency_ms) AS latency_rows, TOTAL(d.latency_ms) AS latency
-            FROM decisions d {SERVED_OUTCOME} WHERE d.ts >= ? AND d.ts <= ?
-            GROUP BY d.router_version, d.model""", (window.since, window.until)).fetchall()
     out: dict[str, dict] = {}
-    for r in rows:
+    for r in _sum_by(grouped, "version", "model").values():
         v = out.setdefault(r["version"], {"version": r["version"], "requests": 0, "first": r["first"],
                                           "last": r["last"], "models": {}, "cost": 0.0, "unpriced": 0,
                                           "predicted_rows": 0, "predicted": 0.0, "outcomes": 0, "observed": 0.0,

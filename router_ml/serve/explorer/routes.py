@@ -161,7 +161,8 @@ def explorer_routes(service, tokens: TokenStore, metrics: Metrics) -> APIRouter:
             if span is None:
                 return ui.render("overview.html", window=window, windows=list(queries.WINDOWS), data=None,
                                  path=str(service.audit.path))
-            data = queries.overview(db, span, ui.cost_model)
+            grouped = queries.cells(db, span, ui.cost_model)  # one pass for the overview and the versions
+            data = queries.overview(db, span, ui.cost_model, grouped=grouped)
             colour = charts.colours([m["model"] for m in data["models"]])
             figures = {
                 "timeline": charts.stacked_timeline(data["timeline"], colour),
@@ -174,7 +175,7 @@ def explorer_routes(service, tokens: TokenStore, metrics: Metrics) -> APIRouter:
                     [("served", cost["served"], format_usd(cost["served"]))]
                     + [(f"always {m}", v, format_usd(v)) for m, v in sorted(cost["always"].items(),
                                                                               key=lambda kv: kv[1])])
-            versions = queries.versions(db, span, ui.cost_model)
+            versions = queries.versions(db, span, ui.cost_model, grouped=grouped)
             return ui.render("overview.html", window=window, windows=list(queries.WINDOWS), data=data,
                              colour=colour, figures=figures, versions=versions, path=str(service.audit.path),
                              serving=service.router.version)
