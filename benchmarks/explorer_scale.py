@@ -1,35 +1,40 @@
 """The decision explorer's queries on a large audit log: how long each page's SQL takes.
 
-    .venv/bin/python -m benchmarks.explorer_scale [--rows 1000000] [--workdir build/benchmarks]
+    .venv/bin/python -m benchmarks.explorer_scale [--rows 1000000] [--workdir build/benchmarks] [--out benchmarks/results]
 
 Writes a synthetic audit database of `--rows` decisions (one every 3 s, five models, 40 %
 with an outcome, 10 % with a cascade, prompt text kept) through the audit format's own
 schema, then times, on that database read-only, what each explorer page runs
 (router_ml.serve.explorer.queries): the overview page (its figures and the router versions)
 over the last 24 h and over everything, the versions page over everything, the newest page of decisions unfiltered and filtered by
-a model and by a rule, and one request. Prints a table; each time is the median of 3 runs.
+a model and by a rule, and one request. Each time is the median of 3 runs; writes
+results/explorer_scale.md and .json. No targets: the figures are for docs/monitoring.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
-from router_ml.core.audit_format import COLUMNS, create_schema
-from router_ml.core.catalog import CostModel
-from router_ml.serve.explorer import queries
+from benchmarks.harness import benchmark_parser, write_results
 
 MODELS = ["nano", "mini", "coder", "pro", "legacy-xl"]
-COSTS = CostModel(MODELS, [0.05, 0.15, 0.3, 2.5, 2.5], [0.4, 0.6, 1.2, 10.0, 10.0], [200] * 5, [None] * 5, 4.0)
+
+
+def cost_model():
+    from router_ml.core.catalog import CostModel
+
+    return CostModel(MODELS, [0.05, 0.15, 0.3, 2.5, 2.5], [0.4, 0.6, 1.2, 10.0, 10.0], [200] * 5, [None] * 5, 4.0)
 
 
 def write_log(path: Path, rows: int, seed: int = 0, chunk: int = 100_000) -> None:
+    import numpy as np
+
+    from router_ml.core.audit_format import COLUMNS, create_schema
+
     rng = np.random.default_rng(seed)
     db = sqlite3.connect(path)
     create_schema(db)
@@ -67,38 +72,49 @@ def timed(fn) -> float:
     return statistics.median(runs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("build/benchmarks"))
-    args = parser.parse_args()
+def main(argv=None) -> int:
+    parser = benchmark_parser("explorer_scale", __doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="decisions in the synthetic audit log")
+    args = parser.parse_args(argv)
+    from router_ml.serve.explorer import queries
+
+    costs = cost_model()
     args.workdir.mkdir(parents=True, exist_ok=True)
     path = args.workdir / f"explorer-{args.rows}.sqlite"
     if not path.exists():
         start = time.perf_counter()
         write_log(path, args.rows)
         print(f"wrote {args.rows:,} decisions in {time.perf_counter() - start:.0f} s ({path})")
+    else:  # a log written before the explorer's indexes: bring it up to date first
+        from router_ml.core.audit_format import create_schema
+
+        with sqlite3.connect(path) as db:
+            create_schema(db)
     db = queries.connect(path)
     day, everything = queries.window_of(db, "24h"), queries.window_of(db, "all")
+
     def page(window):  # what /ui runs: one grouped pass for the overview and the versions
-        grouped = queries.cells(db, window, COSTS)
-        queries.overview(db, window, COSTS, grouped=grouped)
-        queries.versions(db, window, COSTS, grouped=grouped)
+        grouped = queries.cells(db, window, costs)
+        queries.overview(db, window, costs, grouped=grouped)
+        queries.versions(db, window, costs, grouped=grouped)
 
     cases = {
         "overview page, last 24 h": lambda: page(day),
         "overview page, everything": lambda: page(everything),
-        "router versions, everything": lambda: queries.versions(db, everything, COSTS),
+        "router versions, everything": lambda: queries.versions(db, everything, costs),
         "newest 50 decisions": lambda: queries.decisions(db, queries.Search()),
         "newest 50 of one model": lambda: queries.decisions(db, queries.Search(model="pro")),
         "newest 50 matching a rule": lambda: queries.decisions(db, queries.Search(text="long")),
         "one request": lambda: queries.request(db, "r000000042"),
     }
-    print(f"{'page':32s} seconds ({args.rows:,} decisions; 24 h = {queries.overview(db, day, COSTS)['requests']:,})")
-    for name, fn in cases.items():
-        print(f"{name:32s} {timed(fn):8.3f}")
+    in_day = queries.overview(db, day, costs)["requests"]
+    seconds = {name: timed(fn) for name, fn in cases.items()}
     db.close()
+    lines = [f"# Decision explorer on {args.rows:,} decisions (last 24 h: {in_day:,})", "",
+             "| page | seconds (median of 3) |", "|---|---|", *(f"| {k} | {v:.3f} |" for k, v in seconds.items())]
+    return write_results(args.out, "explorer_scale", "\n".join(lines),
+                         {"rows": args.rows, "rows_last_24h": in_day, "seconds": seconds})
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
