@@ -62,6 +62,17 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
+# Indexes added after the first release (created in place on older databases by create_schema), for
+# the decision explorer (router_ml.serve.explorer): its filters and lists of models and versions; the
+# columns of its aggregates, so that a window's figures read this index alone and not the wide rows
+# (prompt text, scores); and the cascaded decisions, so that escalations visit only those.
+ADDED_INDEXES = """
+CREATE INDEX IF NOT EXISTS decisions_model_ts ON decisions (model, ts);
+CREATE INDEX IF NOT EXISTS decisions_version_ts ON decisions (router_version, ts);
+CREATE INDEX IF NOT EXISTS decisions_ts_figures ON decisions (ts, model, router_version, request_id, prompt_chars,
+    cost, confidence, latency_ms, novelty, exploration, fallback);
+CREATE INDEX IF NOT EXISTS decisions_cascaded_ts ON decisions (ts) WHERE steps IS NOT NULL;
+"""
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
             "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata",
             "steps", "cost", "novelty", "propensities", "planned_model", "shadow")
@@ -85,6 +96,7 @@ def create_schema(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:  # another process migrated it first
             if "duplicate column" not in str(exc):
                 raise
+    db.executescript(ADDED_INDEXES)  # after the columns: safe on every version of the table
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ Operations (api/operations.py):
     GET  /metrics       Prometheus metrics
     POST /admin/reload  reload the router now (e.g. after a promotion)
     GET  /docs, /openapi.json   OpenAPI documentation (behind the admin scope when tokens are on)
+Decision explorer (explorer/routes.py):
+    GET  /ui, /ui/requests, /ui/requests/{id}, /ui/versions   pages over the audit log (read or admin scope)
 
 Errors follow the OpenAI API's contract everywhere: {"error": {"message", "type",
 "param", "code"}} (`field`, the same as `param`, is kept for older clients), with the
@@ -42,10 +44,11 @@ from router_ml.serve.service import RoutingService
 
 
 def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | None = None,
-               limits: Limits | None = None, gateway_concurrency: int = 64) -> FastAPI:
+               limits: Limits | None = None, gateway_concurrency: int = 64, ui: bool = True) -> FastAPI:
     """The FastAPI app over a service (and its gateway). `tokens` (router_ml.serve.auth) guard
     every endpoint but the health checks; without them admin is off. `limits` default to
-    the service's; `gateway_concurrency`: upstream calls in flight at once."""
+    the service's; `gateway_concurrency`: upstream calls in flight at once; `ui`: serve the decision
+    explorer at /ui (behind the read or admin scope when tokens are on)."""
     tokens = tokens or TokenStore([])
     limits = limits or service.limits
     app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
@@ -59,4 +62,8 @@ def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | No
     app.include_router(openai_routes(service, gateway, access, gateway_concurrency))
     app.include_router(routing_routes(service, access))
     app.include_router(operations_routes(service, access, docs_behind_admin=tokens.enabled))
+    if ui:
+        from router_ml.serve.explorer.routes import explorer_routes
+
+        app.include_router(explorer_routes(service, tokens, service.metrics))
     return app

@@ -56,6 +56,7 @@ class ServiceSettings:
     retain_text_days: float | None = None
     limits: Limits = field(default_factory=Limits)
     batch_wait_ms: float = 2.0  # micro-batching: the longest a request waits for others (0: off)
+    ui: bool = True  # the decision explorer at /ui (router_ml.serve.explorer; the CLI turns it off beyond loopback)
     warnings: list[str] = field(default_factory=list)  # filled by build_service: policy warnings
 
 
@@ -118,4 +119,5 @@ def build_service(settings: ServiceSettings) -> BuiltService:
             audit.close()
         raise
     service.warm_up(background=True)  # /readyz says 503 until the embedding model is loaded
-    return BuiltService(service, gateway, create_app(service, gateway, tokens=tokens, limits=settings.limits), tokens)
+    return BuiltService(service, gateway, create_app(service, gateway, tokens=tokens, limits=settings.limits,
+                                                            ui=settings.ui), tokens)

@@ -17,8 +17,10 @@ Tokens are never read from the command line (they would show in `ps` and shell h
 and never logged.
 
 Scopes: `route` (POST /v1/route, /v1/chat/completions, GET /v1/models), `outcomes`
-(POST /v1/outcomes), `metrics` (GET /metrics), `admin` (POST /admin/reload, and the
-OpenAPI docs). /healthz and /readyz stay open for orchestrators. A request presents
+(POST /v1/outcomes), `metrics` (GET /metrics), `read` (the decision explorer at /ui: what was routed where,
+and prompt text where the audit log keeps it), `admin` (POST /admin/reload, the OpenAPI docs,
+and /ui). A browser presents its token once at /ui/login, which keeps it in an HttpOnly,
+SameSite=Strict cookie scoped to /ui. /healthz and /readyz stay open for orchestrators. A request presents
 `Authorization: Bearer TOKEN`; it is compared with every configured token's sha256 in
 constant time (hmac.compare_digest).
 
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from router_ml.errors import ConfigError
 
-SCOPES = ("route", "outcomes", "metrics", "admin")
+SCOPES = ("route", "outcomes", "metrics", "read", "admin")
 ENV_TOKENS = "ROUTER_ML_TOKENS"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MIN_TOKEN_CHARS = 16

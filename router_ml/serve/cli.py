@@ -120,6 +120,9 @@ class PolicySource(click.ParamType):
 @click.option("--batch-wait-ms", default=2.0, show_default=True, type=click.FloatRange(min=0),
               help="Concurrent requests are embedded together: the first waits at most this long for the others "
                    "in flight (a lone request does not wait; 0: off).")
+@click.option("--no-ui", is_flag=True,
+              help="Turn off the decision explorer at /ui. It is on by default on loopback and, beyond it, when "
+                   "tokens are set (behind the read or admin scope); never open beyond loopback without tokens.")
 def serve(**options):
     """Serve a router over HTTP (FastAPI on uvicorn), with an audit trail and Prometheus metrics."""
     import signal
@@ -136,6 +139,14 @@ def serve(**options):
                 signal.signal(signum, handler)
 
 
+def explorer_enabled(host: str, tokens: bool, no_ui: bool) -> bool:
+    """Whether `serve` turns the decision explorer on: it shows where traffic went (and prompt text
+    where the audit log keeps it), so beyond loopback only behind tokens (the read or admin scope)."""
+    from router_ml.serve.auth import is_loopback
+
+    return not no_ui and (tokens or is_loopback(host))
+
+
 def _exit_0_while_loading(signum, frame):
     raise SystemExit(0)  # nothing is served yet (build_service closes what it opened): leave cleanly
 
@@ -144,7 +155,7 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
            exploration_max_extra_cost, shadow_router, shadow_focus, onboarding_rate, fallback_model, max_batch,
            reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
            allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms):
+           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms, no_ui):
     from router_ml.serve.auth import TokenStore, is_loopback
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
@@ -170,6 +181,8 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
             audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
             limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
             batch_wait_ms=batch_wait_ms,
+            # The explorer shows where traffic went (and prompt text where it is kept): open only on loopback.
+            ui=explorer_enabled(host, TokenStore.load(tokens_file).enabled, no_ui),
         )
         uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
                                 limit_concurrency=max_connections, server_header=False)

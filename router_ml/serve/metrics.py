@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UPSTREAM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -36,10 +37,24 @@ class Metrics:
                                               "prompts cost above the policy's choice", registry=r)
         self.exploration_saved_cost = Counter("router_exploration_saved_cost_usd", "Estimated USD that explored "
                                               "prompts cost below the policy's choice", registry=r)
+        # Estimated cost (the router's price list at each prompt's length) of what was served, and of
+        # the same requests sent to the model the router rated most likely to succeed, or to the cheapest:
+        # savings = 1 - served / best. Requests without estimates (a rule forced the model) are not counted.
+        self.estimated_cost = Counter("router_estimated_cost_usd", "Estimated USD of the served requests, by the "
+                                      "model they were sent to", ["model"], registry=r)
+        self.best_model_cost = Counter("router_best_model_cost_usd", "Estimated USD of the same requests, each sent "
+                                       "to the model the router rated most likely to succeed", registry=r)
+        self.cheapest_model_cost = Counter("router_cheapest_model_cost_usd", "Estimated USD of the same requests, "
+                                           "each sent to the cheapest model", registry=r)
         self.novelty_guarded = Counter("router_novelty_guarded", "Prompts the novelty guard sent to its safe model",
                                        registry=r)
         self.escalations = Counter("router_escalations", "Cascade steps whose answer failed a check and were "
                                    "escalated, by the check (verifier, json, ...)", ["reason"], registry=r)
+        # The gateway's calls to each model (every attempt: retries and fallbacks included).
+        self.upstream_calls = Counter("router_upstream_calls", "Gateway calls to a model by result (ok, error, "
+                                      "rate_limited, rejected, cooling_down)", ["model", "result"], registry=r)
+        self.upstream_latency = Histogram("router_upstream_latency_seconds", "Time of one gateway call to a model "
+                                          "(answered or failed)", ["model"], buckets=UPSTREAM_BUCKETS, registry=r)
         self.outcomes = Counter("router_outcomes", "Outcome reports by result", ["status"], registry=r)
         self.reloads = Counter("router_reloads", "Router reloads by result: ok, failed (could not load), refused (loaded "
                                "but unfit for this service's policy, fallback or gateway), registry_unreachable",
@@ -71,6 +86,32 @@ class Metrics:
         self._info = Gauge("router_info", "The router being served (value 1)", ["router_version", "source"],
                            registry=r, multiprocess_mode="liveall")
         self._info_labels: tuple | None = None
+
+    def count_cost(self, model: str, costs: dict[str, float], scores: dict[str, float]) -> None:
+        """Count one served request's estimated cost, and its cost at the best and at the cheapest model."""
+        if not costs or costs.get(model) is None:
+            return
+        best = max(scores, key=lambda m: (scores[m], -costs.get(m, 0.0))) if scores else None
+        self.estimated_cost.labels(model).inc(costs[model])
+        self.best_model_cost.inc(costs.get(best, costs[model]))
+        self.cheapest_model_cost.inc(min(costs.values()))
+
+    def count_attempts(self, attempts: list[dict] | None) -> None:
+        """Count the gateway's calls (router_ml.serve.gateway.upstreams attempt records) per model and result."""
+        for a in attempts or ():
+            model = a.get("model")
+            if not model:
+                continue
+            status = a.get("status")
+            if "error" not in a:
+                result = "ok" if status in (None, 200) else "rejected"
+            elif "ms" not in a:
+                result = "cooling_down"  # skipped, not called
+            else:
+                result = "rate_limited" if status == 429 else "error"
+            self.upstream_calls.labels(model, result).inc()
+            if "ms" in a:
+                self.upstream_latency.labels(model).observe(a["ms"] / 1000)
 
     def serving(self, router_version: str, source: str) -> None:
         """Say which router is being served (router_info{router_version, source} 1)."""

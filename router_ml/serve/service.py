@@ -284,10 +284,12 @@ class RoutingService:
 
     def assign(self, router: Router, prompts: list[str], plans: list[Plan]) -> list[Served]:
         """Where each plan really goes, with the distribution it was drawn from (router_ml.serve.exploring);
-        explorations, onboardings and their expected extra cost counted."""
+        explorations, onboardings and their expected extra cost counted, and the estimated cost against
+        always the best and always the cheapest model."""
         served = self.serving.assign(router, prompts, plans)
         self.serving.observe(served)
         for item in served:
+            self.metrics.count_cost(item.model, item.costs, item.scores)
             if item.exploration:
                 kind = "exploration" if item.model in router.models else "onboarding"
                 self.metrics.explorations.labels(kind, item.model).inc()

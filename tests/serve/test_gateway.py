@@ -137,6 +137,18 @@ def test_fallback_on_upstream_error_timeout_or_bad_body(gateway, fake, kind, err
     assert "cooling down" in second["steps"][0]["attempts"][0]["error"]
 
 
+def test_upstream_calls_are_counted_per_model_and_result(gateway):
+    client, audit, service = gateway(kinds={"pro": "err500"}, policy=FALLBACKS)
+    client.post("/v1/chat/completions", json={**ASK, "model": "pro"})  # pro fails twice, mini answers
+    client.post("/v1/chat/completions", json={**ASK, "model": "pro"})  # pro is cooling down: skipped
+    text = client.get("/metrics").text
+    assert 'router_upstream_calls_total{model="pro",result="error"} 2.0' in text
+    assert 'router_upstream_calls_total{model="pro",result="cooling_down"} 1.0' in text
+    assert 'router_upstream_calls_total{model="mini",result="ok"} 2.0' in text
+    assert 'router_upstream_latency_seconds_count{model="mini"} 2.0' in text
+    assert 'router_upstream_latency_seconds_count{model="pro"} 2.0' in text
+
+
 def test_every_model_failing_is_a_clear_502_and_audited(gateway):
     client, audit, service = gateway(kinds={"pro": "err500", "mini": "err500"}, policy=FALLBACKS)
     r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})

@@ -93,10 +93,13 @@ class Gateway:
         try:
             answer, steps, spent = run_cascade(plan, cascade, call, check)
         except UpstreamRejectedError as exc:
+            self.service.metrics.count_attempts(exc.attempts)
             self._audit(prompt, served, metadata, started, fallback="client_error",
                         steps=[{"model": plan.model, "outcome": "rejected", "attempts": exc.attempts}])
             return Reply(exc.status, self._headers(served), body=exc.body)
         except UpstreamError as exc:
+            for attempts in [step.attempts for step in exc.steps] if exc.steps else [exc.attempts]:
+                self.service.metrics.count_attempts(attempts)
             self._audit(prompt, served, metadata, started, fallback=_join(plan.fallback, "all_failed"),
                         steps=[s.to_dict() for s in exc.steps])
             self.service.metrics.fallbacks.labels("all_failed").inc()
@@ -111,6 +114,8 @@ class Gateway:
             return Reply(502, {**self._headers(served), "x-should-retry": "false"},
                          body=error_body(502, "upstream_failed", f"every model failed, each already retried: {exc}"))
         records = [s.to_dict() for s in steps]
+        for step in steps:
+            self.service.metrics.count_attempts(step.attempts)
         for step in steps[:-1]:
             if step.outcome == "check_failed":
                 self.service.metrics.escalations.labels(step.check or "check").inc()
