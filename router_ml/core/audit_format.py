@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     metadata TEXT,
     steps TEXT,
     cost REAL,
-    novelty REAL
+    novelty REAL,
+    session TEXT,
+    session_note TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     request_id TEXT NOT NULL,
@@ -60,9 +62,12 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts);
 """
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
-            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost", "novelty")
+            "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata", "steps", "cost", "novelty",
+            "session", "session_note")
 # Columns added after the first release, and their types: added in place to older databases.
-ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL"}
+# `session`: the conversation a request is a turn of (as given with prompt storage "text", else
+# a keyed digest); `session_note`: why the turn kept, or did not keep, the conversation's model.
+ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL", "session": "TEXT", "session_note": "TEXT"}
 
 
 def create_schema(db: sqlite3.Connection) -> None:
@@ -78,6 +83,7 @@ def create_schema(db: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:  # another process migrated it first
             if "duplicate column" not in str(exc):
                 raise
+    db.execute("CREATE INDEX IF NOT EXISTS decisions_session ON decisions (session)")
 
 
 @dataclass(frozen=True)
