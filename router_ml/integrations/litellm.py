@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import random
 import threading
@@ -329,6 +330,9 @@ class RouterMLRouting(CustomLogger):
             service.metrics.novelty_guarded.inc()
         chain = [m for m in self.fallbacks.chain_for(served.model)
                  if m == served.model or ((plan.rules.allowed is None or m in plan.rules.allowed) and m in available)]
+        # The session remembers the turn now: LiteLLM runs success callbacks later, on its own
+        # queue, and the conversation's next turn may be planned before this one's callback.
+        self.conversations.remember(chat, served.model)
         return _Pending(served, chat.prompt, caller, group, chat, served.model, chain,
                         request={k: request_kwargs.get(k) for k in ("tools", "response_format")})
 
@@ -431,8 +435,9 @@ class RouterMLRouting(CustomLogger):
             self.service.metrics.routes.labels(model).inc()
             self.service.metrics.requests.labels("litellm", "ok").inc()
             self.service.record(pending.prompt, served, pending.metadata)
-            if pending.chat is not None:
-                self.conversations.remember(pending.chat, model, _tool_calls(response))
+            if pending.chat is not None:  # the turn was remembered when it was planned: its tool calls, and a fallback
+                chat = pending.chat if model != pending.planned else dataclasses.replace(pending.chat, session=None)
+                self.conversations.remember(chat, model, _tool_calls(response))
             self._outcome(pending, served, response, kwargs, cost)
             self._later(pending)
         except Exception:  # noqa: BLE001 - a callback never fails the caller's request

@@ -20,6 +20,15 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download
 litellm = pytest.importorskip("litellm")
+import logging  # noqa: E402
+
+import hypothesis  # noqa: E402, F401 - loaded now: pytest's hypothesis plugin imports it at the end, see below
+
+# LiteLLM's log filters parse its debug messages with ast.literal_eval, on whichever thread logs;
+# CPython 3.11.7's AST state is not thread-safe ("AST constructor recursion depth mismatch") when
+# pytest's own assertion rewriting parses at the same time. The tests do not need LiteLLM's logs.
+for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 from router_ml import load_router  # noqa: E402
 from router_ml.core.audit_format import read_joined  # noqa: E402
