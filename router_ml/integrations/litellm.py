@@ -65,7 +65,13 @@ from litellm.types.router import CustomRoutingStrategyBase
 from router_ml.core.audit_format import Outcome
 from router_ml.errors import ConfigError
 from router_ml.policy.checks import AnswerContext, make_check
-from router_ml.policy.conversation import ConversationSettings, SessionSettings, message_text, tool_call_ids
+from router_ml.policy.conversation import (
+    ConversationSettings,
+    SessionSettings,
+    message_text,
+    routing_text,
+    tool_call_ids,
+)
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.serve.audit import AuditStore
 from router_ml.serve.record import Served, new_request_id
@@ -311,6 +317,7 @@ class RouterMLRouting(CustomLogger):
         user = request_kwargs.get("user") if isinstance(request_kwargs.get("user"), str) else None
         if user is not None:
             caller = {**caller, "user": user}
+        self._await_tool_calls(messages)
         chat = self.conversations.plan(service, messages, quality_target=target, metadata=caller, headers=headers,
                                        user=user, restrict=restrict, callable_models=available, count=False)
         plan = chat.plan
@@ -335,6 +342,18 @@ class RouterMLRouting(CustomLogger):
         self.conversations.remember(chat, served.model)
         return _Pending(served, chat.prompt, caller, group, chat, served.model, chain,
                         request={k: request_kwargs.get(k) for k in ("tools", "response_format")})
+
+    def _await_tool_calls(self, messages: list) -> None:
+        """A tool result answers a tool call whose model is remembered in the call's success
+        callback, which LiteLLM runs later, on its own queue: when the call is not known yet and
+        some call's callback is still to come, wait for it (at most half the planning deadline)."""
+        try:
+            ids = routing_text(messages, self.conversations.conversation).continues
+        except Exception:  # noqa: BLE001 - nothing to route on: conversations.plan names the error
+            return
+        deadline = time.monotonic() + self.timeout_s / 2
+        while ids and self.conversations.caller_of(ids) is None and self._waiting() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _failed_open(self, group: str, messages, caller: dict, options: dict, exc: BaseException | None,
                      timed_out: bool) -> _Pending:
