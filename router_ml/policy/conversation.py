@@ -14,7 +14,7 @@ turns before it (a follow-up such as "and in Python?" means little alone):
 System and developer messages, tool schemas, assistant turns and tool results are not read.
 The window's turns come first and the last turn last (`routing_text`), so a router whose
 embedder keeps the end of a long text (the default, `tail` truncation) always sees the ask.
-The defaults were chosen by measurement (benchmarks/conversations.py).
+benchmarks/conversations.py measures the window against routing the bare prompt.
 
 A request whose last message is a tool result continues a tool call: it goes back to the model
 that asked for the tool (`RoutingText.continues`, the tool-call ids it answers; the service

@@ -423,7 +423,7 @@ def test_a_providers_401_is_a_502_naming_the_provider_never_its_key(gateway, fak
     [row] = rows(audit, service)
     assert "sk-tes" not in json.dumps(row)
     text = client.get("/metrics").text
-    [auth] = [line for line in text.splitlines() if line.startswith('router_upstream_errors_total{model="pro",kind="auth"}')]
+    [auth] = [line for line in text.splitlines() if line.startswith('router_upstream_errors_total{kind="auth",model="pro"}')]
     assert float(auth.split()[-1]) >= 1  # each call the provider refused (a retry included)
 
 
