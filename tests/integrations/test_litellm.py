@@ -269,7 +269,7 @@ def test_an_agent_conversation_is_routed_on_what_the_human_asked(make, trained_r
                 {"role": "user", "content": ask}]
     metadata = {}
     response = chat(router, messages, tools=TOOLS, metadata=metadata)
-    window = "Hi there.\n\n" + ask  # the measured default: one earlier user turn before the ask
+    window = "Hi there.\n\n" + ask  # the default window: one earlier user turn before the ask
     assert served_by(response) == own.route(window).model
     flushed(plugin)
     [row] = read_joined(audit)
