@@ -1,5 +1,6 @@
 """Shared fixtures (small synthetic outcomes, fast trained routers, a fake upstream) and the
-tiers: each test is marked with its folder's layer (core, policy, serve, training, e2e), and
+tiers: each test is marked with its folder's layer (core, policy, serve, integrations, training,
+e2e), and
 every e2e test is also `slow`.
 
     pytest -m "not slow"        the fast tier: units and in-process tests, no real embedding model,
@@ -21,7 +22,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TESTS = Path(__file__).resolve().parent
-LAYERS = ("core", "policy", "serve", "training", "e2e")
+LAYERS = ("core", "policy", "serve", "integrations", "training", "e2e")
 
 
 ORDER = ("architecture", *LAYERS)  # cheapest and most basic first: a broken core fails in seconds

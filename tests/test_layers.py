@@ -1,7 +1,8 @@
 """The package's layers, checked on the source: every import, top-level or inside a function,
-runs one way (core <- policy <- serve; `router_ml.training`, installed from the folder
-`training/`, uses core and policy, never serve, and nothing in router_ml uses it), and no
-module imports itself back through others."""
+runs one way (core <- policy <- serve <- integrations; `router_ml.training`, installed from the
+folder `training/`, uses core and policy, never serve, and nothing in router_ml uses it; nothing
+imports the integrations, so importing router_ml never imports LiteLLM), and no module imports
+itself back through others."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ ALLOWED = {
     "core": {"errors"},
     "policy": {"errors", "core"},
     "serve": {"errors", "core", "policy"},
+    "integrations": {"errors", "core", "policy", "serve"},  # other people's gateways (LiteLLM): nothing imports them
     "errors": set(),
     "top": {"errors", "core", "policy", "serve"},  # router_ml/__init__.py, router_ml/cli.py, compat shims
     "training": {"errors", "core", "policy", "top"},
@@ -36,7 +38,7 @@ def layer_of(module: str) -> str | None:
         return "bare training"  # the folder's name, which is not an importable package: always wrong
     if parts[0] != "router_ml":
         return None  # a third-party or standard module
-    if len(parts) > 1 and parts[1] in ("core", "policy", "serve", "errors", "training"):
+    if len(parts) > 1 and parts[1] in ("core", "policy", "serve", "integrations", "errors", "training"):
         return parts[1]
     return "top"
 
@@ -178,3 +180,15 @@ def test_every_package_folder_is_installed():
     folders = {module_name(init) for folder in PACKAGES for init in (ROOT / folder).rglob("__init__.py")}
     assert folders == listed
     assert project["package-dir"]["router_ml.training"] == "training"
+
+
+def test_nothing_imports_the_integrations_and_router_ml_does_not_import_litellm():
+    assert sorted(m for m, deps in GRAPH.items() if not m.startswith("router_ml.integrations")
+                  for d in deps if d.startswith("router_ml.integrations")) == []
+    import subprocess
+    import sys
+
+    code = ("import sys, router_ml, router_ml.serve.app, router_ml.serve.gateway, router_ml.serve.sessions; "
+            "print('litellm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     novelty REAL,
     propensities TEXT,
     planned_model TEXT,
-    shadow TEXT
+    shadow TEXT,
+    session TEXT,
+    session_note TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     request_id TEXT NOT NULL,
@@ -72,15 +74,18 @@ CREATE INDEX IF NOT EXISTS decisions_version_ts ON decisions (router_version, ts
 CREATE INDEX IF NOT EXISTS decisions_ts_figures ON decisions (ts, model, router_version, request_id, prompt_chars,
     cost, confidence, latency_ms, novelty, exploration, fallback);
 CREATE INDEX IF NOT EXISTS decisions_cascaded_ts ON decisions (ts) WHERE steps IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_session ON decisions (session);
 """
 COLUMNS = ("request_id", "ts", "router_version", "model", "confidence", "scores", "quality_target", "reason", "rule",
             "fallback", "exploration", "propensity", "latency_ms", "prompt_sha256", "prompt_chars", "prompt", "metadata",
-            "steps", "cost", "novelty", "propensities", "planned_model", "shadow")
+            "steps", "cost", "novelty", "propensities", "planned_model", "shadow", "session", "session_note")
 # Columns added after the first release, and their types: added in place to older databases.
 # propensities: the serving policy's distribution over the models (JSON {model: p});
-# planned_model: its choice before exploration; shadow: a shadow router's choice (JSON {version, model}).
+# planned_model: its choice before exploration; shadow: a shadow router's choice (JSON {version, model});
+# session: the conversation a request is a turn of (as given with prompt storage "text", else
+# a keyed digest); session_note: why the turn kept, or did not keep, the conversation's model.
 ADDED_COLUMNS = {"steps": "TEXT", "cost": "REAL", "novelty": "REAL", "propensities": "TEXT", "planned_model": "TEXT",
-                 "shadow": "TEXT"}
+                 "shadow": "TEXT", "session": "TEXT", "session_note": "TEXT"}
 
 
 def create_schema(db: sqlite3.Connection) -> None:

@@ -25,9 +25,13 @@
       retries: 1
       timeout_s: 30
       cooldown_s: 30
+    conversation: {context_turns: 1, context_chars: 1000}   # what the router reads of a chat
+    sessions:                               # a conversation never moves to a weaker model
+      key: [header:x-session-id, metadata:session_id]
+      downgrade: never
 
 What each section means is in its own module: `rules`, `cascade` (and `checks`),
-`fallbacks`. This one reads the file with line numbers and validates it into a `Policy`.
+`fallbacks`, `conversation` (the conversation and sessions sections). This one reads the file with line numbers and validates it into a `Policy`.
 A model the client names is honoured only within the rules' restriction, and a `force`
 rule overrides it. A rule may combine `restrict` and `quality_target`; `force` stands alone.
 
@@ -49,10 +53,20 @@ from router_ml.core.validation import check_number, check_share
 from router_ml.errors import PolicyError
 from router_ml.policy.cascade import LEARNED, NOVELTY_GUARD, ROUTER_STEP, Cascade, NoveltyGuard
 from router_ml.policy.checks import compile_regex, make_check
+from router_ml.policy.conversation import (
+    CONTINUATION_RULE,
+    SESSION_RULE,
+    ConversationSettings,
+    SessionSettings,
+    parse_session_source,
+)
 from router_ml.policy.fallbacks import Fallbacks
 from router_ml.policy.rules import Condition, Rule, RuleResult, apply_rules, metadata_value
 
-_TOP = {"rules", "cascade", "fallbacks", "novelty"}
+_TOP = {"rules", "cascade", "fallbacks", "novelty", "conversation", "sessions"}
+_CONVERSATION = {"context_turns", "context_chars", "__line__"}
+_SESSIONS = {"key", "downgrade", "order", "ttl_s", "max_sessions", "__line__"}
+RESERVED_RULE_NAMES = (NOVELTY_GUARD, SESSION_RULE, CONTINUATION_RULE, "client-model")
 _NOVELTY = {"above", "route_to", "__line__"}
 _RULE = {"name", "when", "force", "restrict", "quality_target", "__line__"}
 _WHEN = {"min_tokens", "max_tokens", "regex", "metadata", "__line__"}
@@ -69,6 +83,8 @@ class Policy:
     cascade: Cascade | None = None
     fallbacks: Fallbacks = field(default_factory=Fallbacks)
     novelty: NoveltyGuard | None = None
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     warnings: list[str] = field(default_factory=list)
     source: str = "<memory>"
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
@@ -87,10 +103,14 @@ class Policy:
         if self.novelty is not None:
             named.add(self.novelty.route_to)
         named |= set(self.fallbacks.default) | set(self.fallbacks.chains)
+        named |= set(self.sessions.order or ())
         return named | {m for chain in self.fallbacks.chains.values() for m in chain}
 
-    def apply_rules(self, prompt: str, metadata: dict | None = None) -> RuleResult:
-        return apply_rules(self.rules, prompt, metadata, self.chars_per_token)
+    def apply_rules(self, prompt: str, metadata: dict | None = None, size: int | None = None) -> RuleResult:
+        """The rules' decision for a request; `size`: the characters of the whole request when
+        the prompt routed on is only part of it (a conversation's last turn): token conditions
+        count those."""
+        return apply_rules(self.rules, prompt, metadata, self.chars_per_token, size=size)
 
 
 # Reading YAML with line numbers: every mapping gets a "__line__" key.
@@ -181,8 +201,9 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
         name = str(raw.get("name", f"rule-{i}"))
         if name in names:
             raise PolicyError(f"{where}: rule name {name!r} is already used on line {names[name]}")
-        if name == NOVELTY_GUARD:
-            raise PolicyError(f"{where}: rule name {name!r} is reserved for the novelty guard")
+        if name in RESERVED_RULE_NAMES:
+            raise PolicyError(f"{where}: rule name {name!r} is reserved (router-ml records {list(RESERVED_RULE_NAMES)} "
+                              "among the rules that fired)")
         names[name] = raw.get("__line__", 1)
         rule = Rule(name=name, line=raw.get("__line__", 1), when=_condition(raw.get("when") or {}, where),
                     force=model(raw["force"], where) if raw.get("force") is not None else None,
@@ -235,6 +256,44 @@ def policy_from_dict(data: dict, models: list[str], source: str = "<policy>",
             raise PolicyError(f"{where}: novelty: give above (0..1) and route_to (a model)")
         policy.novelty = NoveltyGuard(_target(raw["above"], f"{where}: novelty.above"),
                                       model(raw["route_to"], f"{where}: novelty.route_to"))
+
+    raw = data.get("conversation")
+    if raw is not None:
+        where = at(raw, data.get("__line__", 1))
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: conversation: expected a mapping such as {{context_turns: 1, context_chars: 1000}}")
+        keys_of(raw, _CONVERSATION, where)
+        defaults = ConversationSettings()
+        policy.conversation = ConversationSettings(
+            context_turns=_number(raw.get("context_turns", defaults.context_turns),
+                                  f"{where}: conversation.context_turns", integer=True),
+            context_chars=_number(raw.get("context_chars", defaults.context_chars),
+                                  f"{where}: conversation.context_chars", integer=True))
+
+    raw = data.get("sessions")
+    if raw is not None:
+        where = at(raw, data.get("__line__", 1))
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: sessions: expected a mapping such as {{key: [header:x-session-id], "
+                              "downgrade: never}")
+        keys_of(raw, _SESSIONS, where)
+        defaults = SessionSettings()
+        keys = raw.get("key", list(defaults.keys))
+        keys = keys if isinstance(keys, list) else [keys]
+        if not keys:
+            raise PolicyError(f"{where}: sessions.key: expected header:NAME, metadata:FIELD or user (or a list)")
+        keys = tuple(parse_session_source(k, f"{where}: sessions.key", PolicyError) for k in keys)
+        downgrade = raw.get("downgrade", "never")
+        if downgrade not in ("never", "allowed"):
+            raise PolicyError(f"{where}: sessions.downgrade: expected never or allowed, found {downgrade!r}")
+        order = model_list(raw["order"], f"{where}: sessions.order") if raw.get("order") is not None else None
+        if order is not None and len(set(order)) != len(order):
+            raise PolicyError(f"{where}: sessions.order: a model is listed twice in {list(order)}")
+        policy.sessions = SessionSettings(
+            keys=keys, downgrade=downgrade == "allowed", order=order,
+            ttl_s=_number(raw.get("ttl_s", defaults.ttl_s), f"{where}: sessions.ttl_s", positive=True),
+            max_sessions=_number(raw.get("max_sessions", defaults.max_sessions), f"{where}: sessions.max_sessions",
+                                 integer=True, positive=True))
 
     raw = data.get("fallbacks")
     if raw is not None:

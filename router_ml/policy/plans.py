@@ -21,16 +21,19 @@ from router_ml.policy.rules import RuleResult
 
 
 def make_plans(router, policy: Policy | None, prompts: list[str], metadata: list[dict] | None = None,
-               quality_target=None, scores=None, verifier=None, restrict=None) -> list[Plan]:
+               quality_target=None, scores=None, verifier=None, restrict=None, sizes=None) -> list[Plan]:
     """One plan per prompt. `quality_target` is one target for all, or one per prompt (the
     service batches requests that asked for different ones); `scores` (router.predict_scores
     of these prompts) skips embedding. The prompts the router decides are embedded once,
     whatever their targets and restrictions. `verifier` (the router's, for learned cascades).
     `restrict` (per prompt: None or (label, models)) narrows the candidates after the rules,
-    as a catalog alias does ("no dearer than X"); a rule's force still wins."""
+    as a catalog alias does ("no dearer than X"); a rule's force still wins. `sizes` (per prompt:
+    None or the characters of the whole request a prompt was taken from, a conversation's last
+    turn) are what the rules' token conditions count."""
     metadata = metadata or [{} for _ in prompts]
     targets = quality_target if isinstance(quality_target, list) else [quality_target] * len(prompts)
-    results = [policy.apply_rules(p, m) if policy else RuleResult() for p, m in zip(prompts, metadata)]
+    sizes = sizes or [None] * len(prompts)
+    results = [policy.apply_rules(p, m, size=n) if policy else RuleResult() for p, m, n in zip(prompts, metadata, sizes)]
     for r, extra in zip(results, restrict or [None] * len(prompts)):
         if extra is not None:
             _narrow(r, *extra)

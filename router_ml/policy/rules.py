@@ -4,8 +4,10 @@
       when: {metadata: {tier: free}, max_tokens: 2000}   # all conditions must hold
       restrict: [nano, mini]                            # or force: MODEL, or quality_target: x
 
-Conditions: `min_tokens` / `max_tokens` (the prompt's length in tokens, estimated from
-its characters as the catalog does), `regex` (searched in the prompt), `metadata`
+Conditions: `min_tokens` / `max_tokens` (the request's length in tokens, estimated from
+its characters as the catalog does: for a chat request every message, what the model will
+read), `regex` (searched in the prompt routed on: for a chat request the last user turn and
+its window, router_ml.policy.conversation), `metadata`
 (key: value or key: [values]). Every matching rule applies its actions in order:
 `restrict` narrows the candidates (a restriction that would leave no model is skipped
 and noted), the first `quality_target` set wins, and `force` picks the model and stops
@@ -87,10 +89,11 @@ class RuleResult:
 
 
 def apply_rules(rules: list[Rule], prompt: str, metadata: dict | None = None,
-                chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> RuleResult:
-    """What `rules`, checked in order, decide for one request."""
+                chars_per_token: float = DEFAULT_CHARS_PER_TOKEN, size: int | None = None) -> RuleResult:
+    """What `rules`, checked in order, decide for one request; `size`: the request's characters
+    when `prompt` is only the part routed on (token conditions count them), else the prompt's."""
     metadata = metadata or {}
-    tokens = int(estimate_tokens(len(prompt), chars_per_token))
+    tokens = int(estimate_tokens(len(prompt) if size is None else max(size, len(prompt)), chars_per_token))
     result = RuleResult()
     for rule in rules:
         if not rule.when.matches(tokens, prompt, metadata):

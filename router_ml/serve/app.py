@@ -12,7 +12,9 @@ Operations (api/operations.py):
     GET  /readyz        a router is loaded and the audit store is writing (503 otherwise)
     GET  /metrics       Prometheus metrics
     POST /admin/reload  reload the router now (e.g. after a promotion)
-    GET  /docs, /openapi.json   OpenAPI documentation (behind the admin scope when tokens are on)
+    GET  /docs, /openapi.json   the API's description, off unless asked for (`api_docs`); behind the
+                        admin scope when tokens are on; the page runs no script and loads nothing
+                        from elsewhere (api/docs_page.py)
 Decision explorer (explorer/routes.py):
     GET  /ui, /ui/requests, /ui/requests/{id}, /ui/versions   pages over the audit log (read or admin scope)
 
@@ -44,24 +46,27 @@ from router_ml.serve.service import RoutingService
 
 
 def create_app(service: RoutingService, gateway=None, *, tokens: TokenStore | None = None,
-               limits: Limits | None = None, gateway_concurrency: int = 64, ui: bool = True) -> FastAPI:
+               limits: Limits | None = None, gateway_concurrency: int = 64, api_docs: bool = False,
+               ui: bool = True) -> FastAPI:
     """The FastAPI app over a service (and its gateway). `tokens` (router_ml.serve.auth) guard
     every endpoint but the health checks; without them admin is off. `limits` default to
-    the service's; `gateway_concurrency`: upstream calls in flight at once; `ui`: serve the decision
+    the service's; `gateway_concurrency`: upstream calls in flight at once; `api_docs`: serve
+    /docs and /openapi.json (to admin tokens when tokens are on); `ui`: serve the decision
     explorer at /ui (behind the read or admin scope when tokens are on)."""
     tokens = tokens or TokenStore([])
     limits = limits or service.limits
+    # FastAPI's own documentation pages load their scripts from a CDN: never served (the
+    # operations routes serve a page of their own when asked to).
     app = FastAPI(title="router-ml", version="1", description="Routes each LLM request to the cheapest model that will "
-                  "handle it well, and records every decision.",
-                  docs_url=None if tokens.enabled else "/docs", openapi_url=None if tokens.enabled else "/openapi.json")
+                  "handle it well, and records every decision.", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.gateway = gateway
-    install_middleware(app, service.metrics, limits)
+    install_middleware(app, service.metrics, limits, tokens)
     install_error_handlers(app, service.metrics)
     access = Access(tokens, service.metrics)
     app.include_router(openai_routes(service, gateway, access, gateway_concurrency))
     app.include_router(routing_routes(service, access))
-    app.include_router(operations_routes(service, access, docs_behind_admin=tokens.enabled))
+    app.include_router(operations_routes(service, access, api_docs=api_docs, docs_scope="admin" if tokens.enabled else None))
     if ui:
         from router_ml.serve.explorer.routes import explorer_routes
 

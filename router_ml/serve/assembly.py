@@ -57,6 +57,7 @@ class ServiceSettings:
     limits: Limits = field(default_factory=Limits)
     batch_wait_ms: float = 2.0  # micro-batching: the longest a request waits for others (0: off)
     ui: bool = True  # the decision explorer at /ui (router_ml.serve.explorer; the CLI turns it off beyond loopback)
+    api_docs: bool = False  # serve /docs and /openapi.json (to admin tokens when tokens are on)
     warnings: list[str] = field(default_factory=list)  # filled by build_service: policy warnings
 
 
@@ -119,5 +120,6 @@ def build_service(settings: ServiceSettings) -> BuiltService:
             audit.close()
         raise
     service.warm_up(background=True)  # /readyz says 503 until the embedding model is loaded
-    return BuiltService(service, gateway, create_app(service, gateway, tokens=tokens, limits=settings.limits,
-                                                            ui=settings.ui), tokens)
+    app = create_app(service, gateway, tokens=tokens, limits=settings.limits, api_docs=settings.api_docs,
+                     ui=settings.ui)
+    return BuiltService(service, gateway, app, tokens)

@@ -33,6 +33,7 @@ class Job:
     error: BaseException | None = None
     future: object = None  # submit_async: an asyncio future, resolved on its loop
     restrict: tuple | None = None  # (label, models): a request-level restriction (a catalog alias)
+    size: int | None = None  # the whole request's characters, when the prompt is a part of it (rules' token counts)
 
 
 class Batcher:

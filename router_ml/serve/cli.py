@@ -113,7 +113,16 @@ class PolicySource(click.ParamType):
 @click.option("--keep-alive", default=5, show_default=True, type=click.IntRange(min=1),
               help="Seconds an idle keep-alive connection stays open.")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Concurrent connections and requests before new ones get 503 (per worker).")
+              help="Concurrent connections and requests before new requests get 503 server_busy (per worker).")
+@click.option("--max-client-connections", default=64, show_default=True, type=click.IntRange(min=0),
+              help="Connections one client address may hold open (per worker); a connection past it is answered 429 "
+                   "too_many_connections and closed (0 = no cap; behind a proxy every client has its address).")
+@click.option("--max-client-in-flight", default=32, show_default=True, type=click.IntRange(min=0),
+              help="Requests one client (its address, and its token when tokens are on) may have in flight (per "
+                   "worker); more get 429 too_many_requests_in_flight (0 = no cap).")
+@click.option("--api-docs", is_flag=True,
+              help="Serve the API's description at /docs and /openapi.json (to admin tokens when tokens are on); off "
+                   "by default. The page runs no script and loads nothing from elsewhere.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes serving one port, each with the router loaded; one audit log for all, /metrics "
                    "adds them up.")
@@ -155,7 +164,8 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
            exploration_max_extra_cost, shadow_router, shadow_focus, onboarding_rate, fallback_model, max_batch,
            reload_interval, flush_interval, decision_cache, embedding_cache, policy_path, catalog_path, tokens_file,
            allow_unauthenticated, audit_key_file, audit_metadata_keys, audit_metadata_other, retain_text_days,
-           max_body_bytes, request_timeout, keep_alive, max_connections, workers, batch_wait_ms, no_ui):
+           max_body_bytes, request_timeout, keep_alive, max_connections, max_client_connections, max_client_in_flight,
+           api_docs, workers, batch_wait_ms, no_ui):
     from router_ml.serve.auth import TokenStore, is_loopback
 
     if not is_loopback(host) and not TokenStore.load(tokens_file).enabled and not allow_unauthenticated:
@@ -179,13 +189,17 @@ def _serve(router_path, host, port, audit_path, no_audit, prompt_storage, explor
             audit_metadata_keys=tuple(k.strip() for k in audit_metadata_keys.split(",") if k.strip())
             if audit_metadata_keys else None,
             audit_metadata_other=audit_metadata_other, retain_text_days=retain_text_days,
-            limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive),
-            batch_wait_ms=batch_wait_ms,
+            limits=Limits(max_body_bytes=max_body_bytes, request_timeout_s=request_timeout, keep_alive_s=keep_alive,
+                          max_connections=max_connections, max_client_connections=max_client_connections or None,
+                          max_client_in_flight=max_client_in_flight or None),
+            batch_wait_ms=batch_wait_ms, api_docs=api_docs,
             # The explorer shows where traffic went (and prompt text where it is kept): open only on loopback.
             ui=explorer_enabled(host, TokenStore.load(tokens_file).enabled, no_ui),
         )
+        # The connection caps are the protocol's (router_ml.serve.protocol), which answers in the
+        # API's JSON error shape and counts each refusal; uvicorn's own limit answers plain text.
         uvicorn_settings = dict(log_level="warning", timeout_graceful_shutdown=20, timeout_keep_alive=keep_alive,
-                                limit_concurrency=max_connections, server_header=False)
+                                server_header=False)
         if workers > 1:
             _serve_workers(settings, sockets, url(host, sockets), workers, reload_interval, uvicorn_settings)
         else:
@@ -214,8 +228,10 @@ def _serve_one(settings, sockets, address: str, reload_interval: float, uvicorn_
     built = build_service(settings)
     try:
         service = built.service
-        protocol = guarded_protocol(settings.limits.request_timeout_s,
-                                    lambda: service.metrics.limited.labels("slow_client").inc())
+        limits = settings.limits
+        protocol = guarded_protocol(limits.request_timeout_s, lambda reason: service.metrics.limited.labels(reason).inc(),
+                                    max_connections=limits.max_connections,
+                                    max_client_connections=limits.max_client_connections)
         server = uvicorn.Server(uvicorn.Config(built.app, http=protocol, **uvicorn_settings))
 
         def stop(signum, frame) -> None:
@@ -231,7 +247,8 @@ def _serve_one(settings, sockets, address: str, reload_interval: float, uvicorn_
             service.watch_registry(reload_interval)
         access = (f"tokens: {len(built.tokens.tokens)}" if built.tokens.enabled
                   else "no tokens: open on loopback, admin endpoints off")
-        echo_err(f"serving {service.router.version} on {address} (docs at /docs; {access})")
+        docs = "API docs at /docs; " if settings.api_docs else ""
+        echo_err(f"serving {service.router.version} on {address} ({docs}{access})")
         server.run(sockets=sockets)
     finally:
         built.close()  # after uvicorn has drained the requests in flight: flush the audit log
@@ -261,7 +278,8 @@ def _serve_workers(settings, sockets, address: str, workers: int, reload_interva
     metrics_dir = tempfile.mkdtemp(prefix="router-ml-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[SETTINGS_ENV] = settings_to_env(settings, reload_interval)
-    echo_err(f"serving {settings.router} on {address} with {workers} workers (docs at /docs)")
+    echo_err(f"serving {settings.router} on {address} with {workers} workers"
+             + (" (API docs at /docs)" if settings.api_docs else ""))
     config = uvicorn.Config("router_ml.serve.worker:create_app", factory=True, workers=workers,
                             http="router_ml.serve.worker:WorkerProtocol", **uvicorn_settings)
     try:  # uvicorn's supervisor forwards SIGTERM/SIGINT to the workers and waits for them

@@ -10,8 +10,14 @@
   whole request within the timeout, and an idle keep-alive connection is closed; a client
   that sends headers or body a byte at a time cannot hold a connection
   (router_ml.serve.protocol).
+- **One client among many** (`max_client_connections`, `max_client_in_flight`,
+  `max_connections`): connections per client address, requests in flight per client (its
+  address, and its token's name when tokens are on: `ClientLimit`, an ASGI middleware), and
+  connections or requests in all (router_ml.serve.protocol), so that one client cannot
+  starve the others. 0 (or None) turns a cap off.
 
-Every refusal is counted in /metrics by reason (`router_limited_total{reason}`).
+Every refusal is the JSON error shape and is counted in /metrics by reason
+(`router_limited_total{reason}`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ class Limits:
     max_json_depth: int = 32
     request_timeout_s: float = 30.0
     keep_alive_s: int = 5
+    max_connections: int | None = 1_000
+    max_client_connections: int | None = 64
+    max_client_in_flight: int | None = 32
 
 
 def json_depth(value, limit: int) -> int:
@@ -116,3 +125,42 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
                                 (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
+
+
+class ClientLimit:
+    """ASGI middleware: at most `limit` requests in flight per client (`identify(scope)`: its
+    address, and its token's name when tokens are on); past it, 429 `too_many_requests_in_flight`
+    with `Retry-After`. A stream is in flight until it ends."""
+
+    def __init__(self, app, limit: int | None, identify: Callable[[dict], str], on_refusal: Callable[[str], None],
+                 render: Callable[[int, str, str], bytes]) -> None:
+        self.app = app
+        self.limit = limit
+        self.identify = identify
+        self.on_refusal = on_refusal
+        self.render = render
+        self._in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.limit or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        client = self.identify(scope)
+        if self._in_flight.get(client, 0) >= self.limit:
+            self.on_refusal("client_in_flight")
+            payload = self.render(429, "too_many_requests_in_flight",
+                                  f"this client already has {self.limit} requests in flight; wait for one to finish")
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                    (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        self._in_flight[client] = self._in_flight.get(client, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self._in_flight[client] - 1
+            if left:
+                self._in_flight[client] = left
+            else:
+                del self._in_flight[client]

@@ -45,6 +45,8 @@ class Served:
     cost: float | None = None  # gateway: USD spent on the calls
     novelty: float | None = None  # how unusual the prompt is next to the router's training prompts (0..1)
     shadow: dict | None = None  # a shadow router's choice for this request: {"version", "model"}
+    session: str | None = None  # the conversation this request is a turn of (router_ml.policy.conversation)
+    session_note: str | None = None  # why this turn kept (or did not keep) the conversation's model
     ts: float = field(default_factory=time.time)
 
     @classmethod

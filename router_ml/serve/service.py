@@ -171,7 +171,7 @@ class RoutingService:
     def _admit(self, prompts: list[str]) -> float:
         """Count a request in (the batcher waits for requests in flight); refuse an oversized batch."""
         if len(prompts) > self.max_batch:
-            self.metrics.requests.labels("rejected").inc()
+            self.metrics.requests.labels("route", "rejected").inc()
             raise BatchTooLargeError(f"prompts: {len(prompts)} prompts is over the limit of {self.max_batch} per request")
         with self._active_lock:
             self._active += 1
@@ -186,7 +186,7 @@ class RoutingService:
         """The records of planned prompts (the serving policy applied), counted and queued for the audit log."""
         served = self.assign(router, prompts, plans)
         elapsed = time.perf_counter() - started
-        self.metrics.requests.labels("ok").inc()
+        self.metrics.requests.labels("route", "ok").inc()
         self.metrics.latency.observe(elapsed)
         self.metrics.prompts.inc(len(prompts))
         per_prompt_ms = 1000 * elapsed / len(prompts)
@@ -199,25 +199,31 @@ class RoutingService:
         return served
 
     def plan(self, prompts: list[str], quality_target: float | None = None, metadata: dict | None = None,
-             force: str | None = None, restrict: tuple | None = None) -> tuple[Router, list[str], list[Plan]]:
+             force: str | None = None, restrict: tuple | None = None, size: int | None = None,
+             count: bool = True) -> tuple[Router, list[str], list[Plan]]:
         """Rules, router and cascade for each prompt (nothing called yet): the router used, the
         prompts as it normalised them (router_ml.core.prompts) and the plans. A router failure
         gives the fallback model's plan. `force` (a model the client named) skips the router.
         With batching on, concurrent requests are planned together (router_ml.serve.batcher).
-        `restrict` is (label, models): candidates narrowed after the rules (a catalog alias)."""
+        `restrict` is (label, models): candidates narrowed after the rules (a catalog alias).
+        `size`: the characters of the whole request the prompts were taken from (a chat request's
+        messages), which the rules' token conditions count. `count`: refusals are counted as
+        /v1/route's (the gateway counts its own requests)."""
         router = self._router  # this request finishes on this router, whatever a reload does
-        prompts, quality_target = self._checked(router, prompts, quality_target, metadata)
+        prompts, quality_target = self._checked(router, prompts, quality_target, metadata, count)
         if force is not None:
-            return router, prompts, [self._client_plan(p, force, quality_target, metadata) for p in prompts]
-        job = Job(prompts, quality_target, metadata or {}, restrict=restrict)
+            return router, prompts, [self._client_plan(p, force, quality_target, metadata, size) for p in prompts]
+        job = Job(prompts, quality_target, metadata or {}, restrict=restrict, size=size)
         if self.batcher is None:
             [(router, plans)] = self._plan_jobs([job], router)
         else:
             router, plans = self.batcher.submit(job)
         return router, prompts, plans
 
-    def _checked(self, router: Router, prompts, quality_target, metadata) -> tuple[list[str], float | None]:
-        """Metadata within limits, prompts normalised, the target valid: or a named error, counted."""
+    def _checked(self, router: Router, prompts, quality_target, metadata,
+                 count: bool = True) -> tuple[list[str], float | None]:
+        """Metadata within limits, prompts normalised, the target valid: or a named error, counted
+        (as /v1/route's unless `count` is false)."""
         try:
             if metadata:
                 check_metadata(metadata, self.limits)
@@ -225,10 +231,12 @@ class RoutingService:
             if quality_target is not None:
                 quality_target = check_quality_target(quality_target)
         except RequestTooLargeError as exc:
-            self.metrics.limited.labels(exc.reason).inc()
+            if count:
+                self.metrics.limited.labels(exc.reason).inc()
             raise
         except (PromptError, ConfigError, InvalidRequestError):
-            self.metrics.requests.labels("rejected").inc()
+            if count:
+                self.metrics.requests.labels("route", "rejected").inc()
             raise
         if replaced:
             self.metrics.replaced_characters.inc(replaced)
@@ -242,9 +250,11 @@ class RoutingService:
         targets = [job.quality_target for job in jobs for _ in job.prompts]
         metadata = [job.metadata for job in jobs for _ in job.prompts]
         restrict = [job.restrict for job in jobs for _ in job.prompts]
+        sizes = [job.size for job in jobs for _ in job.prompts]
         try:
             plans = make_plans(router, self.policy, prompts, metadata, targets, verifier=self.verifier(router),
-                               restrict=restrict if any(r is not None for r in restrict) else None)
+                               restrict=restrict if any(r is not None for r in restrict) else None,
+                               sizes=sizes if any(n is not None for n in sizes) else None)
         except Exception as exc:  # noqa: BLE001 - a valid request always gets an answer
             log.exception("router failed; answering with the fallback model")
             self.metrics.fallbacks.labels("router_error").inc(len(prompts))
@@ -265,9 +275,9 @@ class RoutingService:
             return None
         return verifier_of(router)
 
-    def _client_plan(self, prompt: str, model: str, quality_target, metadata) -> Plan:
+    def _client_plan(self, prompt: str, model: str, quality_target, metadata, size: int | None = None) -> Plan:
         """A plan for a model the client named: rules still apply (a force wins, a restriction binds)."""
-        rules = self.policy.apply_rules(prompt, metadata) if self.policy is not None else RuleResult()
+        rules = self.policy.apply_rules(prompt, metadata, size) if self.policy is not None else RuleResult()
         if rules.force:
             return Plan([rules.force], rules, None, quality_target,
                         notes=[f"the client asked for {model}; rule {rules.fired[-1]} forces {rules.force}"])

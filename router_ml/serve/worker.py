@@ -38,20 +38,32 @@ def _settings() -> dict:
 
 
 @functools.cache
-def _request_timeout() -> float:
-    return float(_settings()["limits"]["request_timeout_s"])
+def _limits() -> Limits:
+    return Limits(**_settings()["limits"])
 
 
 class WorkerProtocol(GuardedH11Protocol):
-    """The request deadline in a worker (uvicorn imports it by name there: `http=`)."""
+    """The request deadline and the connection caps in a worker (uvicorn imports it by name
+    there: `http=`); the caps hold per worker process."""
+
+    _clients: dict[str, int] = {}
+    _state: dict[str, int] = {"over": 0}
 
     @property
     def request_timeout_s(self) -> float:
-        return _request_timeout()
+        return _limits().request_timeout_s
 
-    def on_timeout(self) -> None:
+    @property
+    def max_connections(self) -> int | None:
+        return _limits().max_connections
+
+    @property
+    def max_client_connections(self) -> int | None:
+        return _limits().max_client_connections
+
+    def on_limited(self, reason: str) -> None:
         if _built is not None:
-            _built.service.metrics.limited.labels("slow_client").inc()
+            _built.service.metrics.limited.labels(reason).inc()
 
 
 def create_app():

@@ -296,7 +296,7 @@ def test_workers_share_one_port_one_audit_log_and_one_metrics_view(trained_route
     assert len({line.split('pid="')[1].split('"')[0] for line in info}) == 2, info
     line = next(x for x in metrics.splitlines() if x.startswith('router_limited_total{reason="slow_client"}'))
     assert float(line.split()[-1]) == 6
-    served = next(x for x in metrics.splitlines() if x.startswith('router_requests_total{status="ok"}'))
+    served = next(x for x in metrics.splitlines() if x.startswith('router_requests_total{endpoint="route",status="ok"}'))
     assert float(served.split()[-1]) >= 20
     logged = {r["request_id"] for r in read_joined(audit_path)}
     assert len(load.answers) > 20

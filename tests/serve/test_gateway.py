@@ -359,3 +359,98 @@ def test_a_learned_cascade_reads_the_answer_escalates_and_is_audited(gateway, an
     # Streaming cannot read the whole answer first: the router's own choice, single-shot.
     r = client.post("/v1/chat/completions", json={**ask, "stream": True})
     assert r.status_code == 200 and "single-shot" in r.headers["x-router-reason"]
+
+
+# -- conversations and agents (router_ml.policy.conversation, router_ml.serve.sessions) ---------
+
+SYSTEM = "You are a careful assistant for ACME Corp. Follow the rules. " * 100  # a long agent system prompt
+WEATHER_TOOL = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city. " * 30,
+                                                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+def test_a_conversation_is_routed_on_the_last_user_turn_and_one_earlier(gateway, trained_router_dir):
+    from router_ml import load_router
+
+    client, audit, service = gateway()
+    ask = "Prove that the square root of 2 is irrational."
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "An old question, not read."},
+                {"role": "assistant", "content": "An old answer."}, {"role": "user", "content": "Hi there."},
+                {"role": "assistant", "content": "Hello! How can I help?"}, {"role": "user", "content": ask}]
+    r = client.post("/v1/chat/completions", json={"model": "auto", "messages": messages, "tools": WEATHER_TOOL})
+    assert r.status_code == 200, r.text
+    window = "Hi there.\n\n" + ask
+    assert r.headers["x-router-model"] == load_router(trained_router_dir).route(window).model
+    [row] = rows(audit, service)
+    assert row["model"] == r.headers["x-router-model"] and row["session"] is None
+
+
+def test_a_tool_result_goes_back_to_the_model_that_asked_and_a_session_never_moves_down(gateway, fake, trained_router_dir):
+    from router_ml import load_router
+
+    client, audit, service = gateway(kinds={m: "tool" for m in PRICES})
+    first = client.post("/v1/chat/completions", headers={"x-session-id": "conv-1"},
+                        json={"model": "pro", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+                              "tools": WEATHER_TOOL})
+    assert first.status_code == 200, first.text
+    asked = first.headers["x-router-model"]
+    assert asked == "pro"
+    call = first.json()["choices"][0]["message"]["tool_calls"]
+    followup = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": None, "tool_calls": call},
+                {"role": "tool", "tool_call_id": call[0]["id"], "content": json.dumps({"temp": 21})}]
+    second = client.post("/v1/chat/completions",  # no session key; a target the router alone serves cheaply
+                         json={"model": "auto", "messages": followup, "tools": WEATHER_TOOL,
+                               "router": {"quality_target": 0.0}})
+    assert second.headers["x-router-model"] == asked and "tool-continuation" in second.headers["x-router-rule"]
+    # a later turn of the session with a target the router alone would serve with a weaker model
+    router = load_router(trained_router_dir)
+    prompt = "What is 2 + 2?"
+    weak = router.route(prompt, 0.0).model
+    assert list(PRICES).index(weak) < list(PRICES).index("pro")  # weaker: cheaper (the default order)
+    third = client.post("/v1/chat/completions", headers={"x-session-id": "conv-1"},
+                        json={"model": "auto", "messages": [{"role": "user", "content": prompt}],
+                              "router": {"quality_target": 0.0}})
+    assert third.headers["x-router-model"] == asked and third.headers["x-router-rule"] == "session"
+    other = client.post("/v1/chat/completions", headers={"x-session-id": "conv-2"},
+                        json={"model": "auto", "messages": [{"role": "user", "content": prompt}],
+                              "router": {"quality_target": 0.0}})
+    assert other.headers["x-router-model"] == router.route(prompt, 0.0).model
+    by_id = {r["request_id"]: r for r in rows(audit, service)}
+    kept = by_id[third.headers["x-router-request-id"]]
+    assert kept["session"] == by_id[first.headers["x-router-request-id"]]["session"] and kept["session"]
+    assert "session: kept" in kept["session_note"] and "back to" in by_id[second.headers["x-router-request-id"]]["session_note"]
+    text = client.get("/metrics").text
+    assert 'router_session_turns_total{action="kept"} 1.0' in text
+    assert 'router_session_turns_total{action="continuation"} 1.0' in text
+
+
+# -- abuse: a provider refusing the operator's key; metrics of every request ---------------------
+
+def test_a_providers_401_is_a_502_naming_the_provider_never_its_key(gateway, fake):
+    client, audit, service = gateway(kinds={"pro": "auth401"})
+    r = client.post("/v1/chat/completions", json={**ASK, "model": "pro"})
+    assert r.status_code == 502, r.text  # not the client's 401: its own key is fine
+    error = r.json()["error"]
+    assert "pro" in error["message"] and "sk-tes" not in r.text and "sk-test" not in r.text
+    [row] = rows(audit, service)
+    assert "sk-tes" not in json.dumps(row)
+    text = client.get("/metrics").text
+    [auth] = [line for line in text.splitlines() if line.startswith('router_upstream_errors_total{kind="auth",model="pro"}')]
+    assert float(auth.split()[-1]) >= 1  # each call the provider refused (a retry included)
+
+
+def test_every_gateway_request_is_counted_with_per_upstream_metrics(gateway):
+    client, _, _ = gateway()
+    for _ in range(3):
+        assert client.post("/v1/chat/completions", json=ASK).status_code == 200
+    assert client.post("/v1/route", json={"prompt": "hi"}).status_code == 200
+    bad = client.post("/v1/chat/completions", json={"model": "auto", "messages": []})
+    assert bad.status_code == 400
+    text = client.get("/metrics").text
+    assert 'router_requests_total{endpoint="chat_completions",status="ok"} 3.0' in text
+    assert 'router_requests_total{endpoint="route",status="ok"} 1.0' in text
+    assert 'router_requests_total{endpoint="chat_completions",status="rejected"} 1.0' in text
+    served = [line for line in text.splitlines() if line.startswith("router_upstream_requests_total{")]
+    assert sum(float(line.split()[-1]) for line in served) == 3
+    assert "router_upstream_latency_seconds_bucket{" in text and "router_upstream_cost_usd_total{" in text
+    assert 'router_upstream_tokens_total{kind="prompt"' in text

@@ -60,7 +60,7 @@ def test_a_lone_surrogate_is_replaced_everywhere(trained_router_dir, client, ser
     assert answer.status_code == 200, answer.text
     assert post(client, "/v1/route", {"prompt": "the next request on the same connection"}).status_code == 200
     assert metric(client, "router_prompt_replaced_characters_total") == 1
-    assert metric(client, "router_requests_total", status="ok") == 2
+    assert metric(client, "router_requests_total", endpoint="route", status="ok") == 2
     service.audit.flush()
     [row] = [r for r in read_joined(tmp_path / "audit.sqlite") if r["prompt_chars"] == len("abc \ufffd def")]
     assert row["model"] == answer.json()["decisions"][0]["model"]
@@ -100,7 +100,7 @@ def guarded(service, tmp_path):
                     f"  - {{name: ops, sha256: {hashlib.sha256(TOKENS['ops'].encode()).hexdigest()}, "
                     "scopes: [admin, metrics]}\n")
     tokens = TokenStore.load(path, environ={"EVAL_TOKEN": TOKENS["outcomes"]})
-    with TestClient(create_app(service, tokens=tokens)) as c:
+    with TestClient(create_app(service, tokens=tokens, api_docs=True)) as c:
         yield c
 
 
@@ -128,6 +128,9 @@ def test_every_endpoint_but_health_needs_a_token_with_its_scope(guarded):
     assert guarded.post("/admin/reload", headers=bearer("route")).status_code == 403
     assert guarded.post("/admin/reload", headers=bearer("ops")).status_code == 200
     assert guarded.get("/docs").status_code == 401 and guarded.get("/openapi.json", headers=bearer("ops")).status_code == 200
+    assert guarded.get("/docs", headers=bearer("route")).status_code == 403
+    assert "<script" not in guarded.get("/docs", headers=bearer("ops")).text.lower()
+    assert guarded.get("/redoc").status_code == 404  # FastAPI's CDN-loading pages are never served
     text = guarded.get("/metrics", headers=bearer("ops")).text
     assert 'router_auth_failures_total{reason="missing_or_unknown"}' in text and 'reason="scope"' in text
 

@@ -144,7 +144,7 @@ def test_router_failure_answers_with_the_fallback_model(client, service, monkeyp
     assert {r["fallback"] for r in service.audit.decisions()} == {"router_error"}
 
 
-def test_health_ready_metrics_and_docs(client):
+def test_health_ready_metrics_and_docs(client, service):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["router_version"] == "test-router-1"
@@ -153,7 +153,14 @@ def test_health_ready_metrics_and_docs(client):
     assert "router_requests_total" in text and "router_request_latency_seconds_bucket" in text
     assert "router_prompts_total 2.0" in text and "router_routes_total{model=" in text
     assert 'router_info{router_version="test-router-1"' in text
-    assert "/v1/route" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/openapi.json").status_code == 404 and client.get("/docs").status_code == 404  # off by default
+    with TestClient(create_app(service, api_docs=True)) as documented:
+        assert "/v1/route" in documented.get("/openapi.json").json()["paths"]
+        page = documented.get("/docs")
+        assert page.status_code == 200 and "POST /v1/route" in page.text
+        assert "<script" not in page.text.lower() and "script-src" not in page.headers["content-security-policy"]
+        assert "default-src 'none'" in page.headers["content-security-policy"] and "http" not in page.text.split(
+            "<body>")[0]  # nothing loaded from elsewhere
 
 
 def test_readyz_waits_for_the_embedding_model(service, client, monkeypatch):
@@ -174,7 +181,7 @@ def test_readyz_waits_for_the_embedding_model(service, client, monkeypatch):
 def test_every_rejected_request_is_counted(client):
     def rejected():
         text = client.get("/metrics").text
-        line = next((x for x in text.splitlines() if x.startswith('router_requests_total{status="rejected"}')), "x 0")
+        line = next((x for x in text.splitlines() if x.startswith('router_requests_total{endpoint="route",status="rejected"}')), "x 0")
         return float(line.split()[-1])
 
     client.post("/v1/route", content=b'{"prompt": ', headers={"Content-Type": "application/json"})  # 400

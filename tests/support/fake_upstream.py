@@ -99,6 +99,10 @@ class FakeUpstream:
                                  "finish_reason": "stop" if kind == "refusalfield" else "tool_calls"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
             return self._send(h, 200, json.dumps(data).encode())
+        if kind == "auth401":  # a provider refusing the gateway's key, quoting its first characters
+            key = (h.headers.get("Authorization") or "").removeprefix("Bearer ")
+            return self._send(h, 401, json.dumps({"error": {"message": f"Incorrect API key provided: {key[:6]}****",
+                                                            "type": "invalid_request_error"}}).encode())
         if kind == "err500":
             return self._send(h, 500, b'{"error": {"message": "internal error"}}')
         if kind == "bad400":

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router_ml.errors import AuthError
 from router_ml.serve.api_errors import NO_RETRY, error_body
-from router_ml.serve.metrics import Metrics
+from router_ml.serve.metrics import Metrics, endpoint_of, status_of
 
 
 def error(status: int, code: str, message: str, param: str | None = None, headers: dict | None = None) -> JSONResponse:
@@ -38,8 +38,10 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         kinds = {404: "not_found", 405: "method_not_allowed", 400: "malformed_json"}
+        endpoint = endpoint_of(request.url.path)
+        if endpoint != "chat_completions":  # (chat completions are counted by the ChatCounter middleware)
+            metrics.requests.labels(endpoint, status_of(exc.status_code)).inc()
         if exc.status_code == 400:
-            metrics.requests.labels("rejected").inc()
             message = f"the body cannot be parsed: {exc.detail}"
         else:
             message = f"{request.method} {request.url.path}: {exc.detail}"
@@ -48,7 +50,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        metrics.requests.labels("rejected").inc()
+        metrics.requests.labels(endpoint_of(request.url.path), "rejected").inc()
         errors = exc.errors()
         first = errors[0] if errors else {}
         if first.get("type") == "json_invalid":

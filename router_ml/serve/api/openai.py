@@ -52,22 +52,21 @@ def openai_routes(service: RoutingService, gateway, access: Access, concurrency:
         if gateway is None:
             return error(404, "gateway_off", "the gateway is off: start `router-ml serve` with --catalog naming each "
                          "model's base_url", None)
+        # Every answer is counted by its status (router_requests_total{endpoint="chat_completions"},
+        # api/middleware.py ChatCounter): nothing is counted here but the limits.
         try:
             body = strict_json(await request.body())
         except (ValueError, RecursionError) as exc:
-            service.metrics.requests.labels("rejected").inc()
             detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             return error(400, "malformed_json", f"the body is not valid JSON: {detail}", "body")
         try:
-            reply = await anyio.to_thread.run_sync(gateway.handle, body, limiter=gateway_threads)
+            reply = await anyio.to_thread.run_sync(gateway.handle, body, request.headers, limiter=gateway_threads)
         except RequestTooLargeError as exc:
             service.metrics.limited.labels(exc.reason).inc()
             return error(413, exc.reason, str(exc), exc.field)
         except ModelNotFoundError as exc:
-            service.metrics.requests.labels("rejected").inc()
             return error(404, "model_not_found", str(exc), "model")
         except InvalidRequestError as exc:
-            service.metrics.requests.labels("rejected").inc()
             return error(400, "invalid_request", str(exc), exc.field)
         except ModelNotAllowedError as exc:
             return error(400, "model_not_allowed", str(exc), "model")

@@ -1,7 +1,8 @@
 """What operators and orchestrators call: GET /healthz (the process is up), GET /readyz (a router
 is loaded and warm, the audit store is writing; 503 otherwise), GET /metrics (Prometheus), POST
-/admin/reload (load the router again, e.g. after a promotion), and, when tokens guard the
-service, the OpenAPI description (/openapi.json, /docs) behind the admin scope.
+/admin/reload (load the router again, e.g. after a promotion), and, when asked for (`serve
+--api-docs`), the API's description (/openapi.json, and /docs: a page rendered here that runs
+no script and loads nothing from elsewhere), behind the admin scope when tokens are on.
 
 /healthz and /readyz stay open for orchestrators whatever the tokens.
 """
@@ -21,9 +22,10 @@ from router_ml.serve.service import RoutingService
 log = logging.getLogger("router_ml.serve")
 
 
-def operations_routes(service: RoutingService, access: Access, *, docs_behind_admin: bool) -> APIRouter:
-    """The routes; `docs_behind_admin`: serve /openapi.json and /docs to admin tokens only (else
-    FastAPI serves them, open, and they are not added here)."""
+def operations_routes(service: RoutingService, access: Access, *, api_docs: bool = False,
+                      docs_scope: str | None = "admin") -> APIRouter:
+    """The routes; `api_docs`: serve /openapi.json and /docs, to tokens with `docs_scope` (None:
+    to anyone who reaches the port, for a service without tokens)."""
     routes = APIRouter()
 
     @routes.get("/healthz")
@@ -55,15 +57,21 @@ def operations_routes(service: RoutingService, access: Access, *, docs_behind_ad
                          f"({type(exc).__name__}; the server's log says why)", None)
         return {"router_version": version}
 
-    if docs_behind_admin:  # the API description is for operators
-        @routes.get("/openapi.json", include_in_schema=False, dependencies=[access.require("admin")])
+    if api_docs:  # the API description is for operators
+        guard = [access.require(docs_scope)] if docs_scope else []
+
+        @routes.get("/openapi.json", include_in_schema=False, dependencies=guard)
         async def openapi(request: Request):
             return JSONResponse(request.app.openapi())
 
-        @routes.get("/docs", include_in_schema=False, dependencies=[access.require("admin")])
-        async def docs():
-            from fastapi.openapi.docs import get_swagger_ui_html
+        @routes.get("/docs", include_in_schema=False, dependencies=guard)
+        async def docs(request: Request):
+            from fastapi.responses import HTMLResponse
 
-            return get_swagger_ui_html(openapi_url="/openapi.json", title="router-ml")
+            from router_ml.serve.api.docs_page import CONTENT_SECURITY_POLICY, render_docs
+
+            return HTMLResponse(render_docs(request.app.openapi()),
+                                headers={"content-security-policy": CONTENT_SECURITY_POLICY,
+                                         "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"})
 
     return routes

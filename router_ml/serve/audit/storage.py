@@ -52,7 +52,15 @@ class StoragePolicy:
                 keyed_digest(prompt, self.key), len(prompt), prompt if self.prompt_storage == "text" else None,
                 json.dumps(metadata) if metadata else None, json.dumps(r.steps) if r.steps is not None else None,
                 r.cost, r.novelty, json.dumps(r.propensities) if r.propensities is not None else None,
-                r.planned_model, json.dumps(r.shadow) if r.shadow is not None else None)
+                r.planned_model, json.dumps(r.shadow) if r.shadow is not None else None,
+                self.stored_session(r.session), r.session_note)
+
+    def stored_session(self, session: str | None) -> str | None:
+        """A session key as kept: as given with text storage, else a keyed digest (turns of one
+        conversation still share it)."""
+        if session is None or self.prompt_storage == "text":
+            return session
+        return "hmac:" + keyed_digest(session, self.key)[:32]
 
     def stored_metadata(self, metadata: dict) -> dict:
         """Request metadata as kept: the kept keys as given; the others' values as keyed digests

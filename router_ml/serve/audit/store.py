@@ -11,7 +11,10 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
+import stat
 import time
 import weakref
 from pathlib import Path
@@ -24,7 +27,9 @@ from router_ml.serve.audit.storage import StoragePolicy
 from router_ml.serve.audit.writer import DecisionWriter
 from router_ml.serve.record import Served
 
+log = logging.getLogger("router_ml.serve")
 _OPEN: weakref.WeakSet[AuditStore] = weakref.WeakSet()
+PRIVATE = 0o600  # the database, its WAL and shared-memory files, and the key: the owner's alone
 RETENTION_EVERY_S = 60  # how often the writer erases expired text (and once at opening)
 
 
@@ -66,6 +71,7 @@ class AuditStore:
         self._last_retention = 0.0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             with self._connect() as db:
                 create_schema(db)
                 db.execute("CREATE TABLE IF NOT EXISTS _write_check (x INTEGER)")
@@ -199,6 +205,22 @@ class AuditStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    def session_models(self, session: str, within_s: float) -> list[str]:
+        """The models that answered the turns of conversation `session` in the last `within_s`
+        seconds, oldest first (requests that every model failed left out): what a service that
+        has not seen the conversation (another worker, a restart) steers its next turn by."""
+        stored = self.policy.stored_session(session)
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT model FROM decisions WHERE session = ? AND ts >= ? AND "
+                              "(fallback IS NULL OR fallback NOT LIKE '%all_failed%') ORDER BY ts",
+                              (stored, time.time() - within_s)).fetchall()
+        except sqlite3.Error:
+            return []  # the log cannot be read now: the turn is routed as a conversation's first
+        finally:
+            db.close()
+        return [r[0] for r in rows]
+
     def decisions(self, since: float | None = None) -> list[dict]:
         with self._connect() as db:
             db.row_factory = sqlite3.Row
@@ -214,3 +236,17 @@ class AuditStore:
         rows = read_joined(self.path, since)
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
         return len(rows)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner alone (SQLite then creates the WAL and
+    shared-memory files with the same mode); warn when an existing one is readable by others."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            log.warning("%s is readable or writable by others (mode %04o): it holds every decision (and prompts with "
+                        "--prompt-storage text); chmod 600 it", path, mode)
+        return
+    os.close(fd)

@@ -4,8 +4,11 @@
 fallback chain (`router_ml.policy.fallbacks`), skipping models cooling down after
 recent failures. A timeout, a connection error, HTTP 429 or 5xx, a body that is not a
 chat completion, or (streaming) a 200 that is not an event stream count as failures;
-any other 4xx on the request's first attempt is the request's fault and goes back to
-the client unchanged (`UpstreamRejectedError`). Retries of one model wait: as long as
+so does a 401 or 403: the provider refused the *gateway's* credentials, which is never the
+client's fault, so it is never passed to the client as its own 401 (the failure names the
+model and the provider's host, never the key). Any other 4xx on the request's first
+attempt is the request's fault and goes back to the client (`UpstreamRejectedError`), with
+anything in it that looks like the provider's key redacted. Retries of one model wait: as long as
 its `Retry-After` asks (up to MAX_RETRY_AFTER_S; a longer wait moves on to the next
 model at once), else an exponential backoff with jitter (BACKOFF_S doubling per try, at
 most BACKOFF_MAX_S, times a random factor in [0.5, 1]).
@@ -32,6 +35,7 @@ import httpx
 from router_ml.core.catalog import Catalog, estimate_tokens
 from router_ml.core.prompts import clean_json
 from router_ml.errors import ConfigError, UpstreamError, UpstreamRejectedError
+from router_ml.policy.conversation import message_text
 from router_ml.policy.fallbacks import Fallbacks
 
 # The OpenAI chat-completion request fields passed to the provider as the client sent them
@@ -66,6 +70,10 @@ class Answer:
     attempts: list[dict] = field(default_factory=list)
 
 
+# What a failed attempt was, for /metrics (router_upstream_errors_total{kind}) and the audit's attempts.
+ERROR_KINDS = ("timeout", "connection", "rate_limited", "server_error", "auth", "client_error", "malformed", "stream")
+
+
 class Upstreams:
     """HTTP calls to the catalog's OpenAI-compatible endpoints, with retries, fallback
     chains and per-model cool-down."""
@@ -91,6 +99,7 @@ class Upstreams:
                                       f"{price.api_key_env} is not set")
                 headers["Authorization"] = f"Bearer {key}"
             self.endpoints[name] = (url + "/chat/completions", headers, price.upstream_model or name)
+        self._secrets = [v.removeprefix("Bearer ") for _, h, _ in self.endpoints.values() for v in h.values()]
         if missing:
             raise ConfigError(f"{catalog.source}: no base_url for models {missing}; the gateway needs an "
                               "OpenAI-compatible endpoint for every model it may call (see data/README.md)")
@@ -126,10 +135,12 @@ class Upstreams:
                 try:
                     answer = self._once(name, body, stream, may_reject=first and not attempts)
                 except UpstreamRejectedError as exc:
-                    exc.attempts = attempts + [{"model": name, "attempt": attempt + 1, "status": exc.status}]
+                    exc.attempts = attempts + [{"model": name, "attempt": attempt + 1, "status": exc.status,
+                                                "kind": "client_error",
+                                                "ms": round(1000 * (time.perf_counter() - started), 1)}]
                     raise
                 except AttemptFailed as exc:
-                    attempts.append({"model": name, "attempt": attempt + 1, "error": str(exc),
+                    attempts.append({"model": name, "attempt": attempt + 1, "error": str(exc), "kind": exc.kind,
                                      "ms": round(1000 * (time.perf_counter() - started), 1),
                                      **({"status": exc.status} if exc.status else {}),
                                      **({"retry_after": exc.retry_after} if exc.retry_after is not None else {})})
@@ -166,22 +177,29 @@ class Upstreams:
             request = self.client.build_request("POST", url, json=payload, headers=headers)
             response = self.client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
-            raise AttemptFailed(f"timeout after {self.fallbacks.timeout_s:g} s") from exc
+            raise AttemptFailed(f"timeout after {self.fallbacks.timeout_s:g} s", kind="timeout") from exc
         except httpx.HTTPError as exc:
-            raise AttemptFailed(f"connection error: {type(exc).__name__}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
+            raise AttemptFailed(f"connection error: {type(exc).__name__}", kind="connection") from exc
+        status = response.status_code
+        if status == 429 or status >= 500:
             if stream:
                 response.close()
-            raise AttemptFailed(f"HTTP {response.status_code}", status=response.status_code,
+            raise AttemptFailed(f"HTTP {status}", status=status, kind="rate_limited" if status == 429 else "server_error",
                                 retry_after=_retry_after(response.headers.get("retry-after")))
-        if response.status_code >= 400:
+        if status in (401, 403, 407):
+            response.close()
+            # The provider refused the gateway's own credentials: the operator's problem, never the
+            # client's (its SDK would report *its* key as wrong). The body may quote the key: dropped.
+            raise AttemptFailed(f"HTTP {status} from {_host(url)}: the provider refused the gateway's credentials for "
+                                f"{model} (the operator's key, not the client's)", status=status, kind="auth")
+        if status >= 400:
             if stream:
                 response.read()
             if may_reject:
-                raise UpstreamRejectedError(response.status_code, _json_or_error(response))
-            # Later in the chain a 4xx says this model cannot take the request (context length,
-            # a bad key): another model may.
-            raise AttemptFailed(f"HTTP {response.status_code}")
+                raise UpstreamRejectedError(status, self._redacted(_json_or_error(response)))
+            # Later in the chain a 4xx says this model cannot take the request (context length):
+            # another model may.
+            raise AttemptFailed(f"HTTP {status}", status=status, kind="client_error")
         if stream:
             return self._open_stream(model, response)
         try:
@@ -191,7 +209,7 @@ class Upstreams:
             calls = tuple((c["function"]["name"], c["function"].get("arguments", ""))
                           for c in message.get("tool_calls") or () if c.get("type", "function") == "function")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise AttemptFailed("malformed response: not a chat completion") from exc
+            raise AttemptFailed("malformed response: not a chat completion", kind="malformed") from exc
         refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
         return Answer(model, model, self._cost(model, body, data.get("usage"), text), text, data=data,
                       tool_calls=calls, refusal=refusal)
@@ -200,19 +218,19 @@ class Upstreams:
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "text/event-stream":  # e.g. a proxy's HTML error page with status 200
             response.close()
-            raise AttemptFailed(f"HTTP 200 but not an event stream (content-type {kind or 'none'})")
+            raise AttemptFailed(f"HTTP 200 but not an event stream (content-type {kind or 'none'})", kind="stream")
         chunks = response.iter_bytes()  # decoded: the client gets no Content-Encoding from us
         try:
             first = next(chunks)  # fallback is still possible until the first bytes arrive
         except StopIteration as exc:
             response.close()
-            raise AttemptFailed("stream closed before any data") from exc
+            raise AttemptFailed("stream closed before any data", kind="stream") from exc
         except httpx.HTTPError as exc:
             response.close()
-            raise AttemptFailed(f"stream failed before any data: {type(exc).__name__}") from exc
+            raise AttemptFailed(f"stream failed before any data: {type(exc).__name__}", kind="stream") from exc
         if not first.lstrip().startswith(SSE_STARTS):
             response.close()
-            raise AttemptFailed("the stream's first bytes are not a server-sent event")
+            raise AttemptFailed("the stream's first bytes are not a server-sent event", kind="stream")
 
         def rest() -> Iterator[bytes]:
             yield first
@@ -229,8 +247,35 @@ class Upstreams:
         tokens_out = float(estimate_tokens(len(text), self.catalog.chars_per_token))
         return self.catalog.call_cost(model, tokens_in, tokens_out)
 
+    def _redacted(self, body):
+        """A provider's error body with anything that looks like one of the gateway's keys redacted."""
+        if isinstance(body, dict):
+            return {k: self._redacted(v) for k, v in body.items()}
+        if isinstance(body, list):
+            return [self._redacted(v) for v in body]
+        return redact_secrets(body, self._secrets) if isinstance(body, str) else body
+
     def close(self) -> None:
         self.client.close()
+
+
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)[-_][A-Za-z0-9_\-*.]{3,}", re.IGNORECASE)
+
+
+def redact_secrets(text: str, secrets: list[str]) -> str:
+    """`text` with every key, any part of a key of 6 characters or more, and anything shaped
+    like an API key (sk-..., rk-..., pk-...) replaced by [redacted]."""
+    for secret in secrets:
+        for n in range(len(secret), 5, -1):  # the longest piece of the key that appears
+            for piece in {secret[:n], secret[-n:]}:
+                if piece in text:
+                    text = text.replace(piece, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)
+
+
+def _host(url: str) -> str:
+    """The host (and port) of an endpoint URL: how a failure names the provider."""
+    return httpx.URL(url).netloc.decode("ascii", "replace") or url
 
 
 def _no_cookies():
@@ -243,10 +288,12 @@ def _no_cookies():
 class AttemptFailed(Exception):
     """Internal to `Upstreams.call`: one attempt failed in a way another model might not (timeout, 5xx, 429, bad body)."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None,
+                 kind: str = "server_error") -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.kind = kind
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -277,15 +324,6 @@ def _expand(value: str, environ, where: str) -> str:
         return environ[name]
 
     return re.sub(r"\$\{(\w+)\}", sub, value)
-
-
-def message_text(content) -> str:
-    """The text of a chat message's content (a string, or the text parts of a list)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: keep the text ones
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _json_or_error(response: httpx.Response) -> dict:

@@ -1,0 +1,1 @@
+"""Tests of router_ml.integrations (LiteLLM) in process."""
