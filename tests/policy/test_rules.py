@@ -155,7 +155,7 @@ def test_the_example_policy_loads_against_the_demo_models():
     from pathlib import Path
 
     p = load_policy(Path(__file__).resolve().parents[2] / "data" / "policy.example.yaml", MODELS)
-    assert [r.name for r in p.rules][:2] == ["very-long-prompts", "free-tier"] and not p.warnings
+    assert [r.name for r in p.rules][:2] == ["long-prompts", "code-to-code-models"] and not p.warnings
     assert p.cascade.steps == ("nano", "router") and p.fallbacks.chain_for("pro") == ["pro", "legacy-xl"]
 
 
