@@ -217,3 +217,20 @@ def test_a_small_misleading_log_cannot_replace_a_good_champion(tmp_path, monkeyp
     assert decision["prompts"] == data["holdout_prompts"] and decision["lower"] < 0 <= decision["upper"] + 1
     assert code == 1 and decision["promoted"] is False and "not at least as good" in decision["refused"]
     assert load_router("models:/shop@champion").version == "shop-v1"  # the champion kept
+
+    # Each decision is an MLflow run: the thin holdout (nothing trained), the refused promotion and
+    # the retraining that asked for it, with both versions, the holdout's set and the interval.
+    from router_ml.core.mlflow_registry import import_mlflow
+    from router_ml.training.registry.decisions import decision_runs
+
+    client = import_mlflow().MlflowClient()
+    runs = decision_runs(client, "shop")
+    assert [(d["kind"], d["decision"]) for d in runs] == [("promotion", "first holder"), ("retrain", "not retrained"),
+                                                          ("promotion", "refused"), ("retrain", "refused")]
+    retrain_run = client.get_run(runs[-1]["run_id"])
+    assert runs[-1]["versions"] == ["1", "2"] and report["run_id"] == runs[-1]["run_id"]
+    assert retrain_run.data.tags["champion_version"] == "1" and retrain_run.data.tags["challenger_version"] == "2"
+    assert retrain_run.data.tags["promotion_run"] == runs[2]["run_id"]
+    assert retrain_run.data.params["eval_set.prompts"] == str(data["holdout_prompts"])
+    assert retrain_run.data.metrics["lower"] == pytest.approx(decision["lower"])
+    assert "the evidence would be too thin" in runs[1]["summary"]

@@ -325,14 +325,92 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     audit_rows, stats = _audit_log_rows(config, champion.models, [trained, unseen, *offline], log)
     logs = [trained.assign(source="champion"), unseen.assign(source="champion-held-out"), *offline]
     table = combined_table(audit_rows, logs, catalog, threshold)
-    train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
+    name = config.register or registered_name_of(config.base)
+    champion_ref = _champion_ref(config.base)
+    try:
+        train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
+    except PromotionRefused as exc:
+        if name is not None:  # a decision too: nothing was trained, and why
+            _log_retrain_run(config, name, champion_ref, champion.version, None, "not retrained", str(exc),
+                             {"data": stats}, stats)
+        raise
 
     paths = _write_tables(config, train_table, holdout, catalog)
-    name = config.register or registered_name_of(config.base)
     result = _train_challenger(config, champion, paths, threshold, name, log, progress)
     promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, stats, log)
-    _write_report(paths["report"], champion, result, decision, stats)
+    report = _report(champion, result, decision, stats)
+    if name is not None:
+        outcome = "promoted" if promoted else ("refused" if decision.get("refused") else "compared only")
+        report["run_id"] = _log_retrain_run(config, name, champion_ref, champion.version, result, outcome,
+                                            _retrain_summary(champion_ref, result, decision, outcome), report, stats)
+        log(f"logged MLflow retrain run {report['run_id']}")
+    _write_report(paths["report"], report)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
+
+
+def _champion_ref(base: str) -> tuple[str, str] | None:
+    """(registered name, version number) of the champion when it came from the registry; resolved
+    before anything can move the alias."""
+    if not base.startswith("models:/"):
+        return None
+    from router_ml.core.mlflow_registry import import_mlflow, resolve_model_version
+
+    found = resolve_model_version(import_mlflow().MlflowClient(), base)
+    return found.name, str(found.version)
+
+
+def _retrain_summary(champion_ref, result, decision: dict, outcome: str) -> str:
+    champion = f"v{champion_ref[1]}" if champion_ref else "the champion"
+    challenger = f"v{result.model_version}" if result.model_version else result.manifest["router_version"]
+    evidence = ""
+    if decision.get("lower") is not None:
+        evidence = (f": {decision['metric']} {decision.get('candidate', float('nan')):.4f} vs "
+                    f"{decision.get('incumbent', float('nan')):.4f}, improvement {decision.get('improvement', float('nan')):+.4f}, "
+                    f"95% lower bound {decision['lower']:+.4f} on {decision.get('prompts')} held-out prompts")
+    verb = {"promoted": "promoted over", "refused": "not promoted over", "compared only": "compared with"}[outcome]
+    return f"challenger {challenger} {verb} {champion} (margin {decision.get('margin', 0):g}){evidence}"
+
+
+def _log_retrain_run(config: RetrainConfig, name: str, champion_ref, champion_version: str, result, outcome: str,
+                     summary: str, report: dict, stats: dict) -> str:
+    """The retraining as an MLflow run (training.registry.decisions): both versions, the holdout's
+    evaluation set, the metric, its interval and the decision; with --no-promote (or nothing to
+    promote in) the holdout evaluations of both are indexed on their versions here."""
+    from router_ml.training.registry.decisions import log_decision_run, version_refs
+
+    decision = report.get("decision") or {}
+    refs = [champion_ref] if champion_ref else []
+    challenger = result.model_version if result is not None else None
+    if challenger:
+        refs.append((name, challenger))
+    eval_set = decision.get("eval_set") if isinstance(decision.get("eval_set"), dict) else None
+    metrics = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics.update({k: decision[k] for k in ("candidate", "incumbent", "improvement", "lower", "upper")
+                    if isinstance(decision.get(k), (int, float))})
+    run_id = log_decision_run(
+        "retrain", run_name=f"retrain {'v' + champion_ref[1] if champion_ref else champion_version}"
+                            + (f" -> v{challenger}" if challenger else ""),
+        decision=outcome, summary=summary, refs=version_refs(None, refs), registered_model=name, eval_set=eval_set,
+        params={"base": config.base, "audit": config.audit, "outcomes": ",".join(config.outcomes), "alias": config.alias,
+                "metric": config.metric, "margin": config.margin, "holdout_size": config.holdout_size,
+                "min_holdout": config.min_holdout, "resamples": config.resamples, "seed": config.seed,
+                "max_weight": config.max_weight, "since": config.since, "promote": config.promote},
+        metrics=metrics,
+        tags={"champion_version": champion_ref[1] if champion_ref else None, "champion_router": champion_version,
+              "challenger_version": challenger, "challenger_run": getattr(result, "run_id", None),
+              "promotion_run": decision.get("run_id")},
+        artifacts={"retrain-report.json": json.loads(json.dumps(report, default=str))})
+    if eval_set is not None and decision.get("values") and decision.get("run_id") is None:
+        from router_ml.core.mlflow_registry import import_mlflow
+        from router_ml.training.registry.evaluations import record_evaluation
+
+        client = import_mlflow().MlflowClient()
+        pairs = [(challenger and (name, challenger), decision["values"].get("candidate")),
+                 (champion_ref, decision["values"].get("incumbent"))]
+        for ref, values in pairs:
+            if ref and values:
+                record_evaluation(client, ref[0], ref[1], eval_set, values, run_id, "retrain")
+    return run_id
 
 
 def _offline_logs(paths: list[str], models: list[str], success_threshold: float,
@@ -461,18 +539,22 @@ def _compare_only(config: RetrainConfig, champion, result, holdout_frame: pd.Dat
     challenger = load_router(result.path)
     data = to_routing_data(holdout_frame, catalog, str(holdout_path))
     comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
-                                   seed=config.seed)
+                                   seed=config.seed, source=str(holdout_path))
     log(f"challenger against the champion: {comparison.describe()}")
     return {**comparison.to_dict(), "promoted": False,
             "note": "not promoted: the base is not a registry URI, or --no-promote"}
 
 
-def _write_report(path: Path, champion, result, decision: dict, stats: dict) -> None:
-    """The retraining report, beside the tables: both versions, the decision and the data counts."""
+def _report(champion, result, decision: dict, stats: dict) -> dict:
+    """The retraining report: both versions, the decision and the data counts."""
+    return {"champion": champion.version, "challenger": result.manifest["router_version"],
+            "registered_version": result.model_version, "decision": decision, "data": stats}
+
+
+def _write_report(path: Path, report: dict) -> None:
+    """The retraining report, beside the tables."""
     from router_ml.core.files import atomic_write_text
 
-    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
-              "registered_version": result.model_version, "decision": decision, "data": stats}
     atomic_write_text(path, json.dumps(report, indent=2, default=str))
 
 
