@@ -179,9 +179,9 @@ def evaluate(router_path, outcomes, catalog, train_outcomes, success_threshold, 
     if json_out:
         write_json(json_out, report)
     if not no_mlflow:
-        from router_ml.training.registry.evaluations import log_evaluation_run
+        from router_ml.training.registry.tracking import log_evaluation_run
 
-        run_id = log_evaluation_run(report, str(router_path), experiment, file_sha256=data_hash(frame))
+        run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
         echo_err(f"logged MLflow evaluation run {run_id} (evaluation set {report['eval_set']['id']}, "
                  f"{report['eval_set']['prompts']} prompts)")
 

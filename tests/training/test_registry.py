@@ -12,10 +12,10 @@ from router_ml.training.data.outcomes import read_outcomes
 from router_ml.training.fit.pipeline import TrainConfig, train
 from router_ml.training.registry.evaluations import (
     comparable_sets,
-    log_evaluation_run,
     read_evaluations,
     record_evaluation,
 )
+from router_ml.training.registry.tracking import log_evaluation_run
 from router_ml.training.registry.versions import promote
 
 pytestmark = pytest.mark.slow

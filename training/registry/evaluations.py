@@ -21,14 +21,13 @@ Groups written by router-ml before this scheme have no `.run` tag and were named
 file's hash, not by the prompts measured: they are read back as `legacy` and never used to
 decide a promotion.
 
-Deliberately not here: comparing or promoting (versions.py), decision runs (decisions.py).
+Deliberately not here: logging runs (tracking.py: training and `router-ml evaluate`),
+comparing or promoting (versions.py), decision runs (decisions.py).
 """
 
 from __future__ import annotations
 
 import math
-
-from router_ml.core.mlflow_registry import import_mlflow, resolve_model_version
 
 EVAL_PREFIX = "eval."
 FIELDS = ("prompts", "run", "kind", "source")  # the tags of a group that are not metrics
@@ -103,33 +102,6 @@ def comparable_sets(tags_a: dict[str, str], tags_b: dict[str, str], metric: str)
         shared.append({"set": set_id, "prompts": ga["prompts"], "a": ga["metrics"][metric], "b": gb["metrics"][metric],
                        "run_a": ga["run"], "run_b": gb["run"], "source": ga["source"]})
     return sorted(shared, key=lambda s: (-(s["prompts"] or 0), s["set"]))
-
-
-def log_evaluation_run(report: dict, router_source: str, experiment: str = "router-ml",
-                       file_sha256: str | None = None) -> str:
-    """Log one `router-ml evaluate` as a run; index it on the version when the router came from
-    the registry. Metrics are keyed by the evaluation set (`eval.<set>.metrics.aiq`), so runs on
-    different prompts never share a column in the MLflow UI."""
-    from router_ml.training.registry.tracking import ensure_experiment, log_report
-
-    mlflow = import_mlflow()
-    client = mlflow.MlflowClient()
-    eval_set = report["eval_set"]
-    registered = resolve_model_version(client, router_source) if router_source.startswith("models:/") else None
-    experiment_id = ensure_experiment(mlflow, experiment)
-    label = f"v{registered.version}" if registered is not None else report["router_version"]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {label} on {eval_set['id']}") as run:
-        tags = {"kind": "evaluation", "router_version": report["router_version"], "router_source": router_source,
-                "eval_set": eval_set["id"], "eval_source": report["source"]}
-        if registered is not None:
-            tags.update(registered_model=registered.name, registered_versions=f"{registered.name}/{registered.version}")
-        mlflow.set_tags(tags)
-        mlflow.log_params(eval_set_params(eval_set, "eval_set") | ({"file_sha256": file_sha256} if file_sha256 else {}))
-        log_report(mlflow, report, f"eval.{eval_set['id']}", artifact_dir="evaluation/eval")
-    if registered is not None:
-        record_evaluation(client, registered.name, registered.version, eval_set, report["metrics"], run.info.run_id,
-                          "evaluation")
-    return run.info.run_id
 
 
 def eval_set_params(eval_set: dict, prefix: str) -> dict[str, str]:

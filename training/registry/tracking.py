@@ -19,7 +19,8 @@ import math
 from importlib import metadata
 from pathlib import Path
 
-from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri
+from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri, resolve_model_version
+from router_ml.training.registry.evaluations import eval_set_params, record_evaluation
 
 
 def _flatten(prefix: str, obj, out: dict) -> dict:
@@ -128,8 +129,6 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
     only when they were tested on the same prompts. A registered version indexes the test as
     one of its evaluations (training.registry.evaluations).
     """
-    from router_ml.training.registry.evaluations import eval_set_params, record_evaluation
-
     mlflow = import_mlflow()
     experiment_id = ensure_experiment(mlflow, config.experiment)
     params = {k: ("" if v is None else str(v))[:500] for k, v in _flatten("", config.to_dict(), {}).items()}
@@ -170,3 +169,28 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
                 record_evaluation(client, config.register, version, eval_set, report["metrics"], run.info.run_id,
                                   "training")
         return run.info.run_id, version
+
+
+def log_evaluation_run(report: dict, router_source: str, file_sha256: str | None = None,
+                       experiment: str = "router-ml") -> str:
+    """Log one `router-ml evaluate` as a run; index it on the version when the router came from
+    the registry. Metrics are keyed by the evaluation set (`eval.<set>.metrics.aiq`), so runs on
+    different prompts never share a column in the MLflow UI."""
+    mlflow = import_mlflow()
+    client = mlflow.MlflowClient()
+    eval_set = report["eval_set"]
+    registered = resolve_model_version(client, router_source) if router_source.startswith("models:/") else None
+    experiment_id = ensure_experiment(mlflow, experiment)
+    label = f"v{registered.version}" if registered is not None else report["router_version"]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {label} on {eval_set['id']}") as run:
+        tags = {"kind": "evaluation", "router_version": report["router_version"], "router_source": router_source,
+                "eval_set": eval_set["id"], "eval_source": report["source"]}
+        if registered is not None:
+            tags.update(registered_model=registered.name, registered_versions=f"{registered.name}/{registered.version}")
+        mlflow.set_tags(tags)
+        mlflow.log_params(eval_set_params(eval_set, "eval_set") | ({"file_sha256": file_sha256} if file_sha256 else {}))
+        log_report(mlflow, report, f"eval.{eval_set['id']}", artifact_dir="evaluation/eval")
+    if registered is not None:
+        record_evaluation(client, registered.name, registered.version, eval_set, report["metrics"], run.info.run_id,
+                          "evaluation")
+    return run.info.run_id

@@ -38,10 +38,10 @@ from router_ml.training.registry.decisions import log_decision_run, version_refs
 from router_ml.training.registry.evaluations import (
     comparable_sets,
     eval_tag_prefix,
-    log_evaluation_run,
     read_evaluations,
     record_evaluation,
 )
+from router_ml.training.registry.tracking import log_evaluation_run  # defined here before; callers import it here
 
 __all__ = ["Comparison", "RouterRef", "compare_routers", "compare_versions", "eval_tag_prefix", "log_comparison",
            "log_evaluation_run", "promote", "registered_name_of", "routers_for"]
