@@ -37,6 +37,10 @@ SHOTS = {  # file -> what it shows (the URL is filled in once the runs exist)
     "mlflow-comparison-run.png": "the comparison run",
     "mlflow-registered-model.png": "the registered model",
 }
+# The browser asks for the UI by this name, mapped to 127.0.0.1 inside Chromium only: served from a
+# name that is not localhost, the UI leaves out its assistant panel (a third of the window). The
+# server is told the name is its own (--allowed-hosts, --cors-allowed-origins).
+UI_HOST = "mlflow-ui.test"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--force-device-scale-factor=1"]
@@ -86,7 +90,8 @@ def get_json(url: str, body: dict | None = None) -> dict:
 def start_ui(work: Path, env: dict, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
                              f"sqlite:///{work / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                             "--workers", "1", "--allowed-hosts", f"{UI_HOST}:{port},127.0.0.1:{port}",
+                             "--cors-allowed-origins", f"http://{UI_HOST}:{port}"], cwd=work, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -102,10 +107,11 @@ def start_ui(work: Path, env: dict, port: int) -> subprocess.Popen:
     sys.exit("mlflow ui did not answer /health within 3 minutes")
 
 
-def urls(base: str) -> dict[str, str]:
-    experiment = get_json(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={EXPERIMENT}")
+def urls(api: str, base: str) -> dict[str, str]:
+    """The page of each shot: the API is asked on `api` (127.0.0.1), the browser goes to `base`."""
+    experiment = get_json(f"{api}/api/2.0/mlflow/experiments/get-by-name?experiment_name={EXPERIMENT}")
     experiment_id = experiment["experiment"]["experiment_id"]
-    found = get_json(f"{base}/api/2.0/mlflow/runs/search",
+    found = get_json(f"{api}/api/2.0/mlflow/runs/search",
                      {"experiment_ids": [experiment_id], "filter": "tags.kind = 'comparison'", "max_results": 1})
     comparison = found["runs"][0]["info"]["run_id"]
     return {"mlflow-runs.png": f"{base}/#/experiments/{experiment_id}/runs",
@@ -123,6 +129,7 @@ def chromium() -> str:
 def screenshot(browser: str, url: str, path: Path, profile: Path, wait_ms: int) -> None:
     """One PNG of `url` after `wait_ms` of virtual time (the UI loads its data from the server)."""
     cmd = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={WINDOW}",
+           f"--host-resolver-rules=MAP {UI_HOST} 127.0.0.1",
            f"--virtual-time-budget={wait_ms}", f"--screenshot={path}", url]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     if done.returncode != 0 or not path.exists() or path.stat().st_size < 10_000:
@@ -135,23 +142,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="Folder for the demo store (default: a new temporary folder).")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="Where the PNGs go.")
     parser.add_argument("--chromium", help="The Chromium binary (default: chromium on PATH).")
+    parser.add_argument("--reuse", action="store_true", help="Take the screenshots of the store already in --workdir.")
     parser.add_argument("--wait-ms", type=int, default=20_000, help="Virtual time for each page to load its data.")
     args = parser.parse_args(argv)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="router-ml-screenshots-"))
     work.mkdir(parents=True, exist_ok=True)
-    if (work / "mlflow.db").exists():
-        sys.exit(f"{work / 'mlflow.db'} exists: pass an empty --workdir")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
     env.update(MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false")
-    build_store(work, env)
+    if args.reuse:
+        if not (work / "mlflow.db").exists():
+            sys.exit(f"--reuse: {work / 'mlflow.db'} does not exist")
+    elif (work / "mlflow.db").exists():
+        sys.exit(f"{work / 'mlflow.db'} exists: pass an empty --workdir (or --reuse to photograph it)")
+    else:
+        build_store(work, env)
 
     browser = args.chromium or chromium()
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = start_ui(work, env, port)
     try:
-        for name, url in urls(f"http://127.0.0.1:{port}").items():
+        for name, url in urls(f"http://127.0.0.1:{port}", f"http://{UI_HOST}:{port}").items():
             with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
                 screenshot(browser, url, args.out / name, Path(profile), args.wait_ms)
     finally:

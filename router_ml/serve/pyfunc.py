@@ -16,8 +16,8 @@ and returns one row per prompt, in typed columns:
 signature (so `mlflow.pyfunc.spark_udf` returns them as a struct, `scores` as a
 map<string, double>) and logs `model_config={"output": "typed"}`. Models logged before
 that (no such key) answer as they did when they were logged: model, confidence, scores
-as a JSON string, reason, router_version, matching their own signature; a caller can ask
-for either shape with `mlflow.pyfunc.load_model(uri, model_config={"output": ...})`.
+as a JSON string, reason, router_version, matching their own signature (MLflow ignores a
+`model_config` passed at load time to a model logged without one).
 
 `router_ml.load_router("models:/NAME/VERSION")` reads the same logged model and returns
 the full Router instead.
