@@ -203,7 +203,8 @@ def test_a_registered_router_routes_through_mlflow_spark_udf(spark, trained_rout
         "quality_target:double,novelty:double,reason:string,router_version:string>")
     out = frame.withColumn("d", udf(F.struct("prompt"))).select("prompt", "d.*").toPandas()
     assert out["model"].tolist() == [d.model for d in expected]
-    assert [dict(s) for s in out["scores"]] == pytest.approx([d.scores for d in expected])
+    for got, d in zip(out["scores"], expected, strict=True):  # approx does not reach into dicts inside a list
+        assert dict(got) == pytest.approx(d.scores)
     assert out["estimated_cost"].tolist() == pytest.approx([d.estimated_cost for d in expected])
     assert out["novelty"].tolist() == pytest.approx([d.novelty for d in expected])
     # A narrower result type, as docs/spark.md shows it, picks columns by name.
