@@ -1,5 +1,5 @@
 """The training commands of `router-ml`: import, demo-data, train, evaluate, compare, promote,
-convert, retrain and replay.
+versions, convert, retrain and replay.
 
 They attach to the library's `router-ml` group as entry points (pyproject.toml,
 `router_ml.commands`); each maps its options to a call into `training` and prints what
@@ -193,6 +193,11 @@ def evaluate(router_paths, outcomes, audit_path, policies, quality_target, since
                              reader=reader if spark_master else None)
     report = evaluate_router(router, data, training=training, baselines=() if no_baselines else BASELINES,
                              embedder=embedder, source=str(outcomes), log=echo_err)
+    if str(router_path).startswith("models:/"):
+        from router_ml.core.mlflow_registry import import_mlflow, resolve_model_version
+
+        found = resolve_model_version(import_mlflow().MlflowClient(), str(router_path))
+        click.echo(f"{router_path}: registered {found.name} version {found.version} (v{found.version})")
     click.echo(format_report(report))
     if report_dir:
         from router_ml.training.evaluate.report import write_report
@@ -202,10 +207,15 @@ def evaluate(router_paths, outcomes, audit_path, policies, quality_target, since
     if json_out:
         write_json(json_out, report)
     if not no_mlflow:
-        from router_ml.training.registry.versions import log_evaluation_run
+        from router_ml.training.registry.tracking import log_evaluation_run
 
         run_id = log_evaluation_run(report, str(router_path), data_hash(frame), experiment)
-        echo_err(f"logged MLflow evaluation run {run_id}")
+        echo_err(f"logged MLflow evaluation run {run_id} (evaluation set {report['eval_set']['id']}, "
+                 f"{report['eval_set']['prompts']} prompts)")
+
+
+METRIC_CHOICE = click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80",
+                              "ece"])
 
 
 def _evaluate_audit(router_paths, audit_path, policies, quality_target, since, resamples, json_out) -> None:
@@ -240,48 +250,97 @@ def _evaluate_audit(router_paths, audit_path, policies, quality_target, since, r
 @click.option("--router", "routers", multiple=True, help="A router directory or models:/ URI (repeat).")
 @click.option("--catalog", type=click.Path(path_type=Path), help="Catalog to price calls whose cost was not logged.")
 @click.option("--success-threshold", default=0.5, show_default=True, type=float)
+@click.option("--metric", default="aiq", show_default=True, type=METRIC_CHOICE,
+              help="The metric the verdict (and the MLflow run's decision) is about; every metric gets an interval.")
+@click.option("--resamples", default=1000, show_default=True, type=click.IntRange(min=100),
+              help="Paired bootstrap resamples for the intervals.")
+@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Folder for compare.md, compare.json and the overlaid curves (default: reports/compare-TIME).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the side-by-side numbers as JSON.")
-def compare(outcomes, name, versions, routers, catalog, success_threshold, report_dir, json_out):
-    """Evaluate two or more router versions on the same held-out prompts, side by side."""
+@click.option("--no-mlflow", is_flag=True, help="Do not log the comparison as an MLflow run.")
+@click.option("--experiment", default="router-ml", show_default=True)
+def compare(outcomes, name, versions, routers, catalog, success_threshold, metric, resamples, seed, report_dir, json_out,
+            no_mlflow, experiment):
+    """Evaluate two or more router versions on the same held-out prompts, side by side, with paired intervals.
+
+    Differences are taken against the first router (with --name, the lowest version) and
+    each comes with a 95% paired bootstrap interval; registered versions are named v1, v2.
+    The comparison is logged as an MLflow run and indexed on each registered version."""
     import datetime as dt
 
     from router_ml.core.catalog import load_catalog
     from router_ml.training.data.outcomes import read_outcomes
-    from router_ml.training.evaluate.report import comparison_text, write_comparison
-    from router_ml.training.registry.versions import compare_routers, routers_for
+    from router_ml.training.evaluate.metrics import noisy_note
+    from router_ml.training.evaluate.report import comparison_text, differences_text, write_comparison
+    from router_ml.training.registry.versions import compare_routers, log_comparison, routers_for
 
     sources = routers_for(name, [v.strip() for v in versions.split(",")] if versions else [], list(routers))
     frame = read_outcomes(outcomes, success_threshold=success_threshold)
-    reports = compare_routers(sources, frame, load_catalog(catalog) if catalog else None, str(outcomes), log=echo_err)
+    result = compare_routers(sources, frame, load_catalog(catalog) if catalog else None, str(outcomes),
+                             resamples=resamples, seed=seed, log=echo_err)
     report_dir = report_dir or Path("reports") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    out, summary = write_comparison(reports, report_dir)
-    click.echo(f"{len(reports)} routers on the same {summary['prompts']} prompts of {outcomes}:")
+    out, summary = write_comparison(result.reports, report_dir, result.summary())
+    click.echo(f"{len(result.refs)} routers on the same {result.prompts} prompts of {outcomes}{noisy_note(result.prompts)}, "
+               f"evaluation set {result.eval_set['id']}:")
+    for ref in result.refs:
+        click.echo(f"  {ref.label}: {ref.source} (router {ref.router_version})")
     click.echo(comparison_text(summary))
+    click.echo("")
+    click.echo(f"differences against {result.reference.label}, {result.confidence:.0%} paired bootstrap intervals "
+               f"({resamples} resamples of the same prompts):")
+    click.echo(differences_text(summary))
+    if result.warning():
+        echo_err(f"warning: {result.warning()}")
     echo_err(f"wrote {out / 'compare.md'}, {out / 'compare.json'} and {out / 'compare_curves.png'}")
     if json_out:
         write_json(json_out, summary)
+    if not no_mlflow:
+        run_id = log_comparison(result, metric, experiment, out)
+        echo_err(f"logged MLflow comparison run {run_id}")
 
 
 @click.command()
 @click.argument("name")
 @click.argument("version")
 @click.option("--alias", default="champion", show_default=True)
-@click.option("--metric", default="aiq", show_default=True,
-              type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]))
-@click.option("--outcomes", type=click.Path(path_type=Path), help="Evaluate both versions on these held-out outcomes now (otherwise: earlier evaluations on the same data).")
+@click.option("--metric", default="aiq", show_default=True, type=METRIC_CHOICE)
+@click.option("--outcomes", type=click.Path(path_type=Path), help="Evaluate both versions on these held-out outcomes now (otherwise: earlier evaluations of both on the same prompts).")
 @click.option("--catalog", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Promote even if worse; recorded on the version and the registered model.")
-def promote(name, version, alias, metric, outcomes, catalog, force):
-    """Point ALIAS at VERSION of NAME if it is at least as good as the current holder."""
+@click.option("--experiment", default="router-ml", show_default=True, help="MLflow experiment of the promotion run.")
+def promote(name, version, alias, metric, outcomes, catalog, force, experiment):
+    """Point ALIAS at VERSION of NAME if it is at least as good as the current holder.
+
+    The decision, refused or not, is logged as an MLflow run."""
     from router_ml.core.catalog import load_catalog
     from router_ml.training.data.outcomes import read_outcomes
     from router_ml.training.registry.versions import promote as run_promote
 
     frame = read_outcomes(outcomes) if outcomes else None
     result = run_promote(name, version, alias, metric, frame=frame, catalog=load_catalog(catalog) if catalog else None,
-                         source=str(outcomes) if outcomes else None, force=force, log=echo_err)
-    click.echo(json.dumps(result))
+                         source=str(outcomes) if outcomes else None, force=force, experiment=experiment, log=echo_err)
+    click.echo(json.dumps(result, default=str))
+
+
+@click.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (every metric of every evaluation).")
+def versions(name, as_json):
+    """List the versions of registered router NAME: aliases, evaluations and decisions.
+
+    Each version with when it was created, its router version string and the run that
+    logged it; its evaluations, one per evaluation set (the fingerprint of the prompts
+    measured, how many, the metrics, the run); and the compare, promote and retrain runs
+    that touched it."""
+    from router_ml.training.registry.history import format_history, version_history
+
+    history = version_history(name)
+    if as_json:
+        from router_ml.training.evaluate.report import to_json_text
+
+        click.echo(to_json_text(history), nl=False)
+    else:
+        click.echo(format_history(history))
 
 
 @click.command()
@@ -322,8 +381,7 @@ def convert(router_path, out, backend, precision, outcomes, min_cosine, min_agre
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prices (default: the base router's).")
 @click.option("--register", metavar="NAME", help="Registered model name (default: the base's).")
 @click.option("--alias", default="champion", show_default=True)
-@click.option("--metric", default="aiq", show_default=True,
-              type=click.Choice(["aiq", "gap_closed", "quality_at_best_cost", "apgr", "cost_to_match_best", "cpt50", "cpt80", "ece"]),
+@click.option("--metric", default="aiq", show_default=True, type=METRIC_CHOICE,
               help="Metric the challenger must be at least as good on.")
 @click.option("--margin", default=0.0, show_default=True, type=float,
               help="Promote when the 95% lower bounds of the improvements (live: quality and AIQ; complete prompts: "

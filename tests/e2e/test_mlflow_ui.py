@@ -80,10 +80,15 @@ def test_ui_serves_the_runs_with_metrics_and_plots(server):
     runs = json.loads(body)["runs"]
     run = next(r for r in runs if r["info"]["run_id"] == result.run_id)
     logged = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert logged["test.metrics.aiq"] == pytest.approx(result.report["metrics"]["aiq"])
-    assert "val.aiq" in logged and "test.baseline_knn.aiq" in logged
+    test_set = result.report["eval_set"]
+    # held-out figures are keyed by the test set's fingerprint, so runs tested on other prompts never share a column
+    assert logged[f"test.{test_set['id']}.metrics.aiq"] == pytest.approx(result.report["metrics"]["aiq"])
+    assert "val.aiq" in logged and f"test.{test_set['id']}.baseline_knn.aiq" in logged
+    assert "seconds.head_selection" in logged
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["test_set.sha256"] == test_set["sha256"] and params["test_set.prompts"] == str(test_set["prompts"])
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
-    assert tags["data_sha256"] == result.manifest["training_data"]["sha256"]
+    assert tags["data_sha256"] == result.manifest["training_data"]["sha256"] and tags["test_set"] == test_set["id"]
     _, body = get(f"{base}/api/2.0/mlflow/artifacts/list?run_id={result.run_id}&path=evaluation/test")
     files = {f["path"] for f in json.loads(body)["files"]}
     assert {"evaluation/test/curves.png", "evaluation/test/reliability.png", "evaluation/test/summary.md"} <= files

@@ -213,8 +213,11 @@ def test_mlflow_models_serve_answers_a_scoring_request(trained_router_dir, tmp_p
         assert response is not None, (tmp_path / "mlflow-serve.log").read_text()[-3000:]
         assert response.status_code == 200, response.text
         rows = response.json()["predictions"]
-        assert len(rows) == 2 and {"model", "confidence", "scores"} <= set(rows[0])
-        assert rows[0]["model"] in json.loads((trained_router_dir / "manifest.json").read_text())["models"]
+        models = json.loads((trained_router_dir / "manifest.json").read_text())["models"]
+        assert len(rows) == 2 and set(rows[0]) == {"model", "confidence", "scores", "estimated_cost", "quality_target",
+                                                   "novelty", "reason", "router_version"}
+        assert rows[0]["model"] in models and set(rows[0]["scores"]) == set(models)  # a map, not a JSON string
+        assert all(isinstance(rows[0][k], float) for k in ("confidence", "estimated_cost", "quality_target", "novelty"))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

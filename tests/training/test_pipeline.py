@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,15 +101,25 @@ def test_mlflow_run_registry_and_models_uri(demo_files, tmp_path, monkeypatch):
     assert result.model_version == "1"
 
     from router_ml.core.mlflow_registry import import_mlflow
+    from router_ml.training.registry.evaluations import read_evaluations
 
     mlflow = import_mlflow()
     run = mlflow.get_run(result.run_id)
     assert run.data.tags["data_sha256"] == result.manifest["training_data"]["sha256"]
     assert run.data.params["strategy"] == result.manifest["strategy"]["name"]
-    assert "test.metrics.aiq" in run.data.metrics and "val.aiq" in run.data.metrics
+    # Held-out figures are keyed by their test set: runs tested on other prompts never share the column.
+    test_set = result.report["eval_set"]
+    assert run.data.params["test_set.sha256"] == test_set["sha256"]
+    assert run.data.params["test_set.prompts"] == str(result.report["prompts"]) == str(test_set["prompts"])
+    assert run.data.metrics[f"test.{test_set['id']}.metrics.aiq"] == pytest.approx(result.report["metrics"]["aiq"])
+    assert "val.aiq" in run.data.metrics and not [k for k in run.data.metrics if k.startswith("test.metrics.")]
+    assert {"seconds.reading", "seconds.embedding", "seconds.head_selection", "seconds.evaluation"} <= set(run.data.metrics)
+    assert set(result.timings) >= {"reading", "embedder", "embedding", "head selection", "evaluation", "writing", "MLflow"}
     version = mlflow.MlflowClient().get_model_version("demo-router", "1")
     assert version.tags["data_sha256"] == result.manifest["training_data"]["sha256"]
-    assert "test.aiq" in version.tags
+    group = read_evaluations(version.tags)[test_set["id"]]
+    assert group["run"] == result.run_id and group["kind"] == "training" and group["prompts"] == test_set["prompts"]
+    assert group["metrics"]["aiq"] == pytest.approx(result.report["metrics"]["aiq"], rel=1e-5)
 
     local = load_router(tmp_path / "r")
     registered = load_router("models:/demo-router/1")
@@ -119,8 +130,64 @@ def test_mlflow_run_registry_and_models_uri(demo_files, tmp_path, monkeypatch):
     import pandas as pd
 
     frame = pyfunc.predict(pd.DataFrame({"prompt": prompts, "quality_target": [0.0, 1.0]}))
-    assert frame["model"].tolist() == [local.route(prompts[0], 0.0).model, local.route(prompts[1], 1.0).model]
-    assert json.loads(frame["scores"].iloc[0]).keys() == set(local.models)
+    expected = [local.route(prompts[0], 0.0), local.route(prompts[1], 1.0)]
+    assert list(frame.columns) == ["model", "confidence", "scores", "estimated_cost", "quality_target", "novelty",
+                                   "reason", "router_version"]
+    assert frame["model"].tolist() == [d.model for d in expected]
+    assert frame["scores"].tolist() == [d.scores for d in expected]  # a map per row, not a JSON string
+    assert frame["estimated_cost"].tolist() == pytest.approx([d.estimated_cost for d in expected])
+    assert frame["quality_target"].tolist() == [0.0, 1.0]
+    assert frame["novelty"].tolist() == pytest.approx([d.novelty for d in expected])
+    assert frame["confidence"].dtype == "float64" and frame["novelty"].dtype == "float64"
+    assert frame["router_version"].tolist() == [local.version] * 2 and all(frame["reason"])
+    from mlflow.types.schema import DataType, Map
+
+    outputs = {c.name: c.type for c in pyfunc.metadata.get_output_schema().inputs}
+    assert outputs["scores"] == Map(DataType.double) and outputs["novelty"] == DataType.double
+
+
+@pytest.mark.slow
+def test_a_router_logged_before_typed_columns_still_answers_as_it_did(trained_router_dir, tmp_path, monkeypatch):
+    """Models logged by earlier router-ml: the entry point file, no model_config, a signature with
+    `scores` as a string. They load and answer in their own shape (scores a JSON string)."""
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    import router_ml
+    from router_ml.core.mlflow_registry import import_mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow = import_mlflow()
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "prompt"), ColSpec("double", "quality_target", required=False)]),
+        outputs=Schema([ColSpec("string", "model"), ColSpec("double", "confidence"), ColSpec("string", "scores"),
+                        ColSpec("string", "reason"), ColSpec("string", "router_version")]))
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name="router", signature=signature, registered_model_name="old-router",
+                                python_model=str(Path(router_ml.__file__).parent / "serve" / "pyfunc_entrypoint.py"),
+                                artifacts={"router": str(trained_router_dir)})
+    frame = mlflow.pyfunc.load_model("models:/old-router/1").predict(pd.DataFrame({"prompt": ["What is 2 + 2?"]}))
+    assert list(frame.columns) == ["model", "confidence", "scores", "reason", "router_version"]
+    assert json.loads(frame["scores"].iloc[0]).keys() == set(load_router(trained_router_dir).models)
+
+
+def test_training_says_where_the_time_went(demo_files, tmp_path):
+    lines = []
+    result = train(config_for(demo_files, tmp_path / "r", tmp_path / "cache", folds=2, strategy="per_model",
+                              baselines=()), log=lines.append, progress=False)
+    stamped = [line for line in lines if line.startswith("[")]
+    for what in ("reading and checking", "preparing the embedder: hashing", "embedding 240 training prompts",
+                 "choosing the head by 2-fold validation AIQ: 3 candidates", "learning a verifier from the logged "
+                 "answers", "planning cascades", "evaluating the router as it will be loaded on 60 held-out prompts",
+                 "writing"):
+        assert any(what in line for line in stamped), (what, stamped)
+    assert any(line.startswith("  [3/3] per_model(") for line in lines)
+    assert lines[-1].startswith("time: ") and "head selection" in lines[-1] and "evaluation" in lines[-1]
+    assert set(result.timings) == {"reading", "embedder", "embedding", "head selection", "verifier", "cascades",
+                                   "evaluation", "writing"}
+    assert all(seconds >= 0 for seconds in result.timings.values())
 
 
 def test_models_uri_that_does_not_exist(tmp_path, monkeypatch):

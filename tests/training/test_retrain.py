@@ -226,6 +226,21 @@ def test_a_small_misleading_log_cannot_replace_a_good_champion(tmp_path, monkeyp
     assert code == 1 and decision["promoted"] is False and "worse than the champion" in decision["refused"]
     assert load_router("models:/shop@champion").version == "shop-v1"  # the champion kept
 
+    # Each decision is an MLflow run: both refused retrainings, with both versions, the complete
+    # holdout's set and the interval (promote's own run is the first).
+    from router_ml.core.mlflow_registry import import_mlflow
+    from router_ml.training.registry.decisions import decision_runs
+
+    client = import_mlflow().MlflowClient()
+    runs = decision_runs(client, "shop")
+    assert [(d["kind"], d["decision"]) for d in runs] == [("promotion", "first holder"), ("retrain", "refused"),
+                                                          ("retrain", "refused")]
+    retrain_run = client.get_run(runs[-1]["run_id"])
+    assert runs[-1]["versions"] == ["1", "3"] and report["run_id"] == runs[-1]["run_id"]
+    assert retrain_run.data.tags["champion_version"] == "1" and retrain_run.data.tags["challenger_version"] == "3"
+    assert retrain_run.data.params["eval_set.prompts"] == str(data["holdout_prompts"])
+    assert retrain_run.data.metrics["lower"] == pytest.approx(decision["complete"]["lower"])
+    assert "no evidence" in runs[1]["summary"] or "not promoted" in runs[1]["summary"]
 
 @pytest.mark.slow
 def test_retraining_keeps_the_champions_verifier_refitted_from_answers_or_carried_over(tmp_path):

@@ -189,16 +189,29 @@ def test_a_registered_router_routes_through_mlflow_spark_udf(spark, trained_rout
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run():
         info = log_router_model(mlflow, trained_router_dir, "spark-udf-router")
-    udf = mlflow.pyfunc.spark_udf(spark, f"models:/spark-udf-router/{info.registered_model_version}",
-                                  result_type="model string, confidence double, router_version string",
-                                  env_manager="local")
+    uri = f"models:/spark-udf-router/{info.registered_model_version}"
     prompts = ["What is 2 + 2?", "Implement a B-tree with deletion in Rust."]
     from pyspark.sql import functions as F
 
-    out = spark.createDataFrame(pd.DataFrame({"prompt": prompts})).withColumn("d", udf(F.struct("prompt"))).select(
-        "prompt", "d.model", "d.confidence").toPandas()
+    frame = spark.createDataFrame(pd.DataFrame({"prompt": prompts}))
     router = load_router(trained_router_dir)
-    assert out["model"].tolist() == [d.model for d in router.route_batch(prompts)]
+    expected = router.route_batch(prompts)
+    # The result type from the logged signature: a struct of typed columns, scores a map<string, double>.
+    udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local")
+    assert udf.returnType.simpleString() == (
+        "struct<model:string,confidence:double,scores:map<string,double>,estimated_cost:double,"
+        "quality_target:double,novelty:double,reason:string,router_version:string>")
+    out = frame.withColumn("d", udf(F.struct("prompt"))).select("prompt", "d.*").toPandas()
+    assert out["model"].tolist() == [d.model for d in expected]
+    for got, d in zip(out["scores"], expected, strict=True):  # approx does not reach into dicts inside a list
+        assert dict(got) == pytest.approx(d.scores)
+    assert out["estimated_cost"].tolist() == pytest.approx([d.estimated_cost for d in expected])
+    assert out["novelty"].tolist() == pytest.approx([d.novelty for d in expected])
+    # A narrower result type, as docs/spark.md shows it, picks columns by name.
+    narrow = mlflow.pyfunc.spark_udf(spark, uri, result_type="model string, confidence double, router_version string",
+                                     env_manager="local")
+    out = frame.withColumn("d", narrow(F.struct("prompt"))).select("prompt", "d.model", "d.confidence").toPandas()
+    assert out["model"].tolist() == [d.model for d in expected]
 
 
 def test_the_audit_log_exports_as_parquet_by_day_and_reads_back(tmp_path):

@@ -316,6 +316,24 @@ def data_hash(outcomes: pd.DataFrame) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def evaluation_set_hash(data: RoutingData) -> str:
+    """The fingerprint of what an evaluation measured: `data_hash` of exactly these prompts and
+    every model's outcome and cost on them (independent of row and model column order).
+
+    Two evaluations share it only when they scored the same prompts with the same outcomes
+    and prices, so their figures can stand side by side; a file evaluated again after dropping
+    the prompts a router trained on gets a fingerprint of its own.
+    """
+    n, m = len(data), len(data.models)
+    frame = pd.DataFrame({
+        "prompt_id": np.repeat(np.asarray(data.prompt_ids, dtype=object), m),
+        "prompt": np.repeat(np.asarray(data.prompts, dtype=object), m),
+        "model": np.tile(np.asarray(data.models, dtype=object), n),
+        "score": data.scores.ravel(), "success": data.success.ravel(), "cost": data.costs.ravel(),
+    })
+    return data_hash(frame)
+
+
 @dataclass
 class RoutingData:
     """Outcomes as prompt x model matrices. Models are ordered from cheapest to dearest."""

@@ -37,7 +37,7 @@ from router_ml.core.decision import choose, lam_grid
 from router_ml.core.heads import BlendHead, KNNHead, MLPHead, PerModelSuccessHead, SimilarityWeightedHead
 from router_ml.core.validation import check_quality_target
 from router_ml.errors import ConfigError
-from router_ml.training.data.outcomes import RoutingData
+from router_ml.training.data.outcomes import RoutingData, evaluation_set_hash
 from router_ml.training.evaluate import metrics
 
 DEFAULT_SWEEP = tuple(np.round(np.linspace(0.0, 1.0, 101), 4))
@@ -48,6 +48,7 @@ BASELINE_HEADS = {"knn": lambda: KNNHead(k=25), "mlp": MLPHead, "per_model": lam
                   "blend": lambda: BlendHead(C=0.1, k=50), "sw_ranking": SimilarityWeightedHead}
 PAIRED_RESAMPLES = 1000
 PAIRED_CONFIDENCE = 0.90
+SET_ID_CHARS = 12  # an evaluation set's short fingerprint: how MLflow keys and tags name it
 METRIC_KEYS = ("aiq", "gap_closed", "cost_to_match_best", "quality_at_best_cost", "apgr", "cpt50", "cpt80", "ece")
 
 
@@ -336,6 +337,7 @@ def evaluate_router(
         "source": source,
         "pricing": data.pricing,
         "prompts": n,
+        "eval_set": evaluation_set(data, source),
         "prompts_skipped_incomplete": skipped["incomplete"],
         "prompts_skipped_in_training": skipped["in_training"],
         "noisy": n < metrics.NOISY_BELOW,
@@ -348,6 +350,14 @@ def evaluate_router(
         "tasks": _task_slices(data, ctx, target_choices, default_choice),
         "curve": curve,
     }
+
+
+def evaluation_set(data: RoutingData, source: str) -> dict:
+    """What identifies the prompts an evaluation measured: their fingerprint
+    (`evaluation_set_hash`), its 12-character short form (the name MLflow keys use), how
+    many prompts and where they came from."""
+    sha = evaluation_set_hash(data)
+    return {"sha256": sha, "id": sha[:SET_ID_CHARS], "prompts": len(data), "source": source}
 
 
 def _checked_sweep(router, targets) -> list[float]:
@@ -476,8 +486,10 @@ def format_report(report: dict) -> str:
         skipped.append(f"{report['prompts_skipped_incomplete']} without every model's outcome")
     if report.get("prompts_skipped_in_training"):
         skipped.append(f"{report['prompts_skipped_in_training']} used in training")
+    eval_set = report.get("eval_set")
     lines.append(f"router {report['router_version']} on {report['prompts']} prompts{metrics.noisy_note(report['prompts'])}"
-                 + (f" (skipped: {', '.join(skipped)})" if skipped else ""))
+                 + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+                 + (f", evaluation set {eval_set['id']}" if eval_set else ""))
     lines.append(f"{'':32s} {'quality':>8s} {'cost/prompt':>12s}")
     d, b = report["default"], report["baselines"]
     lines.append(f"{'router @ target ' + format(d['quality_target'], 'g'):32s} {d['quality']:8.4f} {d['mean_cost']:12.3g}")

@@ -119,12 +119,50 @@ def comparison_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def write_comparison(reports: dict[str, dict], out_dir: str | Path) -> tuple[Path, dict]:
+def differences_text(summary: dict) -> str:
+    """The paired differences of a comparison summary as a Markdown table (empty without any)."""
+    differences = summary.get("differences") or []
+    if not differences:
+        return ""
+    confidence = differences[0]["confidence"]
+    lines = [f"| metric | difference | {confidence:.0%} interval | verdict |", "|---|---|---|---|"]
+    for d in differences:
+        interval = (f"[{d['low']:+.4f}, {d['high']:+.4f}]" if d["low"] is not None and d["high"] is not None
+                    and math.isfinite(d["low"]) and math.isfinite(d["high"]) else "n/a")
+        value = "n/a" if d["difference"] is None or not math.isfinite(d["difference"]) else f"{d['difference']:+.4f}"
+        lines.append(f"| {d['metric']} | {d['b']} - {d['a']}: {value} | {interval} | {d['verdict']} |")
+    return "\n".join(lines)
+
+
+def comparison_markdown(summary: dict) -> str:
+    """compare.md: what was compared on which prompts, the side-by-side table, the differences
+    with their intervals, the warning on a small set, the overlaid curves."""
+    eval_set = summary.get("eval_set")
+    title = f"# Router comparison on {summary['prompts']} prompts"
+    lines = [title + (f" (evaluation set `{eval_set['id']}`)" if eval_set else ""), ""]
+    if summary.get("warning"):
+        lines += [f"**Warning:** {summary['warning']}.", ""]
+    for label, ref in (summary.get("sources") or {}).items():
+        registered = f", registered {ref['registered_model']} version {ref['version']}" if ref.get("version") else ""
+        lines.append(f"- **{label}**: `{ref['source']}` (router {ref['router_version']}{registered})")
+    if summary.get("sources"):
+        lines.append("")
+    lines += [comparison_text(summary), ""]
+    if summary.get("differences"):
+        lines += [f"Differences against {summary['reference']}: paired bootstrap over the same prompts "
+                  f"({summary['resamples']} resamples); a difference is clear when its interval excludes 0.", "",
+                  differences_text(summary), ""]
+    lines += ["![curves](compare_curves.png)", ""]
+    return "\n".join(lines)
+
+
+def write_comparison(reports: dict[str, dict], out_dir: str | Path, summary: dict | None = None) -> tuple[Path, dict]:
+    """The comparison folder: compare.md, compare.json (the summary and every report), the curves.
+    `summary` (a `Comparison.summary()`) adds the evaluation set, sources and differences."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = comparison(reports)
+    summary = summary or comparison(reports)
     plots.plot_compare(reports, out / "compare_curves.png")
     atomic_write_text(out / "compare.json", to_json_text({**summary, "reports": reports}))
-    atomic_write_text(out / "compare.md", f"# Router comparison on {summary['prompts']} prompts\n\n"
-                      + comparison_text(summary) + "\n\n![curves](compare_curves.png)\n")
+    atomic_write_text(out / "compare.md", comparison_markdown(summary))
     return out, summary

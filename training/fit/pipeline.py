@@ -12,6 +12,10 @@
     8. write_router       the artifact, atomically (router_ml.core.artifact), and the report
     9. log_run            the run in MLflow, optionally a registered version (training.registry.tracking)
 
+Each stage that can take more than a moment starts with a line stamped with the time so far
+(training.progress), the embedding shows a bar when `progress` is on, and training ends with
+a line saying where the time went (also logged to MLflow as `seconds.<stage>` metrics).
+
 `TrainConfig` holds every setting; its `to_dict()` is what MLflow logs as parameters.
 """
 
@@ -64,6 +68,7 @@ from router_ml.training.fit.selection import (
     fold_ids,
     select_head,
 )
+from router_ml.training.progress import StageClock
 
 STRATEGIES = ("auto", *HEADS)
 # What a router trains with: "onnx" is a backend of the first, "static" is distilled from it.
@@ -142,6 +147,7 @@ class TrainResult:
     run_id: str | None = None
     model_version: str | None = None
     head: object = None  # the fitted RoutingHead (what head.npz holds)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (training.progress)
 
 
 def make_training_embedder(config: TrainConfig, log: Callable[[str], None] = print):
@@ -209,27 +215,42 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     """
     out = Path(config.out)
     check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
+    clock = StageClock(log)
     catalog = load_catalog(config.catalog) if config.catalog else None
-    spark = start_spark(config, embedder, log)
+    spark = start_spark(config, embedder, log, clock)
+    clock.start("reading", f"reading and checking {config.outcomes}"
+                + (f" and {config.test_outcomes}" if config.test_outcomes else ""))
     inputs = read_inputs(config, catalog, spark, log)
     core = without_onboarded(config, inputs, log)
     labels = report_labels(core.train, log)
-    embedder, X = embed_prompts(config, core.train, spark, embedder, log, progress)
-    selection, head = choose_head(config, X, core.train, log)
-    verifier = fit_cascades(config, core.train, selection, embedder, log)
+    embedder, X = embed_prompts(config, core.train, spark, embedder, log, progress, clock)
+    selection, head = choose_head(config, X, core.train, log, clock)
+    verifier = fit_cascades(config, core.train, selection, embedder, log, clock)
+    if config.onboard:
+        clock.start("onboarding", f"adding the onboarded models {', '.join(config.onboard)}")
     head = onboard_models(config, X, inputs.train, core.train.models, head, log)
     if verifier is None and carried_verifier is not None and config.verifier:
         verifier = carried_verifier
         log("no answers to fit a verifier from: the verifier given is carried over unchanged")
+    if inputs.test is not None and len(inputs.test):
+        clock.start("evaluation", f"evaluating the router as it will be loaded on {len(inputs.test)} held-out prompts"
+                    + (f", beside {', '.join(config.baselines)}" if config.baselines else ""))
     manifest = describe_router(config, out, inputs, labels, embedder, selection, verifier)
     arrays = router_arrays(config, X, inputs.train, verifier)
     manifest, report = evaluate_held_out(config, manifest, head, embedder, inputs, X, arrays, verifier, log)
+    clock.start("writing", f"writing {out}")
     result = write_router(config, out, manifest, head, embedder, arrays, report, log)
-    log_run(config, result, log)
+    if config.mlflow:
+        clock.start("MLflow", "logging the run, the report and the router to MLflow"
+                    + (f" (registering {config.register})" if config.register else ""))
+    log_run(config, result, log, timings=clock.done())
+    clock.stop()
+    result.timings = dict(clock.seconds)
+    log(clock.summary())
     return result
 
 
-def start_spark(config: TrainConfig, embedder, log: Callable[[str], None]):
+def start_spark(config: TrainConfig, embedder, log: Callable[[str], None], clock: StageClock | None = None):
     """The Spark session `config.spark_master` names (its description logged), or None."""
     if not config.spark_master:
         return None
@@ -237,6 +258,8 @@ def start_spark(config: TrainConfig, embedder, log: Callable[[str], None]):
         raise ConfigError("spark_master: the workers rebuild the embedder from the config; pass none")
     from router_ml.core.spark import describe, spark_session
 
+    if clock is not None:
+        clock.start("Spark", f"starting Spark ({config.spark_master})")
     spark = spark_session(config.spark_master)
     log(describe(spark))
     return spark
@@ -356,10 +379,18 @@ def report_labels(train_data: RoutingData, log: Callable[[str], None]) -> dict[s
 
 
 def embed_prompts(config: TrainConfig, train_data: RoutingData, spark, embedder, log: Callable[[str], None],
-                  progress: bool) -> tuple[object, np.ndarray]:
+                  progress: bool, clock: StageClock | None = None) -> tuple[object, np.ndarray]:
     """Stage 3: the training embedder behind its cache (the Parquet cache on Spark, else the
     disk cache around `embedder` or the one `config` describes) and the training prompts'
     vectors, (n, dim)."""
+    if clock is not None:
+        clock.start("embedder", "preparing the embedder: " + (
+            "the one given" if embedder is not None else
+            f"{config.embedder} as a static embedder (distilled once, then cached)" if config.embedder_kind == "static"
+            else f"{config.embedder} exported to ONNX {config.onnx_precision} (once, then cached)"
+            if config.backend == "onnx" and config.embedder_kind == "sentence-transformers"
+            else "hashing (no model)" if config.embedder_kind == "hashing"
+            else f"{config.embedder} ({config.embedder_kind})"))
     if spark is not None:
         import functools
 
@@ -369,19 +400,32 @@ def embed_prompts(config: TrainConfig, train_data: RoutingData, spark, embedder,
         embedder = SparkCachedEmbedder(make_training_embedder(config, log), spark, factory, config.cache_dir, log=log)
     else:
         embedder = DiskCachedEmbedder(embedder or make_training_embedder(config, log), config.cache_dir)
-    log(f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})")
+    message = f"embedding {len(train_data)} training prompts with {embedder.id} (cache: {embedder.path})"
+    if clock is not None:
+        clock.start("embedding", message)
+    else:
+        log(message)
     return embedder, embedder.encode(train_data.prompts, progress=progress)
 
 
 def choose_head(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
-                log: Callable[[str], None]) -> tuple[Selection, RoutingHead]:
+                log: Callable[[str], None], clock: StageClock | None = None) -> tuple[Selection, RoutingHead]:
     """Stage 4: choose the head and the quality knob by cross-validated AIQ (every candidate
-    logged), and fit the winner on every training prompt."""
-    def report_candidate(row):
-        log(f"  {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  ({row['seconds']} s)")
+    logged as it is done), and fit the winner on every training prompt."""
+    done = []
 
-    log(f"choosing the head by {config.folds}-fold validation AIQ:")
+    def report_candidate(row):
+        done.append(row)
+        log(f"  [{len(done)}/{len(candidates)}] {row['candidate']:52s} validation AIQ {row['val_aiq']:.5g}  "
+            f"({row['seconds']} s)")
+
     candidates = _candidates(config.strategy, int(np.isfinite(train_data.success).sum()), log)
+    message = (f"choosing the head by {config.folds}-fold validation AIQ: {len(candidates)} "
+               f"candidate{'s' if len(candidates) != 1 else ''}")
+    if clock is not None:
+        clock.start("head selection", message)
+    else:
+        log(message + ":")
     selection = select_head(X, train_data, candidates, folds=config.folds, seed=config.seed,
                             progress=report_candidate, ensembles=config.strategy == "auto")
     head = RoutingHead(selection.fit_head(X, train_data), selection.calibration, route_on_calibrated=True)
@@ -392,7 +436,7 @@ def choose_head(config: TrainConfig, X: np.ndarray, train_data: RoutingData,
 
 
 def fit_cascades(config: TrainConfig, train_data: RoutingData, selection: Selection, embedder,
-                 log: Callable[[str], None]) -> tuple[dict, dict[str, np.ndarray]] | None:
+                 log: Callable[[str], None], clock: StageClock | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
     """Stage 5: the learned verifier and its cascade plans (manifest section, arrays), when the
     log has the answers and `config.verifier` asks for it; else None."""
     if train_data.responses is None or not config.verifier:
@@ -400,10 +444,17 @@ def fit_cascades(config: TrainConfig, train_data: RoutingData, selection: Select
     from router_ml.training.fit.selection import policy_costs
     from router_ml.training.fit.verifier import fit_verifier
 
-    log("learning a verifier from the logged answers (P(success | prompt, answer, model)):")
+    message = (f"learning a verifier from the logged answers (P(success | prompt, answer, model)) for "
+               f"{len(train_data.models)} models:")
+    on_planning = None
+    if clock is not None:
+        clock.start("verifier", message)
+        on_planning = lambda: clock.start("cascades", "planning cascades from the verifier's out-of-fold scores")  # noqa: E731
+    else:
+        log(message)
     return fit_verifier(train_data, selection.out_of_fold, selection.fold_of, selection.schedule,
                         selection.cost_scale, policy_costs(train_data), selection.default_quality_target,
-                        embed=embedder.encode, log=log)
+                        embed=embedder.encode, log=log, on_planning=on_planning)
 
 
 def describe_router(config: TrainConfig, out: Path, inputs: TrainingInputs, labels: dict[str, int], embedder,
@@ -486,8 +537,10 @@ def evaluate_held_out(config: TrainConfig, manifest: Manifest, head: RoutingHead
                   else None)
     router = Router(json_safe(manifest.to_dict()), head, embedder, embedding_cache_size=0,  # the disk cache serves
                     neighbours=neighbours)
+    source = config.test_outcomes or (f"{config.outcomes} (the held-out split: test_size {config.test_size:g}, "
+                                      f"seed {config.seed})")
     report = evaluate_router(router, test_data, training=inputs.train, train_embeddings=X, embedder=embedder,
-                             baselines=config.baselines, source=str(config.test_outcomes or config.outcomes), log=log)
+                             baselines=config.baselines, source=str(source), log=log)
     test = held_out_summary(report)
     if verifier is not None and test_data.responses is not None:
         report["cascades"] = held_out_cascades(router, test_data, verifier, embedder, inputs.train, log)
@@ -511,14 +564,17 @@ def write_router(config: TrainConfig, out: Path, manifest: Manifest, head: Routi
     return result
 
 
-def log_run(config: TrainConfig, result: TrainResult, log: Callable[[str], None]) -> None:
+def log_run(config: TrainConfig, result: TrainResult, log: Callable[[str], None],
+            timings: dict[str, float] | None = None) -> None:
     """Stage 9: log the run to MLflow (registering a version when `config.register` names a
-    model) unless `config.mlflow` is off; sets the result's run id and version."""
+    model) unless `config.mlflow` is off; sets the result's run id and version. `timings`
+    (seconds per stage so far) are logged as `seconds.<stage>` metrics."""
     if not config.mlflow:
         return
     from router_ml.training.registry.tracking import log_training_run
 
-    result.run_id, result.model_version = log_training_run(config, result.manifest, result.path, result.report)
+    result.run_id, result.model_version = log_training_run(config, result.manifest, result.path, result.report,
+                                                           timings)
     log(f"logged MLflow run {result.run_id}" + (f", registered {config.register} version {result.model_version}"
                                                 if result.model_version else ""))
 

@@ -141,13 +141,15 @@ class _Features:
 def fit_verifier(data: RoutingData, oof: np.ndarray, fold_of: np.ndarray, schedule: QualitySchedule,
                  cost_scale: float, est_costs: np.ndarray, default_target: float,
                  embed: Callable[[list[str]], np.ndarray] | None = None,
-                 log: Callable[[str], None] = print) -> tuple[dict, dict[str, np.ndarray]] | None:
+                 log: Callable[[str], None] = print,
+                 on_planning: Callable[[], None] | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
     """The verifier's manifest section and arrays, or None when the log has too few answers.
 
     `oof` are the router's calibrated out-of-fold probabilities on `data` (its training
     prompts), `fold_of` their folds; `est_costs` the costs as the router estimates them
     when serving; `embed` embeds answers (the router's embedder; None leaves the
-    embedding feature set out).
+    embedding feature set out); `on_planning` is called when the verifiers are fitted and the
+    cascade planning starts (the pipeline times the two apart).
     """
     if data.responses is None:
         return None
@@ -220,6 +222,8 @@ def fit_verifier(data: RoutingData, oof: np.ndarray, fold_of: np.ndarray, schedu
             log(f"  verifier: {data.models[j]} after {data.models[e]}: agreement kept, AUC {_fmt(validation['auc'])}, "
                 f"log loss {loss:.4f} vs {own:.4f} without")
 
+    if on_planning is not None:
+        on_planning()
     plans = plan_cascades(data, oof, oof_scores, schedule, cost_scale, est_costs, default_target, fold_of, log)
     spec = {"format": FORMAT, "entries": entries, "plans": [p for p in plans],
             "selected_by": "out-of-fold log loss on the training folds (features, C, agreement); plans: the cheapest "

@@ -359,9 +359,16 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     stats["verifier"], carried = _verifier_source(champion, train_table, [trained, unseen, *offline], log)
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
+    champion_ref = _champion_ref(config.base) if name is not None else None
     result = _train_challenger(config, champion, paths, threshold, name, log, progress, onboard, carried)
     promoted, decision = _judge(config, champion, result, name, paths, catalog, threshold, live, stats, log)
-    _write_report(paths["report"], champion, result, decision, stats)
+    report = _report(champion, result, decision, stats)
+    if name is not None:
+        outcome = "promoted" if promoted else ("refused" if decision.get("refused") else "compared only")
+        report["run_id"] = _log_retrain_run(config, name, champion_ref, champion.version, result, outcome,
+                                            _retrain_summary(champion_ref, result, decision, outcome), report, stats)
+        log(f"logged MLflow retrain run {report['run_id']}")
+    _write_report(paths["report"], report)
     return RetrainResult(result.path, result.model_version, promoted, decision, stats, paths["report"])
 
 
@@ -391,6 +398,74 @@ def _live_holdout(config: RetrainConfig, known: dict[str, str], log: Callable[[s
     log(f"live holdout: {len(live)} of the {len(traffic)} logged requests usable to judge routers "
         f"({config.live_holdout:.0%} of their prompts; the challenger does not train on them)")
     return live, prompts
+
+
+def _champion_ref(base: str) -> tuple[str, str] | None:
+    """(registered name, version number) of the champion when it came from the registry; resolved
+    before anything can move the alias."""
+    if not base.startswith("models:/"):
+        return None
+    from router_ml.core.mlflow_registry import import_mlflow, resolve_model_version
+
+    found = resolve_model_version(import_mlflow().MlflowClient(), base)
+    return found.name, str(found.version)
+
+
+def _retrain_summary(champion_ref, result, decision: dict, outcome: str) -> str:
+    champion = f"v{champion_ref[1]}" if champion_ref else "the champion"
+    challenger = f"v{result.model_version}" if result.model_version else result.manifest["router_version"]
+    judged = [f"{kind}: {decision[kind]['describe']}" for kind in ("live", "complete") if decision.get(kind)]
+    evidence = (" (" + "; ".join(judged) + ")") if judged else ""
+    verb = {"promoted": "promoted over", "refused": "not promoted over", "compared only": "compared with"}[outcome]
+    return f"challenger {challenger} {verb} {champion} (margin {decision.get('margin', 0):g}){evidence}"
+
+
+def _log_retrain_run(config: RetrainConfig, name: str, champion_ref, champion_version: str, result, outcome: str,
+                     summary: str, report: dict, stats: dict) -> str:
+    """The retraining as an MLflow run (training.registry.decisions): both versions, the holdout's
+    evaluation set, the metric, its interval and the decision; with --no-promote (or nothing to
+    promote in) the holdout evaluations of both are indexed on their versions here."""
+    from router_ml.training.registry.decisions import log_decision_run, version_refs
+
+    decision = report.get("decision") or {}
+    complete, live = decision.get("complete") or {}, decision.get("live") or {}
+    refs = [champion_ref] if champion_ref else []
+    challenger = result.model_version if result is not None else None
+    if challenger:
+        refs.append((name, challenger))
+    eval_set = complete.get("eval_set") if isinstance(complete.get("eval_set"), dict) else None
+    metrics = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics.update({k: complete[k] for k in ("candidate", "incumbent", "improvement", "lower", "upper")
+                    if isinstance(complete.get(k), (int, float))})
+    for figure in ("quality", "aiq"):  # the live judgement's paired difference (doubly robust) and its interval
+        for key, value in ((live.get(figure) or {}).get("difference") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[f"live_{figure}_difference_{key}"] = value
+    run_id = log_decision_run(
+        "retrain", run_name=f"retrain {'v' + champion_ref[1] if champion_ref else champion_version}"
+                            + (f" -> v{challenger}" if challenger else ""),
+        decision=outcome, summary=summary, refs=version_refs(None, refs), registered_model=name, eval_set=eval_set,
+        params={"base": config.base, "audit": config.audit, "outcomes": ",".join(config.outcomes), "alias": config.alias,
+                "metric": config.metric, "margin": config.margin, "holdout_size": config.holdout_size,
+                "min_holdout": config.min_holdout, "resamples": config.resamples, "seed": config.seed,
+                "max_weight": config.max_weight, "since": config.since, "promote": config.promote,
+                "live_holdout": config.live_holdout, "min_live_requests": config.min_live_requests},
+        metrics=metrics,
+        tags={"champion_version": champion_ref[1] if champion_ref else None, "champion_router": champion_version,
+              "challenger_version": challenger, "challenger_run": getattr(result, "run_id", None),
+              "promotion_run": None},
+        artifacts={"retrain-report.json": json.loads(json.dumps(report, default=str))})
+    if eval_set is not None and complete.get("values"):
+        from router_ml.core.mlflow_registry import import_mlflow
+        from router_ml.training.registry.evaluations import record_evaluation
+
+        client = import_mlflow().MlflowClient()
+        pairs = [(challenger and (name, challenger), complete["values"].get("candidate")),
+                 (champion_ref, complete["values"].get("incumbent"))]
+        for ref, values in pairs:
+            if ref and values:
+                record_evaluation(client, ref[0], ref[1], eval_set, values, run_id, "retrain")
+    return run_id
 
 
 def _offline_logs(paths: list[str], models: list[str], success_threshold: float,
@@ -594,7 +669,7 @@ def _complete_judgement(config: RetrainConfig, challenger, champion, paths: dict
     frame = read_outcomes(paths["holdout"], success_threshold=success_threshold)
     data = to_routing_data(frame, catalog, str(paths["holdout"]))
     comparison = paired_comparison(challenger, champion, data, config.metric, resamples=config.resamples,
-                                   seed=config.seed)
+                                   seed=config.seed, source=str(paths["holdout"]))
     worse = math.isfinite(comparison.upper) and comparison.upper < -config.margin
     log(f"challenger against the champion, on complete held-out prompts: {comparison.describe()}")
     return {**comparison.to_dict(), "worse_with_confidence": bool(worse), "describe": comparison.describe()}
@@ -616,12 +691,16 @@ def _refusal(decision: dict) -> str | None:
     return None
 
 
-def _write_report(path: Path, champion, result, decision: dict, stats: dict) -> None:
-    """The retraining report, beside the tables: both versions, the decision and the data counts."""
+def _report(champion, result, decision: dict, stats: dict) -> dict:
+    """The retraining report: both versions, the decision and the data counts."""
+    return {"champion": champion.version, "challenger": result.manifest["router_version"],
+            "registered_version": result.model_version, "decision": decision, "data": stats}
+
+
+def _write_report(path: Path, report: dict) -> None:
+    """The retraining report, beside the tables."""
     from router_ml.core.files import atomic_write_text
 
-    report = {"champion": champion.version, "challenger": result.manifest["router_version"],
-              "registered_version": result.model_version, "decision": decision, "data": stats}
     atomic_write_text(path, json.dumps(report, indent=2, default=str))
 
 

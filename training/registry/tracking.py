@@ -1,10 +1,13 @@
 """Step 7: log a training run to MLflow and optionally register the router.
 
 Each run records the settings as parameters, the training-data sha256 and router
-version as tags, validation and test metrics, the candidate table and evaluation
-report as JSON, and the router itself as a pyfunc model (artifact directory
-included), which `--register NAME` turns into a registered model version tagged with
-the data hash and test metrics.
+version as tags, validation metrics, the held-out metrics keyed by their evaluation set
+(`test.<set>.metrics.aiq`: runs tested on different prompts never share a column), the
+seconds each stage took, the candidate table and evaluation report as JSON, and the
+router itself as a pyfunc model (artifact directory included, typed output columns:
+router_ml.serve.pyfunc), which `--register NAME` turns into a registered model version
+tagged with the data hash and indexed with its held-out evaluation
+(training.registry.evaluations).
 
 Defaults come from `router_ml.core.mlflow_registry`: a SQLite store in the working directory
 with artifacts in `./mlartifacts`, unless `MLFLOW_TRACKING_URI` is set.
@@ -16,7 +19,8 @@ import math
 from importlib import metadata
 from pathlib import Path
 
-from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri
+from router_ml.core.mlflow_registry import DEFAULT_ARTIFACTS, import_mlflow, local_store_uri, resolve_model_version
+from router_ml.training.registry.evaluations import eval_set_params, record_evaluation
 
 
 def _flatten(prefix: str, obj, out: dict) -> dict:
@@ -60,12 +64,16 @@ def pip_requirements() -> list[str]:
 
 
 def router_signature():
+    """Inputs: prompt, optional quality_target. Outputs: the typed columns of
+    router_ml.serve.pyfunc (`scores` a map of model -> P(success))."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, DataType, Map, Schema
 
     return ModelSignature(
         inputs=Schema([ColSpec("string", "prompt"), ColSpec("double", "quality_target", required=False)]),
-        outputs=Schema([ColSpec("string", "model"), ColSpec("double", "confidence"), ColSpec("string", "scores"),
+        outputs=Schema([ColSpec("string", "model"), ColSpec("double", "confidence"),
+                        ColSpec(Map(DataType.double), "scores"), ColSpec("double", "estimated_cost"),
+                        ColSpec("double", "quality_target"), ColSpec("double", "novelty"),
                         ColSpec("string", "reason"), ColSpec("string", "router_version")]),
     )
 
@@ -81,6 +89,7 @@ def log_router_model(mlflow, artifact_path: Path, register: str | None):
         name="router",
         python_model=str(Path(router_ml.__file__).parent / "serve" / "pyfunc_entrypoint.py"),
         artifacts={ARTIFACT_KEY: str(artifact_path)},
+        model_config={"output": "typed"},  # router_ml.serve.pyfunc: models logged before this answer as they did
         signature=router_signature(),
         input_example=pd.DataFrame({"prompt": ["What is 17 * 23?"], "quality_target": [0.8]}),
         pip_requirements=pip_requirements(),
@@ -99,8 +108,8 @@ def report_metrics(report: dict, prefix: str) -> dict[str, float]:
     return _numeric_metrics({prefix: flat})
 
 
-def log_report(mlflow, report: dict, prefix: str) -> None:
-    """Log a report's metrics and its folder (summary, JSON, plots) to the active run."""
+def log_report(mlflow, report: dict, prefix: str, artifact_dir: str | None = None) -> None:
+    """Log a report's metrics under `prefix` and its folder (summary, JSON, plots) to the active run."""
     import tempfile
 
     from router_ml.training.evaluate.report import write_report
@@ -108,11 +117,18 @@ def log_report(mlflow, report: dict, prefix: str) -> None:
     mlflow.log_metrics(report_metrics(report, prefix))
     with tempfile.TemporaryDirectory() as tmp:
         write_report(report, tmp)
-        mlflow.log_artifacts(tmp, artifact_path=f"evaluation/{prefix}")
+        mlflow.log_artifacts(tmp, artifact_path=artifact_dir or f"evaluation/{prefix}")
 
 
-def log_training_run(config, manifest: dict, artifact_path: Path, report: dict | None) -> tuple[str, str | None]:
-    """Log one training run; returns (run id, registered version or None)."""
+def log_training_run(config, manifest: dict, artifact_path: Path, report: dict | None,
+                     timings: dict[str, float] | None = None) -> tuple[str, str | None]:
+    """Log one training run; returns (run id, registered version or None).
+
+    The held-out figures are keyed by their evaluation set (`test.<set>.metrics.aiq`, the set's
+    fingerprint and size as `test_set.*` parameters): two runs share a column in the MLflow UI
+    only when they were tested on the same prompts. A registered version indexes the test as
+    one of its evaluations (training.registry.evaluations).
+    """
     mlflow = import_mlflow()
     experiment_id = ensure_experiment(mlflow, config.experiment)
     params = {k: ("" if v is None else str(v))[:500] for k, v in _flatten("", config.to_dict(), {}).items()}
@@ -122,26 +138,59 @@ def log_training_run(config, manifest: dict, artifact_path: Path, report: dict |
         "embedder_id": manifest["embedder"]["id"],
         "default_quality_target": str(manifest["policy"]["default_quality_target"]),
     })
+    eval_set = report["eval_set"] if report is not None else None
+    if eval_set is not None:
+        params.update(eval_set_params(eval_set, "test_set"))
     with mlflow.start_run(experiment_id=experiment_id, run_name=manifest["router_version"]) as run:
         mlflow.log_params(params)
-        mlflow.set_tags({
-            "router_version": manifest["router_version"],
-            "data_sha256": manifest["training_data"]["sha256"],
-            "models": ",".join(manifest["models"]),
-        })
+        tags = {"kind": "training", "router_version": manifest["router_version"],
+                "data_sha256": manifest["training_data"]["sha256"], "models": ",".join(manifest["models"])}
+        if eval_set is not None:
+            tags["test_set"] = eval_set["id"]
+        mlflow.set_tags(tags)
         mlflow.log_metrics(_numeric_metrics({"val": manifest["metrics"]["validation"]}))
+        if timings:
+            mlflow.log_metrics({f"seconds.{stage.lower().replace(' ', '_')}": round(float(s), 3)
+                                for stage, s in timings.items()})
         if report is not None:
-            log_report(mlflow, report, "test")
+            log_report(mlflow, report, f"test.{eval_set['id']}", artifact_dir="evaluation/test")
         mlflow.log_dict({"candidates": manifest["strategy"]["candidates"]}, "selection/candidates.json")
         info = log_router_model(mlflow, artifact_path, config.register)
         version = None
         if config.register:
             version = str(info.registered_model_version)
             client = mlflow.MlflowClient()
-            tags = {"data_sha256": manifest["training_data"]["sha256"], "router_version": manifest["router_version"]}
-            if report is not None:
-                tags["test.data_sha256"] = manifest["training_data"]["sha256"]
-                tags.update({f"test.{k}": f"{v:.6g}" for k, v in _numeric_metrics(report["metrics"]).items()})
-            for key, value in tags.items():
+            mlflow.set_tags({"registered_model": config.register,
+                             "registered_versions": f"{config.register}/{version}"})
+            for key, value in {"data_sha256": manifest["training_data"]["sha256"],
+                               "router_version": manifest["router_version"]}.items():
                 client.set_model_version_tag(config.register, version, key, value)
+            if report is not None:
+                record_evaluation(client, config.register, version, eval_set, report["metrics"], run.info.run_id,
+                                  "training")
         return run.info.run_id, version
+
+
+def log_evaluation_run(report: dict, router_source: str, file_sha256: str | None = None,
+                       experiment: str = "router-ml") -> str:
+    """Log one `router-ml evaluate` as a run; index it on the version when the router came from
+    the registry. Metrics are keyed by the evaluation set (`eval.<set>.metrics.aiq`), so runs on
+    different prompts never share a column in the MLflow UI."""
+    mlflow = import_mlflow()
+    client = mlflow.MlflowClient()
+    eval_set = report["eval_set"]
+    registered = resolve_model_version(client, router_source) if router_source.startswith("models:/") else None
+    experiment_id = ensure_experiment(mlflow, experiment)
+    label = f"v{registered.version}" if registered is not None else report["router_version"]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate {label} on {eval_set['id']}") as run:
+        tags = {"kind": "evaluation", "router_version": report["router_version"], "router_source": router_source,
+                "eval_set": eval_set["id"], "eval_source": report["source"]}
+        if registered is not None:
+            tags.update(registered_model=registered.name, registered_versions=f"{registered.name}/{registered.version}")
+        mlflow.set_tags(tags)
+        mlflow.log_params(eval_set_params(eval_set, "eval_set") | ({"file_sha256": file_sha256} if file_sha256 else {}))
+        log_report(mlflow, report, f"eval.{eval_set['id']}", artifact_dir="evaluation/eval")
+    if registered is not None:
+        record_evaluation(client, registered.name, registered.version, eval_set, report["metrics"], run.info.run_id,
+                          "evaluation")
+    return run.info.run_id
