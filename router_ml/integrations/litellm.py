@@ -327,9 +327,13 @@ class RouterMLRouting(CustomLogger):
             plan.notes.append(f"cascade {' -> '.join(plan.steps)} not run (LiteLLM makes one call per request): "
                               f"{chosen}, the router's choice")
             plan.steps, plan.thresholds = [chosen], ()
-        served = Served.from_plan(plan, chat.router.version, request_id=options.get("request_id") or None)
-        served.reason = plan.reason()
-        served = service._explore(served, plan)  # the propensity of the served model under the serving policy
+        reason = plan.reason()
+        # Where the plan really goes, with the serving distribution it was drawn from (exploration,
+        # onboarding; propensity 1 when forced, guarded or fallen back), counted as the service counts it.
+        [served] = service.assign(chat.router, [chat.prompt], [plan])
+        served.reason = served.reason if served.exploration else reason
+        if options.get("request_id"):
+            served.request_id = options["request_id"]
         served.session, served.session_note = chat.session, chat.session_note
         if chat.action != "none":
             service.metrics.session_turns.labels(chat.action).inc()
