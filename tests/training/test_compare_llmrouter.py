@@ -34,7 +34,9 @@ def test_compare_two_heads_on_llmrouter(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
     summary = json.loads((tmp_path / "cmp.json").read_text())
     assert summary["prompts"] == 381  # 500 test questions minus the 119 also in train.json
-    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    table = out.split("\n\n")[0]  # the figures; the paired differences follow in a table of their own
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    assert "paired bootstrap intervals" in out
     assert len(rows) == len(summary["metrics"])
     for row in rows:
         key, *values = [c.strip() for c in row.strip("|").split("|")]

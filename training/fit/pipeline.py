@@ -48,7 +48,7 @@ from router_ml.core.neighbours import NEIGHBOURS_FILE, TrainingNeighbours
 from router_ml.core.provenance import TRAINED_ON_FILE, trained_on_arrays
 from router_ml.core.router import Router
 from router_ml.core.validation import check_share
-from router_ml.errors import ConfigError
+from router_ml.errors import ConfigError, OutcomesError
 from router_ml.training.data.outcomes import (
     DUPLICATE_POLICIES,
     RoutingData,
@@ -215,6 +215,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: boo
     """
     out = Path(config.out)
     check_output_dir(out, config.overwrite)  # before any work: a refusal after an hour of training helps nobody
+    for path in (config.outcomes, config.test_outcomes):  # a missing file: one line, before any progress line
+        if path and not config.spark_master and "://" not in str(path) and not Path(path).exists():
+            raise OutcomesError(f"{path}: file not found")
     clock = StageClock(log)
     catalog = load_catalog(config.catalog) if config.catalog else None
     spark = start_spark(config, embedder, log, clock)
