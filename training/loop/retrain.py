@@ -356,7 +356,7 @@ def retrain(config: RetrainConfig, log: Callable[[str], None] = print, progress:
     table, onboard = _onboarded(config, table, champion.models, stats, log)
     train_table, holdout = _split_for_judging(table, trained, champion.models, config, stats, log)
 
-    stats["verifier"], carried = _verifier_source(champion, train_table, [trained, unseen, *offline], log)
+    stats["verifier"], carried = _verifier_source(champion, train_table, logs, log)
     paths = _write_tables(config, train_table, holdout, catalog)
     name = config.register or registered_name_of(config.base)
     champion_ref = _champion_ref(config.base) if name is not None else None
@@ -544,7 +544,7 @@ def _verifier_source(champion, train_table: pd.DataFrame, logs: list[pd.DataFram
     from router_ml.policy.verifier import VERIFIER_FILE
 
     answers = int(_answered(train_table).sum())
-    origins = sorted({str(frame["source"].iloc[0]).split(":")[0] for frame in logs
+    origins = sorted({str(frame["source"].iloc[0]).split(":")[0].removesuffix("-held-out") for frame in logs
                       if len(frame) and "source" in frame.columns and _answered(frame).any()})
     spec = champion.manifest.get("verifier")
     if champion.manifest.get("config", {}).get("verifier", True) is False:
