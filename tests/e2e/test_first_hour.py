@@ -46,7 +46,7 @@ def cli(project: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 
 def serve(project: Path, *args: str) -> Server:
-    return Server("models:/router-ml-demo@champion", project, *args, env=environment(project))
+    return Server("models:/router-ml-demo@champion", project, *args, env=environment(project), inherit=False)
 
 
 def test_make_demo_sets_champion_on_the_version_it_registered(project):

@@ -32,4 +32,4 @@ def test_explore_notebook_executes(trained_router_dir, demo_files, tmp_path, mon
     text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs)
     assert "report:" in text and "router" in text
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    assert "arithmetic" in html  # the per-task table and the success-per-task table were displayed
+    assert "math" in html  # the per-task table and the success-per-task table were displayed

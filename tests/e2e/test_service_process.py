@@ -147,13 +147,17 @@ def test_serve_route_outcomes_retrain_promote_hot_reload(tmp_path):
 
             # A champion trained on 64 prompts against a challenger on ~580: better, but 200 held-out
             # prompts cannot prove it with margin 0; accept one no worse than 0.02 with 95 % confidence.
+            # This test is about the loop's mechanics, judged on the complete held-out log: the live
+            # judgement (120 held-out requests here, too few to bound a difference by 0.02) is turned
+            # off; tests/training/test_live_loop.py covers it.
             done = cli(tmp_path, "retrain", "--audit", str(audit), "--outcomes", str(files["holdout"]),
                        "--base", "models:/loop@champion", "--out", str(tmp_path / "v2"), "--margin", "0.02",
-                       "--cache-dir", str(tmp_path / "cache"))
+                       "--min-live-requests", "100000", "--cache-dir", str(tmp_path / "cache"))
             summary = json.loads(done.stdout)
             assert summary["data"]["outcome_rows"] == len(reports) and summary["data"]["exploration_rows"] > 0
             assert summary["promoted"], done.stderr
-            assert summary["decision"]["lower"] >= -0.02 and summary["decision"]["prompts"] >= 200
+            complete = summary["decision"]["complete"]
+            assert complete["lower"] >= -0.02 and complete["prompts"] >= 200
             new_version = json.loads((tmp_path / "v2" / "manifest.json").read_text())["router_version"]
 
             deadline = time.monotonic() + 180

@@ -20,13 +20,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, router: str, cwd: Path, *args: str, env: dict | None = None) -> None:
+    def __init__(self, router: str, cwd: Path, *args: str, env: dict | None = None, inherit: bool = True) -> None:
+        """`env` is added to this process's environment, or (`inherit` False) is the whole environment:
+        so that a tracking URI another test left in os.environ cannot reach the server."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(cwd / f"serve-{self.port}.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router_ml.cli", "serve", "--router", router, "--port", str(self.port), *args],
-            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, env={**(os.environ if inherit else {}), **(env or {})},
         )
 
     def wait_ready(self, timeout: float = 180.0) -> Server:
