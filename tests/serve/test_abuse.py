@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import stat
-import threading
 import time
 
 import httpx
@@ -19,39 +18,13 @@ from router_ml.serve.audit import AuditStore
 from router_ml.serve.limits import ClientLimit, Limits
 from router_ml.serve.protocol import guarded_protocol
 from router_ml.serve.service import RoutingService
+from tests.support.serverproc import InThread
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
+def Served(service, **caps) -> InThread:
     """The app under uvicorn with the guarded protocol, as `router-ml serve` runs it."""
-
-    def __init__(self, service, **caps) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        protocol = guarded_protocol(5.0, lambda reason: service.metrics.limited.labels(reason).inc(), **caps)
-        self.server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", http=protocol))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise TimeoutError("the test server did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+    protocol = guarded_protocol(5.0, lambda reason: service.metrics.limited.labels(reason).inc(), **caps)
+    return InThread(create_app(service), timeout=60, http=protocol)
 
 
 @pytest.fixture()

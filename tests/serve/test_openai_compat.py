@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import httpx
@@ -26,7 +25,7 @@ from router_ml.serve.audit import AuditStore, read_joined  # noqa: E402
 from router_ml.serve.auth import TokenStore  # noqa: E402
 from router_ml.serve.gateway import Gateway, Upstreams  # noqa: E402
 from router_ml.serve.service import RoutingService  # noqa: E402
-from tests.support.serverproc import free_port  # noqa: E402
+from tests.support.serverproc import InThread as Running  # noqa: E402
 
 PRICES = {"nano": (0.1, 0.4), "coder": (0.2, 0.8), "mini": (0.4, 1.6), "pro": (2.5, 10.0), "legacy-xl": (3.0, 12.0)}
 HELLO = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -34,31 +33,6 @@ ALIASES = {"gpt-4o": {"up_to": "mini", "description": "routed among models no de
            "gpt-4o-mini": {"model": "nano"}, "careful": {"quality_target": 1.0}}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-
-
-class Running:
-    """uvicorn serving an app in a thread; `url` is its base URL."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise TimeoutError("the test server did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture()

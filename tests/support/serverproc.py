@@ -1,4 +1,5 @@
-"""Start `router-ml serve` in a child process on a free localhost port, for the tests."""
+"""Start `router-ml serve` in a child process on a free localhost port (Server), or an app under
+uvicorn in a thread (InThread), for the tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class InThread:
+    """uvicorn serving `app` in a thread on a free localhost port (`config`: more uvicorn settings,
+    e.g. `http=` a protocol); `url` is its base URL, ready once the constructor returns."""
+
+    def __init__(self, app, timeout: float = 120.0, **config) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    **config))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise TimeoutError("the test server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
 
 
 class Server:
