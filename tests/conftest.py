@@ -42,6 +42,22 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: ORDER.index(_layer(item)))  # stable: file order kept within a layer
 
 
+_AT_START = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leaks():
+    """`mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI into os.environ: without this, an
+    in-process training test (or session fixture) would send every later subprocess (a CLI, a
+    server) to its store. After each test they are put back as they were when the run started."""
+    yield
+    for name, value in _AT_START.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def demo_files(tmp_path_factory) -> dict[str, Path]:
     """A small synthetic outcomes log (300 prompts x 5 models) and its catalog."""

@@ -223,7 +223,7 @@ __docs_err() {  # $1: script line, $2: status
 }
 trap 'trap - DEBUG; __docs_stop_server' EXIT
 trap '__docs_err "$LINENO" "$?"' ERR
-trap 'echo "$LINENO" >> "$DOCS_STATE/lines"' DEBUG
+trap 'echo "$LINENO $EPOCHREALTIME" >> "$DOCS_STATE/lines"' DEBUG
 """
 
 
@@ -259,6 +259,12 @@ def page_script(blocks_of_page: list[Block], port: int) -> Script:
     return script
 
 
+def line_times(state: Path) -> list[tuple[str, float]]:
+    """(script line, the time it began) for each command the page's script ran, in order."""
+    pairs = [row.split() for row in (state / "lines").read_text().splitlines()]
+    return [(p[0], float(p[1])) for p in pairs if len(p) == 2]
+
+
 def run_page(page: str, page_blocks: list[Block], workdir: Path, env: dict[str, str], state: Path, port: int, *,
              timeout_s: float = 1800, serve_tries: int = 480, tail: int = 60) -> str | None:
     """Run a page's bash blocks in `workdir`; None when every command did what the page says,
@@ -292,7 +298,7 @@ def run_page(page: str, page_blocks: list[Block], workdir: Path, env: dict[str, 
     failed = (state / "failed").read_text().split() if (state / "failed").exists() else None
     line = int(failed[0]) if failed else None
     if timed_out and (state / "lines").exists():  # the last page line begun (traps log lines of their own)
-        begun = [int(n) for n in (state / "lines").read_text().split() if int(n) in script.origin]
+        begun = [int(n) for n, _ in line_times(state) if int(n) in script.origin]
         line = begun[-1] if begun else None
     origin = script.origin.get(line) if line else None
     output = "\n".join(log.read_text(errors="replace").splitlines()[-tail:])
