@@ -21,8 +21,12 @@ NOISY_BELOW = 200  # fewer test prompts than this make a figure noisy, and repor
 
 def upper_hull(points: np.ndarray) -> np.ndarray:
     """Vertices of the upper convex hull of (x, y) points, sorted by x."""
-    pts = np.unique(np.asarray(points, dtype=float), axis=0)  # sorted by x, then y
-    hull: list[np.ndarray] = []
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]  # sorted by x, then y
+    if len(pts) > 1:
+        pts = pts[np.concatenate([[True], np.any(pts[1:] != pts[:-1], axis=1)])]  # each point once
+    pts = pts.tolist()  # Python floats: a fast loop
+    hull: list[list[float]] = []
     for p in pts:
         while len(hull) >= 2:
             (x1, y1), (x2, y2) = hull[-2], hull[-1]
@@ -34,7 +38,7 @@ def upper_hull(points: np.ndarray) -> np.ndarray:
         if hull and hull[-1][0] == p[0]:  # same x: keep the higher y (unique sorts ascending)
             hull.pop()
         hull.append(p)
-    return np.array(hull)
+    return np.array(hull, dtype=float)
 
 
 def nondecreasing_hull(points: np.ndarray) -> np.ndarray:
@@ -70,7 +74,8 @@ def aiq(points: np.ndarray, single_points: np.ndarray) -> float:
     hull = nondecreasing_hull(pts)
     xs = hull[:, 0]
     grid = np.concatenate([[lo], xs[(xs > lo) & (xs < hi)], [hi]])
-    values = np.array([_hull_value(hull, x) for x in grid])
+    # the hull's quality at each grid cost: flat beyond its last vertex, undefined left of its first
+    values = np.where(grid < hull[0, 0], math.nan, np.interp(grid, hull[:, 0], hull[:, 1]))
     if np.isnan(values[0]):  # hull starts right of lo: impossible, the cheapest point is in it
         raise ValueError("hull does not cover the cheapest model's cost")
     return float(np.trapezoid(values, grid) / (hi - lo))
