@@ -49,3 +49,28 @@ def test_single_shot_at_the_top_target_is_kept_over_any_cascade():
     bottom, top = p.top(idx)
     (quality, cost, escalated), plan, _, _ = p.choose(idx, 1.0, bottom, top)
     assert plan is None and quality == scores[:, 1].mean() and cost == 10.0 and escalated == 0.0
+
+
+def test_plans_evaluated_at_once_equal_each_plan_run_alone():
+    """`evaluated` (every threshold of a first step, and each pair's grid, as arrays) gives exactly
+    what `run` gives plan by plan, in the order `plans` lists them: three models, an agreement
+    verifier for the second, both escalation targets, on a subset of the prompts."""
+    n, rng = 300, np.random.default_rng(4)
+    scores = (rng.random((n, 3)) < [0.4, 0.6, 0.9]).astype(float)
+    costs = np.tile([1.0, 3.0, 10.0], (n, 1)) * rng.uniform(0.5, 1.5, (n, 1))
+    cost_model = CostModel(["a", "b", "c"], [1.0, 3.0, 10.0], [1.0, 3.0, 10.0], [100] * 3, [None] * 3)
+    data = RoutingData([str(i) for i in range(n)], [f"p{i}" for i in range(n)], [None] * n, ["a", "b", "c"],
+                       scores.copy(), scores, costs, cost_model)
+    proba = np.clip(scores * 0.3 + rng.random((n, 3)) * 0.7, 0, 1)
+    verifier = {(0, None): rng.random(n), (1, None): rng.random(n), (1, 0): rng.random(n)}
+    schedule = QualitySchedule(targets=(0.0, 0.5, 1.0), lams=(math.inf, 5.0, 0.0))
+    p = _Planner(data, proba, verifier, [0, 1], np.arange(n), schedule, 10.0, costs[:, :3].mean(axis=0) * np.ones((n, 1)))
+    idx = np.sort(rng.choice(n, 200, replace=False))
+    routed = p.routed(0.5)
+    batched = list(p.evaluated(idx, routed))
+    one_by_one = [(plan, p.run(plan, idx, routed)) for plan in p.plans(idx, routed)]
+    assert len(batched) == len(one_by_one) > 100
+    assert {plan["second"] for plan, _ in batched} == {None, 1} and {plan["then"] for plan, _ in batched} == {"router", "best"}
+    for (plan_a, result_a), (plan_b, result_b) in zip(batched, one_by_one):
+        assert plan_a == plan_b
+        assert np.allclose(result_a, result_b, rtol=0, atol=1e-12), (plan_a, result_a, result_b)

@@ -282,6 +282,42 @@ class _Planner:
                         for t2 in _thresholds(m2, MARGIN_GRID // 4):
                             yield {"first": first, "second": second, "then": then, "thresholds": (float(t1), float(t2))}
 
+    def evaluated(self, idx: np.ndarray, routed: np.ndarray):
+        """(plan, run(plan, idx, routed)) for every plan of `plans(idx, routed)`, in the same order: each
+        first step's thresholds (and each pair's grid of two) at once, as arrays, not one plan at a time."""
+        at = self.at[idx]
+        for then, full in (("router", routed), ("best", self.best)):
+            nxt = full[idx]
+            s_next, c_next = self.scores[at, nxt], self.costs[at, nxt]
+            for first in self.firsts:
+                m1 = self.margins((first, None), full)[idx]
+                s1, c1 = self.scores[at, first], self.costs[at, first]
+                ts = _thresholds(m1)
+                escalate = (m1[None, :] < ts[:, None]) & (nxt != first)[None, :]
+                quality = np.where(escalate, s_next, s1).mean(axis=1)
+                cost = (c1 + np.where(escalate, c_next, 0.0)).mean(axis=1)
+                share = escalate.mean(axis=1)
+                for k, t1 in enumerate(ts):
+                    yield ({"first": first, "second": None, "then": then, "thresholds": (float(t1),)},
+                           (float(quality[k]), float(cost[k]), float(share[k])))
+                for second in self.firsts:
+                    if second <= first or (second, first) not in self.v:
+                        continue
+                    m2 = self.margins((second, first), full)[idx]
+                    s2, c2 = self.scores[at, second], self.costs[at, second]
+                    t1s, t2s = _thresholds(m1, MARGIN_GRID // 4), _thresholds(m2, MARGIN_GRID // 4)
+                    go_on = (m1[None, :] < t1s[:, None])[:, None, :]  # (t1, 1, prompts)
+                    escalate = go_on & (m2[None, None, :] < t2s[None, :, None]) & \
+                        ((nxt != second) & (nxt != first))[None, None, :]
+                    quality = np.where(go_on, np.where(escalate, s_next, s2), s1).mean(axis=2)
+                    cost = (c1 + np.where(go_on, c2, 0.0) + np.where(escalate, c_next, 0.0)).mean(axis=2)
+                    share = go_on[:, 0, :].mean(axis=1)
+                    for a, t1 in enumerate(t1s):
+                        for b, t2 in enumerate(t2s):
+                            yield ({"first": first, "second": second, "then": then,
+                                    "thresholds": (float(t1), float(t2))},
+                                   (float(quality[a, b]), float(cost[a, b]), float(share[a])))
+
     def run(self, plan: dict | None, idx: np.ndarray, routed: np.ndarray) -> tuple[float, float, float]:
         """(quality, cost, share escalated from the first step) of `plan` (None: single-shot) on prompts `idx`."""
         at = self.at[idx]
@@ -308,7 +344,7 @@ class _Planner:
         """(the cheapest model's quality, the best quality any plan reaches) on prompts `idx`."""
         bottom = self.run(None, idx, self.routed(0.0))[0]
         best = [self.run(None, idx, self.routed(1.0))[0]]
-        best += [self.run(plan, idx, self.best)[0] for plan in self.plans(idx, self.best) if plan["then"] == "best"]
+        best += [result[0] for plan, result in self.evaluated(idx, self.best) if plan["then"] == "best"]
         return bottom, max(best)
 
     def single_shot(self, idx: np.ndarray) -> np.ndarray:
@@ -336,8 +372,7 @@ class _Planner:
         chosen, fallback = None, (single, None)
         if single[0] >= bar - 1e-12:
             chosen = (single, 0, None)
-        for plan in self.plans(idx, routed):  # a cascade must clear the bar by the margin for unseen prompts
-            result = self.run(plan, idx, routed)
+        for plan, result in self.evaluated(idx, routed):  # a cascade must clear the bar by the margin for unseen prompts
             if plan["second"] is None and result[2] >= 1.0 - 1e-12:
                 continue  # every prompt escalated: the first call is never used
             if result[0] <= single[0] + margin + 1e-12 and result[1] >= single[1] - 1e-12:
