@@ -73,6 +73,7 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
     data = align_to_router(data, router.models, source)
     answers = data.responses is not None
     verifier = verifier if verifier is not None else verifier_of(router)
+    verifier = None if verifier is None else _ScoresKept(verifier)
     for name, policy in policies.items():
         if policy is not None and policy.needs_verifier:
             if verifier is None:
@@ -149,6 +150,24 @@ def replay(router, data: RoutingData, policies: dict[str, Policy | None], *, fal
     report["oracle"] = {"mean_cost": float(ctx.oracle_point[0]), "quality": float(ctx.oracle_point[1])}
     report["random_mixing_aiq"] = float(ctx.aiq_zero)
     return report
+
+
+class _ScoresKept:
+    """A verifier that keeps each answer's score: a replay judges the same logged answer again at
+    every target and under every policy, and the score depends only on the answer and its context."""
+
+    def __init__(self, verifier) -> None:
+        self._verifier = verifier
+        self._scores: dict[tuple, float | None] = {}
+
+    def score(self, model, prompt, text, estimate, earlier=()):
+        key = (model, prompt, text, estimate, tuple(earlier))
+        if key not in self._scores:
+            self._scores[key] = self._verifier.score(model, prompt, text, estimate, earlier)
+        return self._scores[key]
+
+    def __getattr__(self, name):
+        return getattr(self._verifier, name)
 
 
 def _run_policy(router, policy, data, metadata, target, scores, col, passes, verifier=None, record=None) -> dict:
