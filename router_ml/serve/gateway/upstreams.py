@@ -6,7 +6,8 @@ recent failures. A timeout, a connection error, HTTP 429 or 5xx, a body that is 
 chat completion, or (streaming) a 200 that is not an event stream count as failures;
 so does a 401 or 403: the provider refused the *gateway's* credentials, which is never the
 client's fault, so it is never passed to the client as its own 401 (the failure names the
-model and the provider's host, never the key). Any other 4xx on the request's first
+model and the provider's host, never the key), and is not retried (the same key would be
+refused again): the chain moves on to its next model. Any other 4xx on the request's first
 attempt is the request's fault and goes back to the client (`UpstreamRejectedError`), with
 anything in it that looks like the provider's key redacted. Retries of one model wait: as long as
 its `Retry-After` asks (up to MAX_RETRY_AFTER_S; a longer wait moves on to the next
@@ -144,6 +145,8 @@ class Upstreams:
                                      "ms": round(1000 * (time.perf_counter() - started), 1),
                                      **({"status": exc.status} if exc.status else {}),
                                      **({"retry_after": exc.retry_after} if exc.retry_after is not None else {})})
+                    if exc.kind == "auth":
+                        break  # the same key would be refused again: next model, no retry
                     if attempt + 1 < tries and not self._wait_before_retry(attempt, exc, attempts[-1]):
                         break  # the provider asks for a longer wait than is worth it: next model
                     continue
