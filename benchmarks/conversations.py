@@ -18,8 +18,11 @@ Each conversation is routed on: every message's text joined (the gateway before 
 change), and `routing_text` with 0, 1 and 2 earlier user turns (context_chars 1000). The
 router is the default pipeline trained on the set's training side (per-model head); the
 outcomes scored are those of the bare prompt, so a routing text is as good as the routes it
-gives. The reference is routing the bare prompt; the target: the chosen window keeps AIQ and
-quality at the default target within 0.005 of the bare prompt on every set and shape.
+gives. The reference is routing the bare prompt. Each routing text's AIQ difference from the
+bare prompt has a 90 % paired bootstrap interval (the same resampled prompts for every text;
+cost estimates from the bare prompt's length, so only the routing text's embedding differs).
+The target: the chosen window keeps AIQ and quality at the default target within 0.005 of the
+bare prompt on every set and shape.
 
 Writes results/conversations.md and results/conversations.json.
 """
@@ -61,6 +64,18 @@ TOOL_RESULT = json.dumps({"results": [{"id": i, "title": f"Ticket {i}: printer o
                                        "created": f"2026-11-{i % 28 + 1:02d}T09:00:00Z"} for i in range(24)]})
 WINDOWS = (0, 1, 2)
 TOLERANCE = 0.005
+CONFIDENCE = 0.90
+RESAMPLES = 1000
+
+
+class TextsEmbedder:
+    """Embeds, for each bare prompt it is given, that prompt's routing text instead."""
+
+    def __init__(self, embedder, texts: dict[str, str]):
+        self.embedder, self.texts = embedder, texts
+
+    def encode(self, prompts, **kwargs):
+        return self.embedder.encode([self.texts[p] for p in prompts], **kwargs)
 
 
 def conversations(prompt: str, earlier: str, shape: str) -> list[dict]:
@@ -90,6 +105,7 @@ def main(argv=None) -> int:
     from router_ml import load_router
     from router_ml.policy.conversation import ConversationSettings, routing_text
     from router_ml.training.embed.cache import DiskCachedEmbedder
+    from router_ml.training.evaluate.comparison import paired_bootstrap
     from router_ml.training.evaluate.evaluation import evaluate_router
     from router_ml.training.fit.pipeline import TrainConfig, train
 
@@ -100,11 +116,11 @@ def main(argv=None) -> int:
         if not out.is_dir():  # trained once; delete the folder to train again
             config = TrainConfig(outcomes=str(bench.train), test_outcomes=str(bench.test) if bench.test else None,
                                  catalog=str(bench.catalog) if bench.catalog else None, out=str(out), overwrite=True,
-                                 test_size=bench.test_size, seed=bench.seed, strategy="per_model", mlflow=False,
+                                 test_size=bench.test_size, seed=bench.seed, strategy="per_model", mlflow=False, baselines=(),
                                  cache_dir=args.cache_dir, router_version=f"{bench.name}-conversations")
             train(config, log=lambda m, n=bench.name: print(f"  [{n}] {m}", flush=True), progress=False)
         router = load_router(out)
-        embedder = DiskCachedEmbedder(router.embedder, args.cache_dir)
+        embedder = DiskCachedEmbedder(router.embedder.embedder, args.cache_dir)
         test = test_data(bench)
         rng = np.random.default_rng(0)
         rows = np.sort(rng.choice(len(test), size=min(args.sample, len(test)), replace=False))
@@ -132,33 +148,48 @@ def main(argv=None) -> int:
             for name, texts in variants.items():
                 res[shape][name] = measure(texts)
                 print(f"{bench.name} {shape} / {name}: {res[shape][name]}", flush=True)
+            # AIQ differences from the bare prompt, on the same resampled prompts for every routing text
+            embedders = {"bare": embedder} | {name: TextsEmbedder(embedder, dict(zip(test.prompts, texts)))
+                                              for name, texts in variants.items()}
+            boot = paired_bootstrap(dict.fromkeys(embedders, router), test, resamples=RESAMPLES, embedders=embedders,
+                                    source="test prompts")
+            for name in variants:
+                diff = boot.difference("bare", name, "aiq", CONFIDENCE)
+                res[shape][name]["aiq_delta"] = {"point": diff.difference, "low": diff.low, "high": diff.high}
+                res[shape][name]["aiq_paired"] = diff.value_b
+            res["bare"]["aiq_paired"] = boot.values["bare"]["aiq"]
         results[bench.name] = res
 
     lines = ["# Routing text for conversations (benchmarks/conversations.py)", "",
              "Each test prompt wrapped in a conversation with a ~4,000-character agent system prompt and a tool",
-             "schema (see the module docstring); outcomes are the bare prompt's. AIQ over the target sweep; quality",
-             "and cost at the router's default target. Δ: against routing the bare prompt.", "",
-             "| data set | conversation | routing text | AIQ | Δ AIQ | quality | Δ quality | mean cost (USD) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "schema (see the module docstring); outcomes are the bare prompt's. AIQ over the target sweep (from the",
+             "paired measurement below); quality",
+             "and cost at the router's default target. Δ: against routing the bare prompt; Δ AIQ's interval is",
+             f"the {CONFIDENCE:.0%} paired bootstrap interval ({RESAMPLES} resamples; cost estimates from the bare",
+             "prompt's length, so only the routing text's embedding differs).", "",
+             "| data set | conversation | routing text | AIQ | Δ AIQ | interval | quality | Δ quality | mean cost (USD) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, res in results.items():
         bare = res["bare"]
-        lines.append(f"| {name} ({res['prompts']} prompts) | - | bare prompt | {bare['aiq']:.4f} | | "
+        lines.append(f"| {name} ({res['prompts']} prompts) | - | bare prompt | {bare['aiq_paired']:.4f} | | | "
                      f"{bare['quality']:.4f} | | {bare['mean_cost']:.3g} |")
         for shape, variants in res.items():
             if shape in ("prompts", "bare"):
                 continue
             for variant, m in variants.items():
-                lines.append(f"| {name} | {shape} | {variant} | {m['aiq']:.4f} | {m['aiq'] - bare['aiq']:+.4f} | "
-                             f"{m['quality']:.4f} | {m['quality'] - bare['quality']:+.4f} | {m['mean_cost']:.3g} |")
+                d = m["aiq_delta"]
+                lines.append(f"| {name} | {shape} | {variant} | {m['aiq_paired']:.4f} | {d['point']:+.4f} | "
+                             f"[{d['low']:+.4f}, {d['high']:+.4f}] | {m['quality']:.4f} | "
+                             f"{m['quality'] - bare['quality']:+.4f} | {m['mean_cost']:.3g} |")
     for name, res in results.items():
         bare = res["bare"]
         shapes = [s for s in res if s not in ("prompts", "bare")]
-        worst = {f"{s} AIQ": res[s]["last user turn + 1 earlier"]["aiq"] - bare["aiq"] for s in shapes} | \
+        worst = {f"{s} AIQ": res[s]["last user turn + 1 earlier"]["aiq_delta"]["point"] for s in shapes} | \
             {f"{s} quality": res[s]["last user turn + 1 earlier"]["quality"] - bare["quality"] for s in shapes}
         targets.append(Target(f"{name}: the default window (1 earlier turn) within {TOLERANCE} of the bare prompt "
                               f"(worst Δ {min(worst.values()):+.4f})", worst,
                               all(v >= -TOLERANCE for v in worst.values())))
-        old = {s: res[s]["all messages joined"]["aiq"] - bare["aiq"] for s in shapes}
+        old = {s: res[s]["all messages joined"]["aiq_delta"]["point"] for s in shapes}
         targets.append(Target(f"{name}: all messages joined loses AIQ on some conversation (worst Δ "
                               f"{min(old.values()):+.4f})", old, min(old.values()) < -TOLERANCE))
     return write_results(args.out, "conversations", "\n".join(lines), results, targets=targets)
