@@ -6,7 +6,9 @@ the same at training and at serving time:
 - `is_refusal`, `hedges`: the model declines, or qualifies its answer;
 - `final_answer`: the answer a reply commits to, normalised (a GSM8K `#### 18`, a
   `\\boxed{}`, "the answer is (B)", else the last number), so two answers can be compared
-  (`agree`);
+  (`agree`); `ANSWER_FORMS` are the other ways of reading one (a choice letter, the last
+  number, a code block, the last line, the whole text), among which training picks per pair
+  of models the one whose agreement predicts success on the log;
 - `arithmetic_errors`: worked arithmetic that does not hold (`13 - 4 = 8`, `<<9*2=19>>`),
   a strong sign that a reasoning answer went wrong;
 - `code_blocks` and `code_parses`: fenced code, and whether the Python in it parses;
@@ -144,9 +146,59 @@ def _normal_number(text: str) -> str:
     return f"{value:.6g}"
 
 
-def agree(a: str, b: str) -> bool | None:
-    """Do two answers commit to the same final answer? None when either commits to none."""
-    fa, fb = final_answer(a), final_answer(b)
+def _letter(text: str) -> str | None:
+    found = LETTER.search(text)
+    return (found.group(1) or found.group(2)).upper() if found else None
+
+
+def _last_number(text: str) -> str | None:
+    numbers = NUMBER.findall(text)
+    return _normal_number(numbers[-1]) if numbers else None
+
+
+def _code(text: str) -> str | None:
+    blocks = code_blocks(text)
+    return " ".join(blocks[0][1].split()) if blocks else None
+
+
+_MARKUP = re.compile(r"[*_`#>]+")
+
+
+def _last_line(text: str) -> str | None:
+    lines = [_MARKUP.sub("", raw).strip().lstrip("-•").rstrip(".!?;:,").strip().lower() for raw in text.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else None
+
+
+def _whole(text: str) -> str | None:
+    words = text.lower().split()
+    return " ".join(words) if words else None
+
+
+# What two answers are compared on: each form reads one kind of answer (the learned verifier
+# picks, per pair of models, the form whose agreement predicts success best on the log).
+ANSWER_FORMS = {
+    "final": final_answer,  # a marked answer (####, \boxed{}, "the answer is"), a choice letter, else the last number
+    "letter": _letter,  # the multiple-choice letter
+    "number": _last_number,  # the last number
+    "code": _code,  # the first fenced code block, whitespace collapsed
+    "line": _last_line,  # the last line with text, lower case, markup, a bullet and end punctuation dropped
+    "text": _whole,  # the whole answer, lower case, whitespace collapsed
+}
+
+
+def answer_in_form(text: str, form: str = "final") -> str | None:
+    """The answer `text` commits to, read in `form` (ANSWER_FORMS); None when it has none in that form."""
+    try:
+        read = ANSWER_FORMS[form]
+    except KeyError:
+        raise ValueError(f"answer form {form!r}: expected one of {sorted(ANSWER_FORMS)}") from None
+    return read(text or "")
+
+
+def agree(a: str, b: str, form: str = "final") -> bool | None:
+    """Do two answers commit to the same answer, read in `form`? None when either has none."""
+    fa, fb = answer_in_form(a, form), answer_in_form(b, form)
     if fa is None or fb is None:
         return None
     return fa == fb

@@ -12,7 +12,10 @@ cross-validated log loss on the training folds):
     text+estimate+embedding    and the answer's embedding by the router's embedder
 
 and, where two models' answers were logged on the same prompts, an *agreement* model for
-the second one (`after` the first): its set plus whether the two final answers agree.
+the second one (`after` the first): its set plus whether the two answers agree, read in the
+`answer_form` (router_ml.policy.answers.ANSWER_FORMS: the marked final answer, a choice
+letter, the last number, a code block, the last line, the whole text) whose agreement
+predicted success best on the training folds; "final" for routers trained before forms.
 
 **Escalation rule.** A cascade step's answer is kept unless its verifier score falls
 short of what escalating would bring: escalate when
@@ -41,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from router_ml.errors import ArtifactFormatError
-from router_ml.policy.answers import TEXT_FEATURES, agree, text_features
+from router_ml.policy.answers import ANSWER_FORMS, TEXT_FEATURES, agree, text_features
 
 VERIFIER_FILE = "verifier.npz"
 FORMAT = 1
@@ -70,8 +73,9 @@ def feature_names(features: str, dim: int = 0, after: str | None = None) -> list
 
 
 def feature_vector(features: str, prompt: str, text: str, estimate: float, embedding: np.ndarray | None = None,
-                   earlier: str | None = None, text_part: np.ndarray | None = None) -> np.ndarray:
-    """The features of one answer for a verifier using `features` (and agreement with `earlier`)."""
+                   earlier: str | None = None, text_part: np.ndarray | None = None, form: str = "final") -> np.ndarray:
+    """The features of one answer for a verifier using `features` (and agreement with `earlier`,
+    the two answers read in `form`)."""
     parts = []
     kinds = features.split("+")
     if "text" in kinds:
@@ -83,7 +87,7 @@ def feature_vector(features: str, prompt: str, text: str, estimate: float, embed
             raise ValueError("this verifier reads the answer's embedding")
         parts.append(np.asarray(embedding, dtype=np.float64))
     if earlier is not None:
-        same = agree(text, earlier)
+        same = agree(text, earlier, form)
         parts.append(np.array([float(same is True), float(same is None)]))
     return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -111,6 +115,7 @@ class Entry:
     features: str
     fit: LogisticModel
     validation: dict
+    answer_form: str = "final"  # how an agreement verifier reads the two answers (ANSWER_FORMS)
 
     @property
     def uses_embedding(self) -> bool:
@@ -156,8 +161,11 @@ class Verifier:
                                 np.asarray(arrays[f"{i}.coef"], dtype=np.float64), float(arrays[f"{i}.intercept"]))
             if not (len(fit.mean) == len(fit.scale) == len(fit.coef)):
                 raise ValueError(f"verifier entry {i}: arrays of different lengths")
+            form = e.get("answer_form", "final")
+            if form not in ANSWER_FORMS:
+                raise ValueError(f"verifier entry {i}: unknown answer form {form!r}, expected one of {sorted(ANSWER_FORMS)}")
             self.entries[(e["model"], e.get("after"))] = Entry(e["model"], e.get("after"), e["features"], fit,
-                                                               e.get("validation", {}))
+                                                               e.get("validation", {}), form)
         self.plans = sorted((CascadePlan.from_dict(p) for p in spec.get("plans", [])), key=lambda p: p.quality_target)
         for plan in self.plans:
             for model in (plan.first, plan.second):
@@ -190,7 +198,7 @@ class Verifier:
             if self.embedder is None:
                 raise ValueError(f"the verifier of {model} reads the answer's embedding, and no embedder was given")
             embedding = self.embedder.encode([text])[0]
-        x = feature_vector(entry.features, prompt, text, estimate, embedding, before)
+        x = feature_vector(entry.features, prompt, text, estimate, embedding, before, form=entry.answer_form)
         return float(entry.fit.predict(x)[0])
 
     def plan_for(self, quality_target: float) -> CascadePlan | None:

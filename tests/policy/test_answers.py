@@ -7,8 +7,10 @@ from hypothesis import strategies as st
 
 from router_ml.errors import PolicyError
 from router_ml.policy.answers import (
+    ANSWER_FORMS,
     TEXT_FEATURES,
     agree,
+    answer_in_form,
     arithmetic_errors,
     code_parses,
     final_answer,
@@ -114,3 +116,16 @@ def test_gsm8k_style_annotations_count_once_and_in_order():
     assert _worked_results(text) == ["18", "18", "20"]
     features = dict(zip(TEXT_FEATURES, text_features("Janet sells 9 eggs at $2", text)))
     assert features["final_is_last_result"] == 1.0 and features["prompt_numbers_used"] == 1.0
+
+
+def test_answer_forms_read_one_answer_each_way_and_agreement_follows_the_form():
+    text = "Let me check.\n```python\ndef f(xs):\n    return sorted(xs)[2]\n```\n**The answer is (C).**"
+    assert {form: answer_in_form(text, form) for form in ANSWER_FORMS} == {
+        "final": "C", "letter": "C", "number": "2", "code": "def f(xs): return sorted(xs)[2]",
+        "line": "the answer is (c)", "text": " ".join(text.lower().split())}
+    other = text.replace("sorted", "reversed")
+    assert agree(text, other) is True and agree(text, other, "code") is False
+    assert agree("no code here", text, "code") is None  # one has no answer in that form
+    assert answer_in_form("", "line") is None and answer_in_form("   ", "text") is None
+    with pytest.raises(ValueError, match="answer form 'xml'"):
+        answer_in_form(text, "xml")

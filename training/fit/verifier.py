@@ -11,7 +11,10 @@ comes from a head that saw that row; its own scores used for planning are out-of
    best is refitted on all its rows. The report gives its out-of-fold AUC and calibration
    error beside the prompt-only estimate's on the same rows.
 2. For each pair of cheap models answered on the same prompts: an agreement verifier for
-   the second, kept only if its out-of-fold log loss beats the second's own verifier there.
+   the second, with the two answers read in each of ANSWER_FORMS (the marked final answer,
+   a choice letter, the last number, a code block, the last line, the whole text: the
+   answer format is learned from the log, not set per benchmark); the form with the lowest
+   out-of-fold log loss is kept, and only if it beats the second's own verifier there.
 3. Cascades: every cascade (a first model, optionally a second kept by agreement,
    escalation to the router's choice at the target or to the model it rates best,
    thresholds on a grid of margins) is scored on the complete training prompts with the
@@ -39,7 +42,7 @@ from collections.abc import Callable
 import numpy as np
 
 from router_ml.core.decision import QualitySchedule, choose
-from router_ml.policy.answers import text_features
+from router_ml.policy.answers import ANSWER_FORMS, text_features
 from router_ml.policy.verifier import AGREEMENT_FEATURES, FEATURE_SETS, FORMAT, THEN, feature_names, logit
 from router_ml.training.data.outcomes import RoutingData
 from router_ml.training.evaluate import metrics
@@ -121,7 +124,8 @@ class _Features:
             self._embedding[j] = full
         return self._embedding[j]
 
-    def matrix(self, j: int, features: str, rows: np.ndarray, after: int | None = None) -> np.ndarray:
+    def matrix(self, j: int, features: str, rows: np.ndarray, after: int | None = None, form: str = "final"
+               ) -> np.ndarray:
         kinds = features.split("+")
         parts = []
         if "text" in kinds:
@@ -133,7 +137,7 @@ class _Features:
         if after is not None:
             from router_ml.policy.answers import agree
 
-            same = [agree(self.data.responses[i, j], self.data.responses[i, after]) for i in rows]
+            same = [agree(self.data.responses[i, j], self.data.responses[i, after], form) for i in rows]
             parts.append(np.array([[float(s is True), float(s is None)] for s in same]))
         return np.hstack(parts)
 
@@ -201,26 +205,32 @@ def fit_verifier(data: RoutingData, oof: np.ndarray, fold_of: np.ndarray, schedu
             y = y_all[rows, j]
             if len(rows) < MIN_ROWS or min(y.sum(), len(y) - y.sum()) < MIN_CLASS:
                 continue
-            X = feats.matrix(j, base["features"], rows, after=e)
-            p = _out_of_fold(X, y, fold_of[rows], base["C"])
-            loss, own = _log_loss(p, y), _log_loss(oof_scores[(j, None)][rows], y)
+            own = _log_loss(oof_scores[(j, None)][rows], y)
+            by_form = {}  # how to read the two answers: the form whose agreement predicts success best
+            for form in ANSWER_FORMS:
+                X = feats.matrix(j, base["features"], rows, after=e, form=form)
+                p = _out_of_fold(X, y, fold_of[rows], base["C"])
+                by_form[form] = (_log_loss(p, y), X, p)
+            form = min(by_form, key=lambda f: by_form[f][0])
+            loss, X, p = by_form[form]
             if loss >= own:
                 log(f"  verifier: {data.models[j]} after {data.models[e]}: agreement does not help "
-                    f"(log loss {loss:.4f} vs {own:.4f}); not kept")
+                    f"(log loss {loss:.4f} vs {own:.4f}, answers read as {form}); not kept")
                 continue
             i = len(entries)
             fit = _fit_logistic(X, y, base["C"])
             arrays.update({f"{i}.{k}": v for k, v in fit.items()})
             validation = _validation(p, oof[rows, j], y, loss)
             validation["without_agreement_log_loss"] = own
+            validation["answer_forms"] = {f: round(v[0], 5) for f, v in by_form.items()}
             entries.append({"model": data.models[j], "after": data.models[e], "features": base["features"],
-                            "C": base["C"], "rows": int(len(rows)),
+                            "C": base["C"], "rows": int(len(rows)), "answer_form": form,
                             "feature_names": base["feature_names"] + list(AGREEMENT_FEATURES), "validation": validation})
             scores = np.full(len(data), np.nan)
             scores[rows] = p
             oof_scores[(j, e)] = scores
-            log(f"  verifier: {data.models[j]} after {data.models[e]}: agreement kept, AUC {_fmt(validation['auc'])}, "
-                f"log loss {loss:.4f} vs {own:.4f} without")
+            log(f"  verifier: {data.models[j]} after {data.models[e]}: agreement kept (answers read as {form}), AUC "
+                f"{_fmt(validation['auc'])}, log loss {loss:.4f} vs {own:.4f} without")
 
     if on_planning is not None:
         on_planning()
