@@ -35,6 +35,21 @@ def _quiet_pandas_warning() -> None:
     warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
 
 
+LOCAL_PARTITIONS_PER_CORE = 4
+
+
+def local_cores(master: str | None) -> int | None:
+    """The cores of a `local`, `local[N]` or `local[*]` master (None: not a local master)."""
+    import re
+
+    found = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", (master or "").strip())
+    if not found:
+        return None
+    if found.group(1) in (None, "*"):
+        return 1 if found.group(1) is None else (os.cpu_count() or 1)
+    return max(1, int(found.group(1)))
+
+
 def spark_session(master: str | None = None, app_name: str = "router-ml", config: dict | None = None):
     """A SparkSession: `master` ("local[2]", "spark://host:7077", "yarn", "k8s://...", or "sc://host:15002"
     for a Spark Connect server) or, without one, whatever the environment says (`spark-submit`'s
@@ -61,6 +76,9 @@ def spark_session(master: str | None = None, app_name: str = "router-ml", config
     settings = {"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.sql.session.timeZone": "UTC"}
     if not remote:  # a Spark Connect server's own settings are fixed when it starts
         settings |= {"spark.ui.showConsoleProgress": "true", "spark.executorEnv.ROUTER_ML_ORT_THREADS": str(task_cpus)}
+    cores = local_cores(master)
+    if cores:  # Spark's 200 shuffle partitions are sized for a cluster: on one machine, tasks' overhead dominated
+        settings["spark.sql.shuffle.partitions"] = str(LOCAL_PARTITIONS_PER_CORE * cores)
     settings |= config or {}
     for key, value in settings.items():
         builder = builder.config(key, value)
