@@ -74,3 +74,20 @@ def test_plans_evaluated_at_once_equal_each_plan_run_alone():
     for (plan_a, result_a), (plan_b, result_b) in zip(batched, one_by_one):
         assert plan_a == plan_b
         assert np.allclose(result_a, result_b, rtol=0, atol=1e-12), (plan_a, result_a, result_b)
+
+
+def test_a_cascade_is_not_kept_where_single_shot_at_a_higher_target_reaches_the_bar_for_less():
+    """At a low target single-shot may miss the bar by a hair; the cheapest cascade that clears it
+    can still cost three times as much (the demo's plan at target 0.025 did): single-shot then."""
+    p, scores = planner()
+    idx = np.arange(len(scores))
+    cascade = {"first": 0, "second": None, "then": "best", "thresholds": (0.1,)}
+    p.evaluated = lambda idx, routed: iter([(cascade, (0.845, 0.14, 0.4))])
+    p.run = lambda plan, idx, routed: (0.6801, 0.05, 0.0)
+    p._single[idx.tobytes()] = np.array([[0.6801, 0.05], [0.70, 0.06], [0.84, 0.14]])  # single-shot's curve
+    result, plan, bar, single = p.choose(idx, 0.025, 0.674, 0.94)
+    assert bar > single[0]  # single-shot at this target misses the bar ...
+    assert plan is None and result == single  # ... but at a higher one reaches it for 0.06, not 0.14
+    p._single[idx.tobytes()] = np.array([[0.6801, 0.05], [0.84, 0.14]])  # no single-shot point between
+    result, plan, _, _ = p.choose(idx, 0.025, 0.674, 0.94)
+    assert plan == cascade and result == (0.845, 0.14, 0.4)

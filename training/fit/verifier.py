@@ -28,7 +28,8 @@ comes from a head that saw that row; its own scores used for planning are out-of
    one left out, and the margin is their mean shortfall plus its standard error. A plan
    is never kept when it escalates every prompt (single-shot plus a call whose answer is
    never used) or when single-shot routing at some target is as good, within the margin,
-   for no more cost; where no plan reaches the bar, the best plan is kept only if it beats
+   for no more cost, nor when single-shot routing at some target reaches the bar for less
+   (a low target would otherwise buy far more quality than it asks for); where no plan reaches the bar, the best plan is kept only if it beats
    single-shot at the target by the margin, and otherwise the target routes single-shot. With
    fewer than MIN_PLAN_PROMPTS complete answered prompts no plan is made (the learned
    cascade then routes single-shot): below that a plan's gain cannot be told from noise.
@@ -371,7 +372,8 @@ class _Planner:
 
     def choose(self, idx: np.ndarray, target: float, bottom: float, top: float, margin: float = 0.0):
         """The cheapest plan reaching the target's bar (+ margin) on prompts `idx`, else the best one that beats
-        single-shot routing by the margin, else single-shot.
+        single-shot routing by the margin, else single-shot; and single-shot whenever single-shot routing at
+        another target reaches the bar for less than the chosen cascade.
 
         Never a plan that always escalates (single-shot with a wasted call), nor one that single-shot
         routing at some target matches (within the margin) for no more cost.
@@ -397,7 +399,17 @@ class _Planner:
                 chosen = (result, complexity, plan)
         if chosen is None:
             return fallback[0], fallback[1], bar, single
+        if chosen[2] is not None and self.cheaper_single_shot(idx, bar + margin, chosen[0][1]):
+            # Single-shot routing (at a higher target) reaches the bar for less: a cascade here would
+            # buy far more quality than the target asks for, at a cost a person would not expect of it.
+            return single, None, bar, single
         return chosen[0], chosen[2], bar, single
+
+    def cheaper_single_shot(self, idx: np.ndarray, bar: float, cost: float) -> bool:
+        """Does single-shot routing at some target reach `bar` for less than `cost` on prompts `idx`?"""
+        curve = self.single_shot(idx)
+        reach = curve[curve[:, 0] >= bar - 1e-12]
+        return bool(len(reach)) and float(reach[:, 1].min()) < cost - 1e-12
 
 
 def plan_cascades(data: RoutingData, oof: np.ndarray, verifier_oof: dict, schedule: QualitySchedule,
