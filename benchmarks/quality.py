@@ -30,7 +30,11 @@ target.
 Targets (issue 2): MMLU APGR >= 0.66; on LLMRouter the router reaches the best single
 model's quality at <= 50 % of its cost; router-ml beats kNN on both. (Issue 4): the
 ONNX router's vectors have cosine >= 0.98 to torch's, its routes agree on >= 97 % at the
-default target, and no metric is worse by more than 0.005. Embeddings are cached
+default target, and no metric is worse by more than 0.005. (Issue 23): on every set the router
+is not shown worse than any baseline the project ships (kNN, MLP, SW ranking for two models,
+per-model logistic, the blend): each 90 % paired interval of router minus baseline, on AIQ and
+the set's headline metric, reaches 0 or above. `--skip-embedders` and `--skip-onnx` leave
+those sections out. Embeddings are cached
 (router_ml.training.embed.cache), so a rerun only refits heads.
 """
 
@@ -253,8 +257,9 @@ def targets(results: dict) -> list[Target]:
 def main(argv=None) -> int:
     parser = benchmark_parser("quality", __doc__)
     parser.add_argument("--skip-onnx", action="store_true", help="leave out the ONNX parity section")
+    parser.add_argument("--skip-embedders", action="store_true", help="leave out the embedders section")
     args = parser.parse_args(argv)
-    from router_ml.training.evaluate.evaluation import comparison_rows, metrics_table
+    from router_ml.training.evaluate.evaluation import comparison_rows, metrics_table, versus_lines
     from router_ml.training.evaluate.report import write_report
 
     results = {}
@@ -262,7 +267,9 @@ def main(argv=None) -> int:
         print(f"== {bench.name}", flush=True)
         results[bench.name] = run(bench, args.workdir, args.cache_dir)
         write_report(results[bench.name]["report"], args.out / bench.name)
-        results[bench.name]["embedders"] = embedder_variants(bench, results[bench.name], args.workdir, args.cache_dir)
+        if not args.skip_embedders:
+            results[bench.name]["embedders"] = embedder_variants(bench, results[bench.name], args.workdir,
+                                                                 args.cache_dir)
         if not args.skip_onnx:
             results[bench.name]["onnx"] = onnx_parity(bench, results[bench.name], args.workdir, args.cache_dir)
 
@@ -271,19 +278,30 @@ def main(argv=None) -> int:
         report = res["report"]
         rows = [("router-ml" if i == 0 else label, m) for i, (label, m) in enumerate(comparison_rows(report))]
         sections += [f"## {name}: {report['prompts']} test prompts", "",
-                     metrics_table(rows, report["strong_model"] is not None), "", sweep_table(name, res),
+                     f"The head chosen by training: `{res['strategy']}` (trained in {res['seconds']:.0f} s).", "",
+                     metrics_table(rows, report["strong_model"] is not None), *versus_lines(report.get("versus_baselines")
+                                                                                            or {}), "",
+                     sweep_table(name, res),
                      "", f"Plots and per-task figures: [{name}/summary.md]({name}/summary.md).", ""]
-    sections += ["## Embedders", "",
-                 "Each embedder with the project's own head selection on the same training prompts, evaluated on the "
-                 "same test prompts, and compared with MiniLM by a paired bootstrap over those prompts "
-                 f"({RESAMPLES} resamples): an improvement is the embedder's metric minus MiniLM's.", "",
-                 embedder_table(results), ""]
+    if not args.skip_embedders:
+        sections += ["## Embedders", "",
+                     "Each embedder with the project's own head selection on the same training prompts, evaluated on "
+                     "the same test prompts, and compared with MiniLM by a paired bootstrap over those prompts "
+                     f"({RESAMPLES} resamples): an improvement is the embedder's metric minus MiniLM's.", "",
+                     embedder_table(results), ""]
     if not args.skip_onnx:
         sections += ["## ONNX parity", "",
                      "The same routers converted to the ONNX backend (same head), on the same test prompts. "
                      "A loss is how much worse the converted router is on a metric (negative: better).", "",
                      parity_table(results), ""]
     checks = targets(results)
+    for name, res in results.items():  # issue 23: never shown worse than a baseline we ship
+        versus = res["report"].get("versus_baselines") or {}
+        worst = {f"{b} {m}": v["upper"] for b, by_metric in versus.items() for m, v in by_metric.items()}
+        checks.append(Target(
+            f"{name}: the chosen router is not shown worse than any shipped baseline (every 90 % paired interval "
+            f"of router minus baseline reaches 0 or above; lowest upper bound {min(worst.values(), default=math.nan):+.4f})",
+            worst, bool(worst) and all(u >= 0 for u in worst.values())))
     for name, res in results.items():
         for precision, p in res.get("onnx", {}).items():
             checks.append(Target(
@@ -297,7 +315,8 @@ def main(argv=None) -> int:
                                "default": v["report"]["default"]}
                            for k, v in results.items()},
                "onnx_parity": {k: v.get("onnx") for k, v in results.items()},
-               "embedders": {k: v["embedders"] for k, v in results.items()}}
+               "versus_baselines": {k: v["report"].get("versus_baselines") for k, v in results.items()},
+               "embedders": {k: v.get("embedders") for k, v in results.items()}}
     return write_results(args.out, "quality", "\n".join(sections), figures, checks)
 
 
