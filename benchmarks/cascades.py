@@ -61,6 +61,13 @@ def trained(bench, workdir: Path, cache_dir) -> Path:
     return out
 
 
+def cached(router, cache_dir):
+    """The router's embedder behind the disk cache training filled: replays embed nothing twice."""
+    from router_ml.training.embed.cache import DiskCachedEmbedder
+
+    return DiskCachedEmbedder(router.embedder.embedder, cache_dir)
+
+
 def test_side(bench, router):
     from router_ml.training.data.outcomes import read_outcomes, split_prompts, to_routing_data
 
@@ -146,6 +153,7 @@ def gsm8k(bench, workdir: Path, cache_dir) -> dict:
     records = []
     policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
     report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
+                    embedder=cached(router, cache_dir),
                     source="GSM8K test half", log=lambda m: print(f"  [gsm8k replay] {m}", flush=True))
     data = replayed(records, test)
     weak, strong, strong_cost = data.scores[:, 0], data.scores[:, -1], data.costs[:, -1]
@@ -232,6 +240,7 @@ def demo(workdir: Path, cache_dir) -> dict:
     records = []
     policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
     report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
+                    embedder=cached(router, cache_dir),
                     source="demo holdout", log=lambda m: print(f"  [demo replay] {m}", flush=True))
     data = replayed(records, test)
     curves = {name: per_prompt(records, data, name) for name in policies}
@@ -293,11 +302,11 @@ def unchanged(bench, workdir: Path, cache_dir) -> dict:
     train_side, test = test_side(bench, router)
     policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
     try:
-        report = replay(router, test, policies, training=train_side)
+        report = replay(router, test, policies, training=train_side, embedder=cached(router, cache_dir))
         learned_refused = None
     except Exception as exc:  # the learned cascade needs answers and a verifier: it must say so
         learned_refused = str(exc)
-        report = replay(router, test, {"single-shot": None}, training=train_side)
+        report = replay(router, test, {"single-shot": None}, training=train_side, embedder=cached(router, cache_dir))
     return {"router": router.version, "has_verifier": "verifier" in router.manifest,
             "aiq": report["policies"]["single-shot"]["metrics"]["aiq"], "learned_cascade_refused": learned_refused,
             "prompts": report["prompts"]}
