@@ -370,10 +370,11 @@ class _Planner:
         curve = self.single_shot(idx)
         return bool(np.any((curve[:, 0] >= result[0] - margin - 1e-12) & (curve[:, 1] <= result[1] + 1e-12)))
 
-    def choose(self, idx: np.ndarray, target: float, bottom: float, top: float, margin: float = 0.0):
+    def choose(self, idx: np.ndarray, target: float, bottom: float, top: float, margin: float = 0.0,
+               prefer_single_shot: bool = True):
         """The cheapest plan reaching the target's bar (+ margin) on prompts `idx`, else the best one that beats
-        single-shot routing by the margin, else single-shot; and single-shot whenever single-shot routing at
-        another target reaches the bar for less than the chosen cascade.
+        single-shot routing by the margin, else single-shot; and (`prefer_single_shot`) single-shot whenever
+        single-shot routing at another target reaches the bar for less than the chosen cascade.
 
         Never a plan that always escalates (single-shot with a wasted call), nor one that single-shot
         routing at some target matches (within the margin) for no more cost.
@@ -399,7 +400,7 @@ class _Planner:
                 chosen = (result, complexity, plan)
         if chosen is None:
             return fallback[0], fallback[1], bar, single
-        if chosen[2] is not None and self.cheaper_single_shot(idx, bar + margin, chosen[0][1]):
+        if prefer_single_shot and chosen[2] is not None and self.cheaper_single_shot(idx, bar + margin, chosen[0][1]):
             # Single-shot routing (at a higher target) reaches the bar for less: a cascade here would
             # buy far more quality than the target asks for, at a cost a person would not expect of it.
             return single, None, bar, single
@@ -433,7 +434,8 @@ def plan_cascades(data: RoutingData, oof: np.ndarray, verifier_oof: dict, schedu
         bottom, top = planner.top(fit)
         held_bottom, held_top = planner.top(held)
         for target in TARGET_GRID[1:-1]:
-            _, plan, _, _ = planner.choose(fit, target, bottom, top)
+            # the cascades' own shortfall: single-shot kept where it is cheaper elsewhere is not a cascade's
+            _, plan, _, _ = planner.choose(fit, target, bottom, top, prefer_single_shot=False)
             routed = planner.routed(target)
             held_bar = max(planner.run(None, held, routed)[0], held_bottom + target * (held_top - held_bottom))
             shortfalls.append(held_bar - planner.run(plan, held, routed)[0])
