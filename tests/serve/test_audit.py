@@ -128,8 +128,10 @@ def test_full_database_keeps_records_queued_and_reports_it(tmp_path):
     written = store.count()
     assert 0 < written < 200
     store.close()  # on exit the writer gives up on what cannot be written, and counts it
-    assert store.stats()["dropped"] == 200 - written
-    assert AuditStore(tmp_path / "a.sqlite").count() == written  # and the database is still readable
+    # Every accepted record is either in the database or counted as dropped (the writer may still
+    # have fitted a batch in after the count above, when SQLite reused freed pages).
+    final = AuditStore(tmp_path / "a.sqlite").count()  # and the database is still readable
+    assert written <= final < 200 and store.stats()["dropped"] == 200 - final
 
 
 def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path, monkeypatch):
