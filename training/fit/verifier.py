@@ -29,8 +29,9 @@ comes from a head that saw that row; its own scores used for planning are out-of
    is never kept when it escalates every prompt (single-shot plus a call whose answer is
    never used) or when single-shot routing at some target is as good, within the margin,
    for no more cost, nor when single-shot routing at some target reaches the bar for less
-   (a low target would otherwise buy far more quality than it asks for); where no plan reaches the bar, the best plan is kept only if it beats
-   single-shot at the target by the margin, and otherwise the target routes single-shot. With
+   (a low target would otherwise buy far more quality than it asks for); where no plan
+   reaches the bar, the best plan is kept only if it beats single-shot at the target by the
+   margin, and otherwise the target routes single-shot. With
    fewer than MIN_PLAN_PROMPTS complete answered prompts no plan is made (the learned
    cascade then routes single-shot): below that a plan's gain cannot be told from noise.
 """
