@@ -111,6 +111,20 @@ def per_prompt(records: list[dict], data, policy: str) -> dict[float, tuple[np.n
     return out
 
 
+def both_policies(router, test, train_side, cache_dir, source: str, label: str):
+    """Single-shot routing and the learned cascade replayed on `test` at every target of TARGETS:
+    (policies, the replay's report, the prompts it decided, each policy's per-prompt curves)."""
+    from router_ml.training.evaluate.replay import replay
+
+    records = []
+    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
+    report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
+                    embedder=cached(router, cache_dir), source=source,
+                    log=lambda m: print(f"  [{label} replay] {m}", flush=True))
+    data = replayed(records, test)
+    return policies, report, data, {name: per_prompt(records, data, name) for name in policies}
+
+
 def figures(curves: dict, rows: np.ndarray, data) -> dict:
     """APGR, CPT, cost to match the strong model and AIQ of one policy on prompts `rows`."""
     from router_ml.training.evaluate import metrics
@@ -143,21 +157,14 @@ def perfect_bound(data) -> tuple[np.ndarray, np.ndarray]:
 
 def gsm8k(bench, workdir: Path, cache_dir) -> dict:
     from router_ml.training.evaluate import metrics
-    from router_ml.training.evaluate.replay import replay
 
     router = load_router(trained(bench, workdir, cache_dir))
     spec = router.manifest.get("verifier")
     if not spec:
         raise SystemExit("the GSM8K router has no verifier: were the answers imported?")
     train_side, test = test_side(bench, router)
-    records = []
-    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
-    report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
-                    embedder=cached(router, cache_dir),
-                    source="GSM8K test half", log=lambda m: print(f"  [gsm8k replay] {m}", flush=True))
-    data = replayed(records, test)
+    policies, report, data, curves = both_policies(router, test, train_side, cache_dir, "GSM8K test half", "gsm8k")
     weak, strong, strong_cost = data.scores[:, 0], data.scores[:, -1], data.costs[:, -1]
-    curves = {name: per_prompt(records, data, name) for name in policies}
     every = np.arange(len(data))
     result = {name: figures(curves[name], every, data) for name in policies}
     rng = np.random.default_rng(0)
@@ -218,9 +225,10 @@ def perfect_cascade(data) -> tuple[float, float]:
 def demo(workdir: Path, cache_dir) -> dict:
     """The synthetic demo (five models, templated answers): learned cascade against single-shot
     routing over the whole target sweep, and the perfect-check cascade."""
+    from router_ml.core.catalog import load_catalog
     from router_ml.training.data.demo import write_demo
+    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
     from router_ml.training.evaluate import metrics
-    from router_ml.training.evaluate.replay import replay
     from router_ml.training.fit.pipeline import TrainConfig, train
 
     files = write_demo(workdir / "demo-cascades", seed=7)
@@ -231,19 +239,10 @@ def demo(workdir: Path, cache_dir) -> dict:
                           cache_dir=cache_dir, router_version="demo-cascades"),
               log=lambda m: print(f"  [demo] {m}", flush=True), progress=False)
     router = load_router(out)
-    from router_ml.core.catalog import load_catalog
-    from router_ml.training.data.outcomes import read_outcomes, to_routing_data
-
     catalog = load_catalog(files["catalog"])
     train_side = to_routing_data(read_outcomes(files["outcomes"]), catalog, str(files["outcomes"]))
     test = to_routing_data(read_outcomes(files["holdout"]), catalog, str(files["holdout"]))
-    records = []
-    policies = {"single-shot": None, "learned-cascade": load_policy("learned-cascade", router.models)}
-    report = replay(router, test, policies, targets=TARGETS, training=train_side, decisions=records.append,
-                    embedder=cached(router, cache_dir),
-                    source="demo holdout", log=lambda m: print(f"  [demo replay] {m}", flush=True))
-    data = replayed(records, test)
-    curves = {name: per_prompt(records, data, name) for name in policies}
+    policies, report, data, curves = both_policies(router, test, train_side, cache_dir, "demo holdout", "demo")
     singles = np.column_stack([data.costs.mean(axis=0), data.scores.mean(axis=0)])
     best = int(np.lexsort((singles[:, 0], -singles[:, 1]))[0])
 
