@@ -19,6 +19,7 @@ Nothing here is imported by `router_ml` itself: Spark loads only when asked (the
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import warnings
@@ -40,8 +41,6 @@ LOCAL_PARTITIONS_PER_CORE = 4
 
 def local_cores(master: str | None) -> int | None:
     """The cores of a `local`, `local[N]` or `local[*]` master (None: not a local master)."""
-    import re
-
     found = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", (master or "").strip())
     if not found:
         return None
