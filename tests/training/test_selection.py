@@ -7,7 +7,7 @@ import pytest
 from router_ml.core.catalog import CostModel
 from router_ml.errors import ConfigError
 from router_ml.training.data.outcomes import RoutingData
-from router_ml.training.fit.selection import Candidate, fold_ids, out_of_fold, select_head
+from router_ml.training.fit.selection import Candidate, describe_choice, fold_ids, out_of_fold, select_head
 
 
 def routing_data(n=300, seed=0):
@@ -56,7 +56,7 @@ def test_folds_are_balanced_and_seeded():
 def test_the_winner_is_the_best_row_of_the_table_and_the_knob_spans_it():
     X, data = routing_data()
     candidates = [Candidate("per_model", {"C": 0.01}), Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 5})]
-    selection = select_head(X, data, candidates, folds=3, seed=0)
+    selection = select_head(X, data, candidates, folds=3, seed=0, anchor=None)
     # Every candidate, then the calibrated averages of the best few of different kinds (here one: 2 families).
     assert [row["candidate"] for row in selection.table[:3]] == [c.name for c in candidates]
     assert [row["strategy"] for row in selection.table[3:]] == ["ensemble"]
@@ -68,6 +68,36 @@ def test_the_winner_is_the_best_row_of_the_table_and_the_knob_spans_it():
     schedule = selection.schedule
     assert schedule.lam_for(0.0) == np.inf and schedule.lam_for(1.0) == 0.0
     assert 0.0 <= selection.default_quality_target <= 1.0
+
+
+def xor_data(n=600, seed=0):
+    """The cheap model succeeds on two opposite quadrants: no linear head can tell where, neighbours can."""
+    X, data = routing_data(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.normal(0, 1, (n, 2)).astype(np.float32)
+    easy = (X[:, 0] > 0) == (X[:, 1] > 0)
+    data.success[:, 0] = (easy & (rng.random(n) < 0.95)).astype(float)
+    data.scores[:, 0] = data.success[:, 0]
+    return X, data
+
+
+def test_the_plain_router_is_kept_unless_the_best_beats_it_measurably():
+    candidates = [Candidate("per_model", {"C": 1.0}), Candidate("per_model", {"C": 0.3}), Candidate("knn", {"k": 25})]
+    # Neighbours see the quadrants, the plain router cannot: the best beats it by far, and is chosen.
+    X, data = xor_data()
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    anchor = selection.report["anchor"]
+    assert anchor["candidate"] == "per_model(C=1.0)" and anchor["lower"] > 0 and not anchor["kept"]
+    assert selection.candidate.name == anchor["best"] == max(selection.table, key=lambda r: r["val_aiq"])["candidate"]
+    # Clusters a line separates: an average with neighbours edges out the plain router by chance, and loses.
+    X, data = routing_data()
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    anchor = selection.report["anchor"]
+    assert anchor["best"] != "per_model(C=1.0)" and anchor["difference"] > 0 and anchor["lower"] <= 0
+    assert anchor["kept"] and selection.candidate.name == "per_model(C=1.0)"
+    assert describe_choice(selection.report)[0].endswith("so the plain router per_model(C=1.0) is kept")
+    # Without the anchor the same figures choose the argmax.
+    assert select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=None).candidate.name == anchor["best"]
 
 
 def test_too_few_complete_prompts_is_a_named_error():
@@ -135,7 +165,10 @@ def test_the_choice_report_gives_the_runner_up_and_the_rule_measured_on_folds_it
     selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
     report = selection.report
     rows = {row["candidate"]: row["val_aiq"] for row in selection.table}
-    assert report["chosen"] == selection.candidate.name == max(rows, key=rows.get)
+    best = max(rows, key=rows.get)
+    anchor = report["anchor"]  # the best against the plain router: chosen only when the interval clears zero
+    assert anchor["best"] == best and anchor["kept"] == (anchor["lower"] <= 0)
+    assert report["chosen"] == selection.candidate.name == (best if anchor["lower"] > 0 else "per_model(C=1.0)")
     runner_up = max((name for name in rows if name != report["chosen"]), key=rows.get)
     assert report["runner_up"] == runner_up
     assert report["margin"]["difference"] == pytest.approx(rows[report["chosen"]] - rows[runner_up])
@@ -147,7 +180,8 @@ def test_the_choice_report_gives_the_runner_up_and_the_rule_measured_on_folds_it
         assert v["lower"] <= v["difference"] <= v["upper"]
     assert selection.validation["nested_aiq"] == nested["aiq"]
     lines = describe_choice(report)
-    assert lines[0].startswith(f"chose {report['chosen']}; runner-up {runner_up}")
+    assert lines[0].startswith(f"best by out-of-fold AIQ: {best}, {anchor['difference']:+.4f} against per_model(C=1.0)")
+    assert lines[1].startswith(f"chose {report['chosen']}; runner-up {runner_up}")
     assert any("vs SW ranking (sw())" in line for line in lines)
 
 
