@@ -42,3 +42,20 @@ def test_agreement_reads_the_answers_in_the_form_that_predicts_success():
     agreeing = verifier.score("b", "Write f.", good, 0.6, (("a", good),))
     disagreeing = verifier.score("b", "Write f.", good, 0.6, (("a", bad),))
     assert agreeing > disagreeing + 0.2
+
+
+def test_the_form_is_judged_nested_so_the_luckiest_of_several_useless_forms_is_not_kept():
+    from router_ml.training.fit.verifier import _log_loss, _nested_form_loss
+
+    rng = np.random.default_rng(3)
+    n = 400
+    y = (rng.random(n) < 0.6).astype(float)
+    folds = np.arange(n) % 5
+    # Six forms that know nothing: the best of them on all folds beats the honest constant by luck alone.
+    useless = {f"f{i}": np.clip(0.6 + rng.normal(0, 0.08, n), 0.01, 0.99) for i in range(6)}
+    luckiest = min(_log_loss(p, y) for p in useless.values())
+    nested = _nested_form_loss(useless, y, folds)
+    assert luckiest < nested  # choosing on the folds that score it flatters the winner
+    # One form that knows: chosen on every fold, so the nested loss is its own.
+    knowing = {**useless, "code": np.where(y == 1, 0.8, 0.2)}
+    assert _nested_form_loss(knowing, y, folds) == _log_loss(knowing["code"], y)

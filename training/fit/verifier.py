@@ -14,7 +14,8 @@ comes from a head that saw that row; its own scores used for planning are out-of
    the second, with the two answers read in each of ANSWER_FORMS (the marked final answer,
    a choice letter, the last number, a code block, the last line, the whole text: the
    answer format is learned from the log, not set per benchmark); the form with the lowest
-   out-of-fold log loss is kept, and only if it beats the second's own verifier there.
+   out-of-fold log loss is kept, and only if choosing the form that way beats the second's
+   own verifier when measured nested (each fold scored with the form chosen on the others).
 3. Cascades: every cascade (a first model, optionally a second kept by agreement,
    escalation to the router's choice at the target or to the model it rates best,
    thresholds on a grid of margins) is scored on the complete training prompts with the
@@ -90,6 +91,19 @@ def _out_of_fold(X: np.ndarray, y: np.ndarray, folds: np.ndarray, C: float) -> n
             continue
         out[held] = _predict(_fit_logistic(X[~held], y[~held], C), X[held])
     return out
+
+
+def _nested_form_loss(by_form: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray) -> float:
+    """The log loss of choosing the answer form by out-of-fold log loss, measured the nested way: each
+    fold's rows scored with the form chosen on the other folds (`by_form`: each form's out-of-fold
+    probabilities). Picking the best of several forms on the folds that score it flatters the winner;
+    this does not."""
+    nested = np.empty(len(y))
+    for k in np.unique(folds):
+        held = folds == k
+        chosen = min(by_form, key=lambda f: _log_loss(by_form[f][~held], y[~held]))
+        nested[held] = by_form[chosen][held]
+    return _log_loss(nested, y)
 
 
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -215,15 +229,18 @@ def fit_verifier(data: RoutingData, oof: np.ndarray, fold_of: np.ndarray, schedu
                 by_form[form] = (_log_loss(p, y), X, p)
             form = min(by_form, key=lambda f: by_form[f][0])
             loss, X, p = by_form[form]
-            if loss >= own:
+            nested = _nested_form_loss({f: v[2] for f, v in by_form.items()}, y, fold_of[rows])
+            if nested >= own:
                 log(f"  verifier: {data.models[j]} after {data.models[e]}: agreement does not help "
-                    f"(log loss {loss:.4f} vs {own:.4f}, answers read as {form}); not kept")
+                    f"(log loss {nested:.4f} with the form chosen without each fold, vs {own:.4f}; answers read "
+                    f"as {form}); not kept")
                 continue
             i = len(entries)
             fit = _fit_logistic(X, y, base["C"])
             arrays.update({f"{i}.{k}": v for k, v in fit.items()})
             validation = _validation(p, oof[rows, j], y, loss)
             validation["without_agreement_log_loss"] = own
+            validation["nested_log_loss"] = nested
             validation["answer_forms"] = {f: round(v[0], 5) for f, v in by_form.items()}
             entries.append({"model": data.models[j], "after": data.models[e], "features": base["features"],
                             "C": base["C"], "rows": int(len(rows)), "answer_form": form,
