@@ -182,3 +182,13 @@ def test_parser_defaults_and_options(tmp_path):
     args = parser.parse_args(["--workdir", str(tmp_path), "--out", "o", "--cache-dir", "c"])
     assert (args.workdir, args.out, args.cache_dir) == (tmp_path, Path("o"), "c")
     assert parser.prog == "python -m benchmarks.demo"
+
+
+def test_live_loop_summarises_only_the_parts_that_ran():
+    from benchmarks.live_loop import ONBOARD_MODEL, summarise
+
+    onboarded = [{"split": 0, "outcomes": 405, "requests": 1600, "aiq": 0.6069, "reference_aiq": 0.6203,
+                  "gap": 0.0134, "target_outcomes": 400, "served_to_new": 405, "in_router": True}]
+    markdown, figures, targets = summarise([], [], [], onboarded)  # `--parts c`: no part (a) to tabulate
+    assert f"## (c) Onboarding {ONBOARD_MODEL}" in markdown and "(a)" not in markdown
+    assert set(figures) == {"c"} and [t.passed for t in targets] == [False]
