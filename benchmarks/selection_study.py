@@ -17,9 +17,10 @@ The rules compared:
 
 - **best** (the rule before this study): the highest out-of-fold AIQ among the candidates
   and the calibrated averages of the best 2 and 3 of different families.
-- **per-model unless beaten** (the rule training ships since, `selection.ANCHOR`): "best",
-  unless it fails to beat the plain per-model logistic router (C=1) out of fold by a paired
-  90 % interval above zero; then the plain router.
+- **per-model unless beaten**: "best", unless it fails to beat the plain per-model logistic
+  router (C=1) out of fold by a paired 90 % interval above zero; then the plain router.
+- **blend unless beaten** (the rule training ships, `selection.ANCHOR`): the same with the
+  shipped blend (per-model logistic C=0.1 and kNN k=50) in the plain router's place.
 - **best over 3 fold seeds**: "best" on the mean out-of-fold AIQ of three fold assignments.
 - **best single**: the same without the averages.
 - **average of families**: the calibrated average of the best candidate of every family
@@ -48,7 +49,8 @@ from benchmarks.harness import benchmark_parser, write_results
 
 SETS = {"gsm8k": "routellm-gsm8k", "mmlu": "routellm-mmlu", "llmrouter": "llmrouter"}
 RULES = ("best", "best single", "average of families", "average unless beaten", "best over 3 fold seeds",
-         "per-model unless beaten")
+         "per-model unless beaten", "blend unless beaten")
+PER_MODEL = "per_model(C=1.0)"
 FOLD_SEEDS = 3
 
 
@@ -110,8 +112,11 @@ def pick(rule: str, chooser, boot, strong, choosers=()) -> str:
         return chooser.best()
     if rule == "best over 3 fold seeds":
         return repeated_best(choosers)
-    if rule == "per-model unless beaten":
+    if rule == "blend unless beaten":
         return chooser.choose()  # the rule training ships (selection.ANCHOR)
+    if rule == "per-model unless beaten":
+        best = chooser.best()
+        return best if best == PER_MODEL or chooser.compare(best, PER_MODEL).lower > 0 else PER_MODEL
     if rule == "best single":
         return max(chooser.base, key=lambda n: (chooser.aiq(n), -chooser.base.index(n)))
     average = family_average(chooser, chooser.base)

@@ -7,7 +7,7 @@ import pytest
 from router_ml.core.catalog import CostModel
 from router_ml.errors import ConfigError
 from router_ml.training.data.outcomes import RoutingData
-from router_ml.training.fit.selection import Candidate, describe_choice, fold_ids, out_of_fold, select_head
+from router_ml.training.fit.selection import ANCHOR, Candidate, describe_choice, fold_ids, out_of_fold, select_head
 
 
 def routing_data(n=300, seed=0):
@@ -81,22 +81,26 @@ def xor_data(n=600, seed=0):
     return X, data
 
 
+PLAIN = ("per_model", {"C": 1.0})  # the anchor in these tests (training's own is the blend: selection.ANCHOR)
+
+
 def test_the_plain_router_is_kept_unless_the_best_beats_it_measurably():
     candidates = [Candidate("per_model", {"C": 1.0}), Candidate("per_model", {"C": 0.3}), Candidate("knn", {"k": 25})]
     # Neighbours see the quadrants, the plain router cannot: the best beats it by far, and is chosen.
     X, data = xor_data()
-    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=PLAIN)
     anchor = selection.report["anchor"]
     assert anchor["candidate"] == "per_model(C=1.0)" and anchor["lower"] > 0 and not anchor["kept"]
     assert selection.candidate.name == anchor["best"] == max(selection.table, key=lambda r: r["val_aiq"])["candidate"]
     # Clusters a line separates: an average with neighbours edges out the plain router by chance, and loses.
     X, data = routing_data()
-    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=PLAIN)
     anchor = selection.report["anchor"]
     assert anchor["best"] != "per_model(C=1.0)" and anchor["difference"] > 0 and anchor["lower"] <= 0
     assert anchor["kept"] and selection.candidate.name == "per_model(C=1.0)"
-    assert describe_choice(selection.report)[0].endswith("so the plain router per_model(C=1.0) is kept")
-    # Without the anchor the same figures choose the argmax.
+    assert describe_choice(selection.report)[0].endswith("not measurably better, so per_model(C=1.0) is kept")
+    # Without an anchor the same figures choose the argmax; training's own anchor is the shipped blend.
+    assert ANCHOR == ("blend", {"C": 0.1, "k": 50})
     assert select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=None).candidate.name == anchor["best"]
 
 
@@ -162,7 +166,7 @@ def test_the_choice_report_gives_the_runner_up_and_the_rule_measured_on_folds_it
 
     X, data = routing_data()
     candidates = [Candidate("per_model", {"C": 1.0}), Candidate("knn", {"k": 25}), Candidate("sw", {})]
-    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100)
+    selection = select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=PLAIN)
     report = selection.report
     rows = {row["candidate"]: row["val_aiq"] for row in selection.table}
     best = max(rows, key=rows.get)

@@ -101,8 +101,9 @@ BASELINE_CANDIDATES: dict[str, tuple[str, dict]] = {
     "per-model logistic": ("per_model", {"C": 1.0}),
     "blend": ("blend", {"C": 0.1, "k": 50}),
 }
-# The plain per-model logistic router: kept unless the best option beats it by a paired interval above zero.
-ANCHOR = ("per_model", {"C": 1.0})
+# The blend of per-model logistic and kNN (the shipped "blend" baseline): kept unless the best option beats it
+# by a paired interval above zero.
+ANCHOR = ("blend", {"C": 0.1, "k": 50})
 ENSEMBLE_SIZES = (2, 3)  # a calibrated average of the best 2 or 3 candidates of different families
 # What each kind of head reads; an ensemble's members share none (a blend is already linear + neighbours).
 FAMILIES = {"per_model": {"linear"}, "cheapest_successful": {"label"}, "knn": {"neighbours"}, "sw": {"kernel"},
@@ -578,8 +579,8 @@ def describe_choice(report: dict) -> list[str]:
     lines = []
     anchor = report.get("anchor")
     if anchor:
-        verdict = (f"not measurably better, so the plain router {anchor['candidate']} is kept" if anchor["kept"]
-                   else "measurably better than the plain router")
+        verdict = (f"not measurably better, so {anchor['candidate']} is kept" if anchor["kept"]
+                   else f"measurably better, so it replaces {anchor['candidate']}")
         lines.append(f"best by out-of-fold AIQ: {anchor['best']}, {anchor['difference']:+.4f} against "
                      f"{anchor['candidate']} [{anchor['confidence']:.0%} paired interval {anchor['lower']:+.4f}, "
                      f"{anchor['upper']:+.4f}]: {verdict}")
