@@ -15,12 +15,13 @@ gets one held-out AIQ per split, on the same prompts.
 
 The rules compared:
 
-- **best** (the rule before this study): the highest out-of-fold AIQ among the candidates
+- **best** (the rule training ships): the highest out-of-fold AIQ among the candidates
   and the calibrated averages of the best 2 and 3 of different families.
 - **per-model unless beaten**: "best", unless it fails to beat the plain per-model logistic
-  router (C=1) out of fold by a paired 90 % interval above zero; then the plain router.
-- **blend unless beaten** (the rule training ships, `selection.ANCHOR`): the same with the
-  shipped blend (per-model logistic C=0.1 and kNN k=50) in the plain router's place.
+  router (C=1) out of fold by a paired 90 % interval above zero; then the plain router
+  (`select_head(anchor=...)`).
+- **blend unless beaten**: the same with the shipped blend (per-model logistic C=0.1 and
+  kNN k=50) in the plain router's place.
 - **best over 3 fold seeds**: "best" on the mean out-of-fold AIQ of three fold assignments.
 - **best single**: the same without the averages.
 - **average of families**: the calibrated average of the best candidate of every family
@@ -51,6 +52,7 @@ SETS = {"gsm8k": "routellm-gsm8k", "mmlu": "routellm-mmlu", "llmrouter": "llmrou
 RULES = ("best", "best single", "average of families", "average unless beaten", "best over 3 fold seeds",
          "per-model unless beaten", "blend unless beaten")
 PER_MODEL = "per_model(C=1.0)"
+BLEND = ("blend", {"C": 0.1, "k": 50})
 FOLD_SEEDS = 3
 
 
@@ -113,7 +115,7 @@ def pick(rule: str, chooser, boot, strong, choosers=()) -> str:
     if rule == "best over 3 fold seeds":
         return repeated_best(choosers)
     if rule == "blend unless beaten":
-        return chooser.choose()  # the rule training ships (selection.ANCHOR)
+        return chooser.choose()  # the chooser is anchored on BLEND
     if rule == "per-model unless beaten":
         best = chooser.best()
         return best if best == PER_MODEL or chooser.compare(best, PER_MODEL).lower > 0 else PER_MODEL
@@ -136,7 +138,6 @@ def one_split(X: np.ndarray, data, dev: np.ndarray, seed: int) -> dict[str, floa
     from router_ml.training.evaluate import metrics
     from router_ml.training.evaluate.paired import PairedBootstrap
     from router_ml.training.fit.selection import (
-        ANCHOR,
         BASELINE_CANDIDATES,
         SWEEP_POINTS,
         Candidate,
@@ -158,7 +159,7 @@ def one_split(X: np.ndarray, data, dev: np.ndarray, seed: int) -> dict[str, floa
     for repeat in range(FOLD_SEEDS):
         fold_of = fold_ids(len(train), 5, seed + 7919 * repeat)
         predictions = FoldPredictions(X[fit_rows], train, fold_of, k_max=k_max)
-        chooser = _Chooser(train, fold_of, train.complete, est, cost_scale, anchor=Candidate(*ANCHOR).name, seed=seed)
+        chooser = _Chooser(train, fold_of, train.complete, est, cost_scale, anchor=Candidate(*BLEND).name, seed=seed)
         for candidate in candidates:
             chooser.add(candidate, predictions.raw(candidate))
             chooser.base.append(candidate.name)

@@ -7,7 +7,7 @@ import pytest
 from router_ml.core.catalog import CostModel
 from router_ml.errors import ConfigError
 from router_ml.training.data.outcomes import RoutingData
-from router_ml.training.fit.selection import ANCHOR, Candidate, describe_choice, fold_ids, out_of_fold, select_head
+from router_ml.training.fit.selection import Candidate, describe_choice, fold_ids, out_of_fold, select_head
 
 
 def routing_data(n=300, seed=0):
@@ -81,7 +81,7 @@ def xor_data(n=600, seed=0):
     return X, data
 
 
-PLAIN = ("per_model", {"C": 1.0})  # the anchor in these tests (training's own is the blend: selection.ANCHOR)
+PLAIN = ("per_model", {"C": 1.0})  # the anchor in these tests (training has none by default)
 
 
 def test_the_plain_router_is_kept_unless_the_best_beats_it_measurably():
@@ -99,8 +99,7 @@ def test_the_plain_router_is_kept_unless_the_best_beats_it_measurably():
     assert anchor["best"] != "per_model(C=1.0)" and anchor["difference"] > 0 and anchor["lower"] <= 0
     assert anchor["kept"] and selection.candidate.name == "per_model(C=1.0)"
     assert describe_choice(selection.report)[0].endswith("not measurably better, so per_model(C=1.0) is kept")
-    # Without an anchor the same figures choose the argmax; training's own anchor is the shipped blend.
-    assert ANCHOR == ("blend", {"C": 0.1, "k": 50})
+    # Without an anchor (training's default) the same figures choose the argmax.
     assert select_head(X, data, candidates, folds=3, seed=0, resamples=100, anchor=None).candidate.name == anchor["best"]
 
 
